@@ -1,0 +1,35 @@
+# The two commands: `make run` (the whole embedded stack plus the simulator)
+# and `make test` (the whole suite). Both create the virtualenv on first use.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck check bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/streamapp dev --simulate
+
+test: $(STAMP)
+	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=85 $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check streamapp simulator tests bench
+	$(BIN)/ruff format --check streamapp simulator tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.licenses
+
+clean:
+	rm -rf $(VENV) .streamapp .pytest_cache .coverage

@@ -1,0 +1,1 @@
+"""The Salesforce simulator: posts customer records the way today's simulator does."""

@@ -1,0 +1,79 @@
+"""Post customer records to the Salesforce webhook at a steady rate, with a progress line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+import aiohttp
+
+from simulator.records import Population
+
+
+async def post_record(session: aiohttp.ClientSession, url: str, body: bytes) -> int:
+    """POST with no Content-Type header, exactly like the legacy simulator; retry while down."""
+    delay = 0.5
+    while True:
+        try:
+            async with session.post(url, data=body, skip_auto_headers=["Content-Type"]) as response:
+                await response.read()
+                if response.status < 500:
+                    return response.status
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 10.0)
+
+
+async def run(args: argparse.Namespace) -> int:
+    population = Population(args.customers, args.seed)
+    interval = 60.0 / args.rate if args.rate > 0 else 0.0
+    sent = 0
+    statuses: dict[int, int] = {}
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as session:
+        while args.count == 0 or sent < args.count:
+            customer = population.change()
+            status = await post_record(session, args.url, json.dumps(customer.record()).encode())
+            sent += 1
+            statuses[status] = statuses.get(status, 0) + 1
+            elapsed = time.monotonic() - started
+            summary = " ".join(f"{code}:{n}" for code, n in sorted(statuses.items()))
+            print(
+                f"\rsimulator: sent {sent} records in {elapsed:.0f}s [{summary}] last={customer.id}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+            if interval:
+                await asyncio.sleep(interval)
+    print(file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="simulator", description=__doc__)
+    parser.add_argument("--url", default="http://127.0.0.1:6066/salesforce/webhook")
+    parser.add_argument(
+        "--rate", type=float, default=6.0, help="records per minute (0: as fast as possible)"
+    )
+    parser.add_argument("--count", type=int, default=0, help="stop after this many (0: never)")
+    parser.add_argument("--customers", type=int, default=10, help="size of the customer population")
+    parser.add_argument("--seed", type=int, default=None, help="random seed for a repeatable run")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(run(args))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

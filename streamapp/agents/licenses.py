@@ -1,0 +1,219 @@
+"""License agents: records -> license updates (with table state), and the two Postgres sinks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import faust
+
+from streamapp.envelope import Envelope
+from streamapp.ingest import publish_all
+from streamapp.models.licenses import CustomerSnapshot, LicenseState, LicenseUpdate, decide
+from streamapp.models.salesforce import CustomerRecord
+from streamapp.retry import retry_transient
+from streamapp.sink import PostgresSink, event_position
+from streamapp.tables.licenses import dump_state, load_state
+from streamapp.tables.state import put
+
+if TYPE_CHECKING:
+    from streamapp.app import StreamApp
+
+log = logging.getLogger(__name__)
+PIPELINE = "licenses"
+
+# The record agent's batches: large enough to amortise the acknowledgement wait,
+# short enough in time that a lone record is not held back noticeably.
+RECORD_BATCH = 500
+RECORD_WITHIN = 0.05
+
+
+@dataclass
+class LicenseTopics:
+    inbound: faust.TopicT[Any, Any]
+    updates: faust.TopicT[Any, Any]
+    customers: faust.TopicT[Any, Any]
+
+
+class RecordProcessor:
+    """Turns customer records into license updates, keeping per-customer state in a table.
+
+    Per batch: decide every record against the state (pending writes included),
+    publish the updates and snapshots and wait for the broker's acknowledgement,
+    and only then write the new states to the table. A crash between the two
+    replays the batch; the outputs are re-sent with the same ids and the sinks
+    ignore them. The other order could lose an update for good.
+    """
+
+    def __init__(
+        self, app: StreamApp, topics: LicenseTopics, table: faust.Table[bytes, Any]
+    ) -> None:
+        self.app = app
+        self.topics = topics
+        self.table = table
+
+    async def run(self, stream: faust.StreamT[Any]) -> None:
+        async for events in stream.take_events(RECORD_BATCH, RECORD_WITHIN):
+            try:
+                await self.handle(events)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("licenses: unexpected error handling a batch of %d", len(events))
+
+    async def handle(self, events: Sequence[faust.EventT[Any, Any]]) -> None:
+        states: dict[bytes, tuple[faust.EventT[Any, Any], LicenseState]] = {}
+        updates: list[tuple[bytes, bytes]] = []
+        customers: list[tuple[bytes, bytes]] = []
+        for event in events:
+            envelope: Envelope | None = None
+            try:
+                envelope = Envelope.decode(event.value)
+                record = CustomerRecord.model_validate(envelope.payload)
+                key = record.id.encode()
+                current = states[key][1] if key in states else load_state(self.table.get(key))
+                decision = decide(current, envelope, record)
+            except Exception as exc:
+                log.warning(
+                    "licenses: cannot process %s: %r",
+                    event_position(event),
+                    exc,
+                    extra={
+                        "position": event_position(event),
+                        "event_id": getattr(envelope, "event_id", None),
+                    },
+                )
+                await self.app.dead_letters.send_event(
+                    event,
+                    pipeline=PIPELINE,
+                    reason="invalid_record",
+                    detail=repr(exc),
+                    event_id=str(envelope.event_id) if envelope else None,
+                )
+                continue
+            if decision.state is not None:
+                states[key] = (event, decision.state)
+            updates.extend((key, update.model_dump_json().encode()) for update in decision.updates)
+            if decision.customer is not None:
+                customers.append((key, decision.customer.model_dump_json().encode()))
+
+        await self._publish(self.topics.updates, updates)
+        await self._publish(self.topics.customers, customers)
+        for key, (event, state) in states.items():
+            put(self.table, event, key, dump_state(state))
+
+    async def _publish(
+        self, topic: faust.TopicT[Any, Any], messages: list[tuple[bytes, bytes]]
+    ) -> None:
+        if not messages:
+            return
+        settings = self.app.settings
+        await retry_transient(
+            lambda: publish_all(topic, messages, timeout=settings.ingest_ack_timeout),
+            what=f"publish {len(messages)} to {topic.get_topic_name()}",
+            initial=settings.retry_initial_backoff,
+            maximum=settings.retry_max_backoff,
+        )
+
+
+# --- sinks ------------------------------------------------------------------------
+
+UPSERT_LICENSE = """
+WITH changed AS (
+    INSERT INTO licenses AS l
+        (customer_id, sku, active, granted_at, revoked_at, effective_at, last_update_id)
+    VALUES ($1, $2, $3,
+            CASE WHEN $3 THEN $4::timestamptz END,
+            CASE WHEN NOT $3 THEN $4::timestamptz END,
+            $4, $5)
+    ON CONFLICT (customer_id, sku) DO UPDATE SET
+        active = excluded.active,
+        granted_at = CASE WHEN excluded.active THEN excluded.effective_at ELSE l.granted_at END,
+        revoked_at = CASE WHEN excluded.active THEN NULL ELSE excluded.effective_at END,
+        effective_at = excluded.effective_at,
+        last_update_id = excluded.last_update_id,
+        updated_at = now()
+    -- Only a real change, and never one older than what is stored: a replayed or
+    -- reordered update changes no row and therefore adds no history line.
+    WHERE l.active IS DISTINCT FROM excluded.active AND l.effective_at <= excluded.effective_at
+    RETURNING 1
+)
+INSERT INTO license_history (update_id, customer_id, sku, action, effective_at, source_event_id)
+SELECT $5, $1, $2, CASE WHEN $3 THEN 'grant' ELSE 'revoke' END, $4, $6
+WHERE EXISTS (SELECT 1 FROM changed)
+ON CONFLICT (update_id) DO NOTHING
+"""
+
+UPSERT_CUSTOMER = """
+INSERT INTO customers AS c
+    (id, name, account_manager, sales_engineer_id, signed_tos, effective_at, source_event_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (id) DO UPDATE SET
+    name = excluded.name,
+    account_manager = excluded.account_manager,
+    sales_engineer_id = excluded.sales_engineer_id,
+    signed_tos = excluded.signed_tos,
+    effective_at = excluded.effective_at,
+    source_event_id = excluded.source_event_id,
+    updated_at = now()
+WHERE c.effective_at <= excluded.effective_at AND c.source_event_id <> excluded.source_event_id
+"""
+
+
+async def write_license_updates(conn: asyncpg.Connection, updates: Sequence[LicenseUpdate]) -> None:
+    await conn.executemany(
+        UPSERT_LICENSE,
+        [
+            (
+                u.customer_id,
+                u.sku,
+                u.action == "grant",
+                u.effective_at,
+                u.update_id,
+                u.source_event_id,
+            )
+            for u in updates
+        ],
+    )
+
+
+async def write_customers(conn: asyncpg.Connection, snapshots: Sequence[CustomerSnapshot]) -> None:
+    await conn.executemany(
+        UPSERT_CUSTOMER,
+        [
+            (
+                s.customer_id,
+                s.name,
+                s.account_manager,
+                s.sales_engineer_id,
+                s.signed_tos,
+                s.effective_at,
+                s.source_event_id,
+            )
+            for s in snapshots
+        ],
+    )
+
+
+def license_update_sink(app: StreamApp) -> PostgresSink[LicenseUpdate]:
+    return PostgresSink(
+        app,
+        name="licenses.updates-sink",
+        pipeline=PIPELINE,
+        decode=LicenseUpdate.model_validate_json,
+        write=write_license_updates,
+    )
+
+
+def customer_sink(app: StreamApp) -> PostgresSink[CustomerSnapshot]:
+    return PostgresSink(
+        app,
+        name="licenses.customers-sink",
+        pipeline=PIPELINE,
+        decode=CustomerSnapshot.model_validate_json,
+        write=write_customers,
+    )

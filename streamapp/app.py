@@ -1,0 +1,84 @@
+"""The app factory: one Faust app with the core services, the core views and every pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import faust
+from mode import ServiceT
+
+from streamapp.db.migrate import Migration, load_migrations
+from streamapp.db.pool import Database
+from streamapp.deadletters import DeadLetters
+from streamapp.logs import make_handler
+from streamapp.pipeline import Pipeline, discover_pipelines
+from streamapp.settings import Settings
+
+
+class StreamApp(faust.App):  # type: ignore[misc]
+    """A Faust app that also carries the settings and the resources the pipelines share."""
+
+    settings: Settings
+    db: Database
+    dead_letters: DeadLetters
+    pipelines: list[Pipeline]
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        # The database starts before the consumer, so that migrations are applied
+        # and the pool is open before the first event reaches a sink agent; it
+        # stops after it for the same reason.
+        return [self.db, *super().on_init_dependencies()]
+
+
+def faust_options(settings: Settings) -> dict[str, Any]:
+    """Translate our settings into Faust's; kept apart so the mapping is easy to read."""
+    return {
+        "broker": settings.kafka_url,
+        "store": settings.table_store,
+        "autodiscover": False,
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": settings.topic_replication,
+        "broker_session_timeout": settings.broker_session_timeout,
+        "broker_heartbeat_interval": settings.broker_heartbeat_interval,
+        "broker_commit_interval": settings.broker_commit_interval,
+        "producer_linger": settings.producer_linger_ms / 1000.0,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "web_host": settings.web_host,
+        "web_port": settings.web_port,
+        "canonical_url": f"http://{settings.web_host}:{settings.web_port}",
+        "web_enabled": True,
+        "consumer_auto_offset_reset": "earliest",
+        "loghandlers": [make_handler(settings.log_format)],
+        # Tables recover from changelogs; on our embedded broker (memory storage) a
+        # changelog lives as long as the broker does.
+        "table_cleanup_interval": 60.0,
+    }
+
+
+def create_app(settings: Settings, pipelines: Sequence[Pipeline] | None = None) -> StreamApp:
+    """Build the app. Nothing here runs at import time: the caller passes the settings."""
+    chosen = list(pipelines) if pipelines is not None else discover_pipelines()
+    app = StreamApp(settings.app_id, **faust_options(settings))
+    app.settings = settings
+    app.pipelines = chosen
+    migrations: list[Migration] = []
+    for pipeline in chosen:
+        if pipeline.migrations:
+            migrations.extend(load_migrations(pipeline.name, pipeline.migrations))
+    app.db = Database(
+        settings.postgres_dsn,
+        migrations=migrations,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        connect_timeout=settings.db_connect_timeout,
+    )
+    app.dead_letters = DeadLetters(app)
+
+    from streamapp.web.core import register_core_views
+
+    register_core_views(app)
+    for pipeline in chosen:
+        pipeline.register(app)
+    return app

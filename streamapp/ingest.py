@@ -1,0 +1,37 @@
+"""Durable publishing: return only once the broker acknowledged every write."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+
+from streamapp.errors import DependencyUnavailable
+
+log = logging.getLogger(__name__)
+
+
+async def publish_all(
+    topic: faust.TopicT[Any, Any],
+    messages: Sequence[tuple[bytes, bytes]],
+    *,
+    timeout: float,
+) -> None:
+    """Send (key, value) pairs and wait for the broker's acknowledgement of all of them.
+
+    Raises `DependencyUnavailable` (503) when the broker does not acknowledge in
+    time: the caller is told to retry, and anything that did land is recognised
+    downstream by its event id.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            futures = [await topic.send(key=key, value=value) for key, value in messages]
+            await asyncio.gather(*futures)
+    except TimeoutError as exc:
+        raise DependencyUnavailable("the broker did not acknowledge the write in time") from exc
+    except Exception as exc:
+        log.warning("publish to %s failed: %r", topic.get_topic_name(), exc)
+        raise DependencyUnavailable(f"the broker refused the write: {exc!r}") from exc

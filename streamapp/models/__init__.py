@@ -1,0 +1,1 @@
+"""Pydantic models and the pure logic on them, one module per pipeline."""

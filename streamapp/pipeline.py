@@ -1,0 +1,43 @@
+"""What a pipeline is, and how the core finds them (the `streamapp.pipelines` entry points)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streamapp.app import StreamApp
+
+ENTRY_POINT_GROUP = "streamapp.pipelines"
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A pipeline declares its topics, tables, agents and views in `register`.
+
+    `migrations` names a package folder of `NNNN_name.sql` files applied at
+    start-up under the pipeline's own scope.
+    """
+
+    name: str
+    register: Callable[[StreamApp], None]
+    migrations: str | None = None
+
+
+def discover_pipelines(only: Iterable[str] | None = None) -> list[Pipeline]:
+    """Load every installed pipeline (or the named ones), sorted by name for a stable order."""
+    wanted = set(only) if only else None
+    found: list[Pipeline] = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if wanted is not None and ep.name not in wanted:
+            continue
+        pipeline = ep.load()
+        if not isinstance(pipeline, Pipeline):
+            raise TypeError(f"entry point {ep.name} is not a streamapp Pipeline")
+        found.append(pipeline)
+    if wanted is not None and wanted - {p.name for p in found}:
+        missing = ", ".join(sorted(wanted - {p.name for p in found}))
+        raise LookupError(f"unknown pipelines: {missing}")
+    return sorted(found, key=lambda p: p.name)

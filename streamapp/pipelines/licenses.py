@@ -1,0 +1,56 @@
+"""The licenses pipeline, declared in one place: Salesforce records -> licenses in PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from streamapp.agents.licenses import (
+    LicenseTopics,
+    RecordProcessor,
+    customer_sink,
+    license_update_sink,
+)
+from streamapp.pipeline import Pipeline
+from streamapp.tables.licenses import declare_license_state
+from streamapp.web.licenses import register_license_views
+
+if TYPE_CHECKING:
+    import faust
+
+    from streamapp.app import StreamApp
+
+INBOUND = "licenses.inbound"
+UPDATES = "licenses.updates"
+CUSTOMERS = "licenses.customers"
+
+
+def register(app: StreamApp) -> None:
+    # Every topic is keyed by customer id: per-customer order end to end.
+    topics = LicenseTopics(
+        inbound=app.topic(INBOUND, key_type=bytes, value_type=bytes),
+        updates=app.topic(UPDATES, key_type=bytes, value_type=bytes),
+        customers=app.topic(CUSTOMERS, key_type=bytes, value_type=bytes),
+    )
+    state = declare_license_state(app)
+    processor = RecordProcessor(app, topics, state)
+    updates_sink = license_update_sink(app)
+    customers_sink = customer_sink(app)
+
+    @app.agent(topics.inbound, name="licenses.records")
+    async def records(stream: faust.StreamT[Any]) -> None:
+        await processor.run(stream)
+
+    @app.agent(topics.updates, name="licenses.updates-sink")
+    async def updates(stream: faust.StreamT[Any]) -> None:
+        await updates_sink.run(stream)
+
+    @app.agent(topics.customers, name="licenses.customers-sink")
+    async def customers(stream: faust.StreamT[Any]) -> None:
+        await customers_sink.run(stream)
+
+    register_license_views(app, topics.inbound)
+
+
+pipeline = Pipeline(
+    name="licenses", register=register, migrations="streamapp.db.migrations.licenses"
+)

@@ -1,0 +1,110 @@
+"""The one settings object, read from `STREAMAPP_*` environment variables at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every knob streamapp has. Built once by the entry point and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMAPP_", frozen=True, extra="ignore", env_file_encoding="utf-8"
+    )
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    app_id: str = "streamapp"
+    data_dir: Path = Path(".streamapp")
+
+    # Where the real parts are. Unset means "use the embedded ones" (dev, services).
+    broker_url: str | None = None
+    database_url: SecretStr | None = None
+
+    # Kafka / Faust.
+    topic_partitions: int = Field(default=4, ge=1, le=256)
+    topic_replication: int = Field(default=1, ge=1)
+    # Tansu answers JoinGroup only after session_timeout/2: keep this small.
+    broker_session_timeout: float = Field(default=6.0, gt=0)
+    broker_heartbeat_interval: float = Field(default=1.0, gt=0)
+    broker_commit_interval: float = Field(default=1.0, gt=0)
+    producer_linger_ms: int = Field(default=5, ge=0)
+    table_store: str = "memory://"
+    worker_name: str = "worker"
+
+    # Web.
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1 * MiB, ge=1024)
+    # Ingest waits this long for the broker's acknowledgement before a 503.
+    ingest_ack_timeout: float = Field(default=10.0, gt=0)
+
+    # Salesforce webhook.
+    salesforce_secret: SecretStr | None = None
+    salesforce_org_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # PostgreSQL.
+    db_pool_min: int = Field(default=1, ge=0)
+    db_pool_max: int = Field(default=8, ge=1)
+    db_connect_timeout: float = Field(default=60.0, gt=0)
+
+    # Sinks: batch size and the longest a partial batch waits.
+    sink_batch_size: int = Field(default=2000, ge=1)
+    sink_batch_within: float = Field(default=0.25, gt=0)
+    # Retry of transient infrastructure errors: exponential backoff with a cap.
+    retry_initial_backoff: float = Field(default=0.2, gt=0)
+    retry_max_backoff: float = Field(default=30.0, gt=0)
+
+    # Embedded parts (used only when the URLs above are unset).
+    embedded_broker_host: str = "127.0.0.1"
+    embedded_broker_port: int = Field(default=19092, ge=1, le=65535)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "text"
+
+    @field_validator("salesforce_org_allowlist", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def services_env_file(self) -> Path:
+        return self.data_dir / "services.env"
+
+    @property
+    def kafka_url(self) -> str:
+        if self.broker_url is None:
+            raise ValueError("STREAMAPP_BROKER_URL is not set and no embedded broker is running")
+        return self.broker_url
+
+    @property
+    def postgres_dsn(self) -> str:
+        if self.database_url is None:
+            raise ValueError("STREAMAPP_DATABASE_URL is not set and no embedded PostgreSQL runs")
+        return self.database_url.get_secret_value()
+
+    @property
+    def salesforce_auth_enabled(self) -> bool:
+        """The shared-secret check is on whenever a secret is configured."""
+        return self.salesforce_secret is not None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, falling back to `<data_dir>/services.env` for the broker/DB URLs.
+
+    `streamapp services` writes that file, so a worker started in another shell finds
+    the embedded parts without the user copying URLs around. Real environment
+    variables always win over the file.
+    """
+    first = Settings(**overrides)  # type: ignore[arg-type]
+    env_file = first.services_env_file
+    if env_file.is_file() and (first.broker_url is None or first.database_url is None):
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type,call-arg]
+    return first

@@ -1,0 +1,19 @@
+"""Writing table state from batched processing, where Faust's "current event" is not the right one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+
+def put(table: faust.Table[Any, Any], event: faust.EventT[Any, Any], key: Any, value: Any) -> None:
+    """Set `table[key] = value` with the changelog on the partition of the event that carried `key`.
+
+    Inside `take_events` Faust's current event is the last of the batch, so a
+    plain `table[key] = value` would write the changelog to that event's
+    partition. Keys must stay co-partitioned with their source topic, or
+    recovery and `table_route` would look for them on the wrong worker.
+    """
+    table.data[key] = value
+    table.send_changelog(event.message.partition, key, value)

@@ -1,0 +1,1 @@
+"""HTTP views: the core ones (health, readiness, tables) and each pipeline's."""

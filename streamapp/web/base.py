@@ -1,0 +1,96 @@
+"""The base view: errors become JSON with status + reason; bodies are read under a size cap."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+
+from aiohttp import web as aioweb
+from faust.web import Request, Response, View
+from pydantic import ValidationError
+
+from streamapp.errors import (
+    MalformedBody,
+    PayloadTooLarge,
+    StreamappError,
+    Unauthorized,
+    ValidationFailed,
+)
+
+log = logging.getLogger(__name__)
+
+
+class JsonView(View):  # type: ignore[misc]
+    """Turns every `StreamappError` into `{"error": reason, "detail": ...}` with its status."""
+
+    async def dispatch(self, request: Any) -> Any:
+        try:
+            return await super().dispatch(request)
+        except StreamappError as exc:
+            return self.error_response(request, exc)
+
+    def error_response(self, request: Request, exc: StreamappError) -> Response:
+        return self.json(exc.to_json(), status=exc.status)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the whole body, refusing (413) as soon as it passes `limit` bytes.
+
+    The declared Content-Length is checked first so a huge upload is refused
+    before we read any of it; a missing or lying length is caught while reading.
+    """
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(65536)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Parse a JSON object body: 400 for bytes that are not JSON or not an object."""
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedBody(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise MalformedBody("body must be a JSON object")
+    return value
+
+
+def validation_errors(exc: ValidationError, prefix: str = "") -> ValidationFailed:
+    """A pydantic error as a 422 naming each offending field."""
+    errors = [
+        {
+            "field": prefix + ".".join(str(part) for part in err["loc"]),
+            "type": err["type"],
+            "message": err["msg"],
+        }
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    fields = ", ".join(sorted({e["field"] for e in errors}))
+    return ValidationFailed(f"invalid fields: {fields}", errors=errors)
+
+
+def check_shared_secret(request: aioweb.Request, secret: str | None) -> None:
+    """Constant-time shared-secret check (header or `?token=`); off when no secret is set."""
+    if secret is None:
+        return
+    auth = request.headers.get("Authorization", "")
+    offered = (
+        request.headers.get("X-Webhook-Secret")
+        or (auth[7:] if auth.lower().startswith("bearer ") else None)
+        or request.query.get("token")
+    )
+    if offered is None or not hmac.compare_digest(offered.encode(), secret.encode()):
+        raise Unauthorized("missing or wrong shared secret")

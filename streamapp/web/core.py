@@ -1,0 +1,114 @@
+"""Core views every deployment has: liveness, readiness and table inspection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from faust.web import Request, Response
+
+from streamapp.errors import NotFound
+from streamapp.web.base import JsonView
+
+if TYPE_CHECKING:
+    from streamapp.app import StreamApp
+
+
+async def broker_reachable(broker_url: str, timeout: float = 2.0) -> bool:
+    """Can we open a TCP connection to at least one bootstrap server?"""
+    for server in broker_url.split(";"):
+        for host_port in server.split(","):
+            parts = urlsplit(host_port if "://" in host_port else f"kafka://{host_port}")
+            try:
+                async with asyncio.timeout(timeout):
+                    _, writer = await asyncio.open_connection(parts.hostname, parts.port or 9092)
+                writer.close()
+                await writer.wait_closed()
+                return True
+            except (OSError, TimeoutError):
+                continue
+    return False
+
+
+def jsonable(value: Any) -> Any:
+    """Table values are JSON-able by construction; bytes keys/values are shown as text."""
+    if isinstance(value, bytes):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value.decode(errors="replace")
+    return value
+
+
+def register_core_views(app: StreamApp) -> None:
+    @app.page("/health")
+    class Health(JsonView):
+        """Liveness: the process answers."""
+
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok"})
+
+    @app.page("/ready")
+    class Ready(JsonView):
+        """Readiness: the broker and PostgreSQL both answer (503 otherwise, naming which)."""
+
+        async def get(self, request: Request) -> Response:
+            broker_ok, db_ok = await asyncio.gather(
+                broker_reachable(app.settings.kafka_url), app.db.ping()
+            )
+            checks = {"broker": broker_ok, "database": db_ok}
+            ready = all(checks.values())
+            return self.json(
+                {"status": "ready" if ready else "unavailable", "checks": checks},
+                status=200 if ready else 503,
+            )
+
+    @app.page("/tables/")
+    class Tables(JsonView):
+        """Lists the tables and the partitions this worker holds for each."""
+
+        async def get(self, request: Request) -> Response:
+            assigned = app.assignor.assigned_actives() if app.assignor else set()
+            return self.json(
+                {
+                    "tables": [
+                        {
+                            "name": name,
+                            "changelog_topic": table.changelog_topic.get_topic_name(),
+                            "local_partitions": sorted(
+                                tp.partition
+                                for tp in assigned
+                                if tp.topic == table.changelog_topic.get_topic_name()
+                            ),
+                            "local_keys": len(table),
+                        }
+                        for name, table in sorted(app.tables.items())
+                    ]
+                }
+            )
+
+    @app.page("/tables/{table}/{key}")
+    class TableKey(JsonView):
+        """One key's value, answered by the worker that owns the key's partition."""
+
+        async def get(self, request: Request, table: str, key: str) -> Response:
+            try:
+                collection = app.tables[table]
+            except KeyError as exc:
+                raise NotFound(f"no table named {table!r}") from exc
+
+            # Raw-keyed tables (keys co-partitioned with a source topic) hold bytes.
+            lookup: Any = key.encode() if collection.key_serializer == "raw" else key
+
+            async def local(view: JsonView, req: Request) -> Response:
+                if lookup not in collection:
+                    raise NotFound(f"no key {key!r} in table {table!r}")
+                return self.json(
+                    {"table": table, "key": key, "value": jsonable(collection[lookup])}
+                )
+
+            routed = app.table_route(collection, match_info="key")(local)
+            response: Response = await routed(self, request)
+            return response

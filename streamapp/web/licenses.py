@@ -1,0 +1,230 @@
+"""Licenses views: the Salesforce webhook (JSON and SOAP) and the license read endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from faust.web import Request, Response
+from pydantic import ValidationError
+
+from streamapp.envelope import Envelope, derived_id
+from streamapp.errors import (
+    DependencyUnavailable,
+    Forbidden,
+    NotFound,
+    StreamappError,
+    is_retriable,
+)
+from streamapp.ingest import publish_all
+from streamapp.models.salesforce import (
+    parse_outbound_message,
+    parse_simulator_record,
+    soap_ack,
+    soap_fault,
+)
+from streamapp.web.base import JsonView, check_shared_secret, read_body, validation_errors
+
+if TYPE_CHECKING:
+    import faust
+
+    from streamapp.app import StreamApp
+
+MAX_HISTORY = 1000
+
+
+def is_xml(request: Request, body: bytes) -> bool:
+    """SOAP if the sender says XML, or (the simulator sends no Content-Type) if it looks like XML."""
+    content_type = request.headers.get("Content-Type", "").lower()
+    if "xml" in content_type:
+        return True
+    if "json" in content_type:
+        return False
+    return body.lstrip()[:1] == b"<"
+
+
+async def query(app: StreamApp, sql: str, *args: Any) -> list[Any]:
+    """Run a read query; a database that is down is a 503, not a 500."""
+    try:
+        async with app.db.pool.acquire() as conn:
+            return list(await conn.fetch(sql, *args))
+    except StreamappError:
+        raise
+    except Exception as exc:
+        if is_retriable(exc):
+            raise DependencyUnavailable(f"database unavailable: {exc!r}") from exc
+        raise
+
+
+def register_license_views(app: StreamApp, inbound: faust.TopicT[Any, Any]) -> None:
+    settings = app.settings
+    secret = settings.salesforce_secret.get_secret_value() if settings.salesforce_secret else None
+
+    @app.page("/salesforce/webhook")
+    class SalesforceWebhook(JsonView):
+        """Customer records from Salesforce: the simulator's JSON or a SOAP Outbound Message."""
+
+        async def post(self, request: Request) -> Response:
+            body = await read_body(request, settings.max_body_bytes)
+            request["streamapp_xml"] = is_xml(request, body)
+            check_shared_secret(request, secret)
+            if request["streamapp_xml"]:
+                return await self.outbound_message(body)
+            return await self.json_record(request, body)
+
+        async def json_record(self, request: Request, body: bytes) -> Response:
+            try:
+                customer = parse_simulator_record(body)
+            except ValidationError as exc:
+                raise validation_errors(exc) from exc
+            idempotency_key = request.headers.get("Idempotency-Key")
+            event_id = (
+                derived_id("salesforce.json", idempotency_key) if idempotency_key else uuid.uuid4()
+            )
+            envelope = Envelope(
+                event_id=event_id,
+                source="salesforce.json",
+                key=customer.id,
+                payload=customer.model_dump(mode="json"),
+            )
+            await publish_all(
+                inbound,
+                [(customer.id.encode(), envelope.encode())],
+                timeout=settings.ingest_ack_timeout,
+            )
+            return self.json({"status": "accepted", "event_ids": [str(event_id)]}, status=202)
+
+        async def outbound_message(self, body: bytes) -> Response:
+            message = parse_outbound_message(body)
+            allow = settings.salesforce_org_allowlist
+            if allow and message.organization_id not in allow:
+                raise Forbidden(f"organization {message.organization_id!r} is not allowed")
+            seen: dict[str, Envelope] = {}
+            for notification in message.notifications:
+                # The notification Id is stable across Salesforce's resends: derive the
+                # event id from it so the agent recognises a resend as a duplicate.
+                event_id = derived_id(
+                    "salesforce.soap", message.organization_id, notification.notification_id
+                )
+                seen.setdefault(
+                    str(event_id),
+                    Envelope(
+                        event_id=event_id,
+                        source=f"salesforce.soap.{notification.sobject_type.lower()}",
+                        key=notification.customer.id,
+                        occurred_at=notification.occurred_at,
+                        payload=notification.customer.model_dump(mode="json"),
+                    ),
+                )
+            await publish_all(
+                inbound,
+                [(env.key.encode(), env.encode()) for env in seen.values()],
+                timeout=settings.ingest_ack_timeout,
+            )
+            return self.bytes(
+                soap_ack(True),
+                content_type="text/xml; charset=utf-8",
+                status=200,
+                headers={"X-Event-Ids": ",".join(seen)},
+            )
+
+        def error_response(self, request: Request, exc: StreamappError) -> Response:
+            if request.get("streamapp_xml"):
+                # Salesforce reads SOAP: a Fault (never an Ack) makes it resend later.
+                return self.bytes(
+                    soap_fault(exc.reason, exc.detail),
+                    content_type="text/xml; charset=utf-8",
+                    status=exc.status,
+                    headers={"X-Error-Reason": exc.reason},
+                )
+            return super().error_response(request, exc)
+
+    @app.page("/licenses/{customer_id}")
+    class Licenses(JsonView):
+        """The customer's current licenses, one per SKU ever licensed."""
+
+        async def get(self, request: Request, customer_id: str) -> Response:
+            rows = await query(
+                app,
+                """
+                SELECT c.id AS customer, l.sku, l.active, l.granted_at, l.revoked_at
+                FROM (SELECT $1::text AS id) q
+                LEFT JOIN customers c ON c.id = q.id
+                LEFT JOIN licenses l ON l.customer_id = q.id
+                ORDER BY l.sku
+                """,
+                customer_id,
+            )
+            if rows[0]["customer"] is None and rows[0]["sku"] is None:
+                raise NotFound(f"unknown customer {customer_id!r}")
+            return self.json(
+                {
+                    "customer_id": customer_id,
+                    "licenses": [
+                        {
+                            "sku": row["sku"],
+                            "active": row["active"],
+                            "granted_at": _iso(row["granted_at"]),
+                            "revoked_at": _iso(row["revoked_at"]),
+                        }
+                        for row in rows
+                        if row["sku"] is not None
+                    ],
+                }
+            )
+
+    @app.page("/customers/{customer_id}/license-history")
+    class LicenseHistory(JsonView):
+        """Grants and revocations, newest first (`?limit=`, default 100, at most 1000)."""
+
+        async def get(self, request: Request, customer_id: str) -> Response:
+            limit = _limit(request.query.get("limit"))
+            rows = await query(
+                app,
+                """
+                SELECT update_id, sku, action, effective_at, source_event_id, recorded_at
+                FROM license_history WHERE customer_id = $1
+                ORDER BY effective_at DESC, recorded_at DESC, sku DESC
+                LIMIT $2
+                """,
+                customer_id,
+                limit,
+            )
+            if not rows:
+                known = await query(app, "SELECT 1 FROM customers WHERE id = $1", customer_id)
+                if not known:
+                    raise NotFound(f"unknown customer {customer_id!r}")
+            return self.json(
+                {
+                    "customer_id": customer_id,
+                    "history": [
+                        {
+                            "update_id": str(row["update_id"]),
+                            "sku": row["sku"],
+                            "action": row["action"],
+                            "effective_at": _iso(row["effective_at"]),
+                            "source_event_id": str(row["source_event_id"]),
+                            "recorded_at": _iso(row["recorded_at"]),
+                        }
+                        for row in rows
+                    ],
+                }
+            )
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _limit(raw: str | None) -> int:
+    from streamapp.errors import ValidationFailed
+
+    if raw is None:
+        return 100
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValidationFailed("limit must be an integer") from exc
+    if not 1 <= value <= MAX_HISTORY:
+        raise ValidationFailed(f"limit must be between 1 and {MAX_HISTORY}")
+    return value
