@@ -30,6 +30,11 @@ class JsonView(View):  # type: ignore[misc]
             return await super().dispatch(request)
         except StreamappError as exc:
             return self.error_response(request, exc)
+        except Exception:
+            # A bug, not the caller's fault: log it with the traceback and still answer
+            # in the same machine-readable shape.
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            return self.error_response(request, StreamappError("unexpected server error"))
 
     def error_response(self, request: Request, exc: StreamappError) -> Response:
         return self.json(exc.to_json(), status=exc.status)

@@ -123,7 +123,7 @@ def register_license_views(app: StreamApp, inbound: faust.TopicT[Any, Any]) -> N
             )
             return self.bytes(
                 soap_ack(True),
-                content_type="text/xml; charset=utf-8",
+                content_type="text/xml",
                 status=200,
                 headers={"X-Event-Ids": ",".join(seen)},
             )
@@ -133,7 +133,7 @@ def register_license_views(app: StreamApp, inbound: faust.TopicT[Any, Any]) -> N
                 # Salesforce reads SOAP: a Fault (never an Ack) makes it resend later.
                 return self.bytes(
                     soap_fault(exc.reason, exc.detail),
-                    content_type="text/xml; charset=utf-8",
+                    content_type="text/xml",
                     status=exc.status,
                     headers={"X-Error-Reason": exc.reason},
                 )

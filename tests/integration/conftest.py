@@ -1,0 +1,98 @@
+"""Session fixtures: one embedded stack and one real worker shared by the integration tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from tests.integration.stack import Services, Worker
+
+SECRET = "test-shared-secret"
+ORGS = "00D000000000001AAA,00D000000000002AAA"
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    stack = Services(tmp_path_factory.mktemp("stack"))
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+async def worker(services: Services, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Worker]:
+    proc = Worker(
+        services,
+        tmp_path_factory.mktemp("worker"),
+        STREAMAPP_SALESFORCE_SECRET=SECRET,
+        STREAMAPP_SALESFORCE_ORG_ALLOWLIST=ORGS,
+        STREAMAPP_MAX_BODY_BYTES=str(64 * 1024),
+        STREAMAPP_INGEST_ACK_TIMEOUT="5",
+        STREAMAPP_RETRY_MAX_BACKOFF="1",
+    )
+    proc.start()
+    await proc.wait_ready()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+async def db(services: Services) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(services.database_url, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+class Client:
+    """HTTP client for the worker; adds the shared secret unless told not to."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session = session
+        self.base = base
+
+    async def post(
+        self,
+        path: str,
+        body: bytes | dict[str, Any],
+        *,
+        secret: str | None = SECRET,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any, dict[str, str]]:
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        all_headers = dict(headers or {})
+        if secret is not None:
+            all_headers["X-Webhook-Secret"] = secret
+        async with self.session.post(
+            self.base + path, data=data, headers=all_headers, skip_auto_headers=["Content-Type"]
+        ) as response:
+            raw = await response.read()
+            return response.status, _decode(raw, response.content_type), dict(response.headers)
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        async with self.session.get(self.base + path) as response:
+            return response.status, _decode(await response.read(), response.content_type)
+
+
+def _decode(raw: bytes, content_type: str) -> Any:
+    if "json" in content_type:
+        return json.loads(raw)
+    return raw.decode()
+
+
+@pytest.fixture
+async def client(worker: Worker) -> AsyncIterator[Client]:
+    async with aiohttp.ClientSession() as session:
+        yield Client(session, worker.url)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
