@@ -102,3 +102,8 @@ def is_retriable(exc: BaseException) -> bool:
         return True
     # aiokafka's KafkaError carries `retriable` as class data.
     return bool(getattr(exc, "retriable", False))
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: message` for dead letters and logs (pydantic's repr omits the type)."""
+    return f"{type(exc).__name__}: {exc}"

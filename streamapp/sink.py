@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import asyncpg
 import faust
 
+from streamapp.errors import describe
 from streamapp.logs import position
 from streamapp.retry import retry_transient
 
@@ -73,7 +74,7 @@ class PostgresSink(Generic[T]):
                 decoded.append((event, self.decode(event.value)))
             except Exception as exc:
                 await self.app.dead_letters.send_event(
-                    event, pipeline=self.pipeline, reason="undecodable", detail=repr(exc)
+                    event, pipeline=self.pipeline, reason="undecodable", detail=describe(exc)
                 )
         if not decoded:
             return
@@ -91,7 +92,7 @@ class PostgresSink(Generic[T]):
                     await self._write([item])
                 except Exception as row_exc:
                     await self.app.dead_letters.send_event(
-                        event, pipeline=self.pipeline, reason="sink_rejected", detail=repr(row_exc)
+                        event, pipeline=self.pipeline, reason="sink_rejected", detail=describe(row_exc)
                     )
 
     async def _write(self, items: Sequence[T]) -> None:

