@@ -58,9 +58,7 @@ async def run(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simulator", description=__doc__)
     parser.add_argument("--url", default="http://127.0.0.1:6066/salesforce/webhook")
-    parser.add_argument(
-        "--rate", type=float, default=6.0, help="records per minute (0: as fast as possible)"
-    )
+    parser.add_argument("--rate", type=float, default=6.0, help="records per minute (0: as fast as possible)")
     parser.add_argument("--count", type=int, default=0, help="stop after this many (0: never)")
     parser.add_argument("--customers", type=int, default=10, help="size of the customer population")
     parser.add_argument("--seed", type=int, default=None, help="random seed for a repeatable run")

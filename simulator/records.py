@@ -19,9 +19,7 @@ class Customer:
     account_manager: str
     sales_engineer_id: str
     signed_tos: bool = False
-    skus: dict[str, bool] = field(
-        default_factory=lambda: {"SKU1": False, "SKU2": False, "SKU3": False}
-    )
+    skus: dict[str, bool] = field(default_factory=lambda: {"SKU1": False, "SKU2": False, "SKU3": False})
 
     def record(self) -> dict[str, Any]:
         """The flat JSON object the simulator posts (the legacy wire format)."""

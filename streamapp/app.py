@@ -16,7 +16,7 @@ from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.settings import Settings
 
 
-class StreamApp(faust.App):  # type: ignore[misc]
+class StreamApp(faust.App):
     """A Faust app that also carries the settings and the resources the pipelines share."""
 
     settings: Settings

@@ -105,12 +105,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def _spawn(argv: Sequence[str], **kwargs: object) -> subprocess.Popen[str]:
     from streamapp.embedded import die_with_parent
 
-    return subprocess.Popen(
-        list(argv),
-        preexec_fn=die_with_parent,
-        text=True,
-        **kwargs,  # type: ignore[call-overload]
+    proc: subprocess.Popen[str] = subprocess.Popen(  # type: ignore[call-overload]
+        list(argv), preexec_fn=die_with_parent, text=True, **kwargs
     )
+    return proc
 
 
 def _stop(proc: subprocess.Popen[str] | None, timeout: float = 15.0) -> None:
@@ -133,9 +131,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     # SIGTERM to us ends the worker (Faust handles it); make sure the children go too.
     try:
         if settings.broker_url is None or settings.database_url is None:
-            services = _spawn(
-                [sys.executable, "-m", "streamapp", "services"], stdout=subprocess.PIPE
-            )
+            services = _spawn([sys.executable, "-m", "streamapp", "services"], stdout=subprocess.PIPE)
             assert services.stdout is not None
             deadline = time.monotonic() + 120
             for line in services.stdout:
@@ -153,9 +149,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         settings = load_settings()
         if args.simulate:
             url = f"http://{settings.web_host}:{settings.web_port}/salesforce/webhook"
-            simulator = _spawn(
-                [sys.executable, "-m", "simulator", "--url", url, *args.simulator_args]
-            )
+            simulator = _spawn([sys.executable, "-m", "simulator", "--url", url, *args.simulator_args])
         return run_worker(settings)
     finally:
         _stop(simulator)
@@ -177,25 +171,17 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamapp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("services", help="run the embedded broker and PostgreSQL").set_defaults(
-        func=cmd_services
-    )
-    sub.add_parser("worker", help="run one worker (agents + web views)").set_defaults(
-        func=cmd_worker
-    )
+    sub.add_parser("services", help="run the embedded broker and PostgreSQL").set_defaults(func=cmd_services)
+    sub.add_parser("worker", help="run one worker (agents + web views)").set_defaults(func=cmd_worker)
     dev = sub.add_parser("dev", help="services + worker (+ simulator) in one process tree")
     dev.add_argument("--simulate", action="store_true", help="also run the Salesforce simulator")
-    dev.add_argument(
-        "simulator_args", nargs="*", help="extra simulator arguments (after --)", default=[]
-    )
+    dev.add_argument("simulator_args", nargs="*", help="extra simulator arguments (after --)", default=[])
     dev.set_defaults(func=cmd_dev)
     dl = sub.add_parser("dead-letters", help="read or re-inject dead letters")
     dl.add_argument("action", choices=["list", "replay"])
     dl.add_argument("--pipeline", help="only this pipeline's letters")
     dl.add_argument("--reason", help="only letters with this reason")
-    dl.add_argument(
-        "--id", action="append", dest="ids", help="only this dead_letter_id (repeatable)"
-    )
+    dl.add_argument("--id", action="append", dest="ids", help="only this dead_letter_id (repeatable)")
     dl.add_argument("--limit", type=int, default=1000, help="at most this many (list)")
     dl.add_argument("--json", action="store_true", help="one JSON object per line (list)")
     dl.add_argument("--dry-run", action="store_true", help="show what replay would send")

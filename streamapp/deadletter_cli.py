@@ -24,9 +24,7 @@ def bootstrap(broker_url: str) -> list[str]:
 
 async def read_dead_letters(settings: Settings) -> AsyncIterator[tuple[int, int, DeadLetter]]:
     """Every dead letter from the beginning to the current end, with partition and offset."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap(settings.kafka_url), enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(settings.kafka_url), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(DEAD_LETTER_TOPIC) or set()
@@ -97,9 +95,7 @@ async def replay_letters(settings: Settings, args: argparse.Namespace) -> int:
 
     Replaying twice is harmless: the pipelines recognise events by their ids.
     """
-    chosen = [
-        letter async for _, _, letter in read_dead_letters(settings) if _matches(letter, args)
-    ]
+    chosen = [letter async for _, _, letter in read_dead_letters(settings) if _matches(letter, args)]
     if args.dry_run:
         for letter in chosen:
             print(f"would replay {letter.dead_letter_id} -> {letter.replay_topic}")

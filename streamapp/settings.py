@@ -106,5 +106,5 @@ def load_settings(**overrides: object) -> Settings:
     first = Settings(**overrides)  # type: ignore[arg-type]
     env_file = first.services_env_file
     if env_file.is_file() and (first.broker_url is None or first.database_url is None):
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type,call-arg]
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
     return first

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import asyncpg
-import faust
 
 from streamapp.errors import describe
 from streamapp.logs import position
 from streamapp.retry import retry_transient
+from streamapp.typing import Event, Stream, concrete
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 Writer = Callable[[asyncpg.Connection, Sequence[T]], Awaitable[None]]
 
 
-def event_position(event: faust.EventT[Any, Any]) -> str:
+def event_position(event: Event) -> str:
     message = event.message
     return position(message.topic, message.partition, message.offset)
 
@@ -53,9 +53,9 @@ class PostgresSink(Generic[T]):
         self.decode = decode
         self.write = write
 
-    async def run(self, stream: faust.StreamT[Any]) -> None:
+    async def run(self, stream: Stream) -> None:
         settings = self.app.settings
-        async for events in stream.take_events(
+        async for events in concrete(stream).take_events(
             settings.sink_batch_size, settings.sink_batch_within
         ):
             try:
@@ -67,8 +67,8 @@ class PostgresSink(Generic[T]):
                 # on rather than crash the agent (Faust would ack the batch either way).
                 log.exception("%s: unexpected error handling a batch", self.name)
 
-    async def handle(self, events: Sequence[faust.EventT[Any, Any]]) -> None:
-        decoded: list[tuple[faust.EventT[Any, Any], T]] = []
+    async def handle(self, events: Sequence[Event]) -> None:
+        decoded: list[tuple[Event, T]] = []
         for event in events:
             try:
                 decoded.append((event, self.decode(event.value)))
@@ -92,7 +92,10 @@ class PostgresSink(Generic[T]):
                     await self._write([item])
                 except Exception as row_exc:
                     await self.app.dead_letters.send_event(
-                        event, pipeline=self.pipeline, reason="sink_rejected", detail=describe(row_exc)
+                        event,
+                        pipeline=self.pipeline,
+                        reason="sink_rejected",
+                        detail=describe(row_exc),
                     )
 
     async def _write(self, items: Sequence[T]) -> None:

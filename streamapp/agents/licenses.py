@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-import faust
+from faust.types import TableT
 
 from streamapp.envelope import Envelope
 from streamapp.errors import describe
@@ -20,6 +20,7 @@ from streamapp.retry import retry_transient
 from streamapp.sink import PostgresSink, event_position
 from streamapp.tables.licenses import dump_state, load_state
 from streamapp.tables.state import put
+from streamapp.typing import Event, Stream, Topic, concrete
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
@@ -35,9 +36,9 @@ RECORD_WITHIN = 0.05
 
 @dataclass
 class LicenseTopics:
-    inbound: faust.TopicT[Any, Any]
-    updates: faust.TopicT[Any, Any]
-    customers: faust.TopicT[Any, Any]
+    inbound: Topic
+    updates: Topic
+    customers: Topic
 
 
 class RecordProcessor:
@@ -50,15 +51,13 @@ class RecordProcessor:
     ignore them. The other order could lose an update for good.
     """
 
-    def __init__(
-        self, app: StreamApp, topics: LicenseTopics, table: faust.Table[bytes, Any]
-    ) -> None:
+    def __init__(self, app: StreamApp, topics: LicenseTopics, table: TableT[bytes, Any]) -> None:
         self.app = app
         self.topics = topics
         self.table = table
 
-    async def run(self, stream: faust.StreamT[Any]) -> None:
-        async for events in stream.take_events(RECORD_BATCH, RECORD_WITHIN):
+    async def run(self, stream: Stream) -> None:
+        async for events in concrete(stream).take_events(RECORD_BATCH, RECORD_WITHIN):
             try:
                 await self.handle(events)
             except asyncio.CancelledError:
@@ -66,8 +65,8 @@ class RecordProcessor:
             except Exception:
                 log.exception("licenses: unexpected error handling a batch of %d", len(events))
 
-    async def handle(self, events: Sequence[faust.EventT[Any, Any]]) -> None:
-        states: dict[bytes, tuple[faust.EventT[Any, Any], LicenseState]] = {}
+    async def handle(self, events: Sequence[Event]) -> None:
+        states: dict[bytes, tuple[Event, LicenseState]] = {}
         updates: list[tuple[bytes, bytes]] = []
         customers: list[tuple[bytes, bytes]] = []
         for event in events:
@@ -107,9 +106,7 @@ class RecordProcessor:
         for key, (event, state) in states.items():
             put(self.table, event, key, dump_state(state))
 
-    async def _publish(
-        self, topic: faust.TopicT[Any, Any], messages: list[tuple[bytes, bytes]]
-    ) -> None:
+    async def _publish(self, topic: Topic, messages: list[tuple[bytes, bytes]]) -> None:
         if not messages:
             return
         settings = self.app.settings

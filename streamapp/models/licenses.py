@@ -82,9 +82,7 @@ def decide(state: LicenseState | None, envelope: Envelope, record: CustomerRecor
     """
     event_id = envelope.event_id
     effective_at = envelope.effective_at
-    if state is not None and (
-        event_id == state.last_event_id or event_id in state.recent_event_ids
-    ):
+    if state is not None and (event_id == state.last_event_id or event_id in state.recent_event_ids):
         return Decision("duplicate")
     recent = ((state.recent_event_ids if state else ()) + (event_id,))[-RECENT_EVENTS:]
     if state is not None and effective_at < state.effective_at:

@@ -142,9 +142,7 @@ def _bool(value: str | None, field: str, errors: list[dict[str, Any]], where: st
         return True
     if text in ("false", "0"):
         return False
-    errors.append(
-        {"field": f"{where}.{field}", "type": "bool_parsing", "message": "must be true or false"}
-    )
+    errors.append({"field": f"{where}.{field}", "type": "bool_parsing", "message": "must be true or false"})
     return False
 
 
@@ -221,24 +219,18 @@ def parse_outbound_message(body: bytes) -> OutboundMessage:
     action = notifications_el.findtext(f"{{{OUTBOUND}}}ActionId", "").strip()
     errors: list[dict[str, Any]] = []
     if not org:
-        errors.append(
-            {"field": "OrganizationId", "type": "missing", "message": "required field is missing"}
-        )
+        errors.append({"field": "OrganizationId", "type": "missing", "message": "required field is missing"})
     items = notifications_el.findall(f"{{{OUTBOUND}}}Notification")
     if not items:
         errors.append({"field": "Notification", "type": "missing", "message": "no notifications"})
     if len(items) > MAX_NOTIFICATIONS:
-        raise ValidationFailed(
-            f"{len(items)} notifications; at most {MAX_NOTIFICATIONS} per message"
-        )
+        raise ValidationFailed(f"{len(items)} notifications; at most {MAX_NOTIFICATIONS} per message")
     notifications: list[Notification] = []
     for index, item in enumerate(items):
         where = f"Notification[{index}]"
         notification_id = item.findtext(f"{{{OUTBOUND}}}Id", "").strip()
         if not notification_id:
-            errors.append(
-                {"field": f"{where}.Id", "type": "missing", "message": "required field is missing"}
-            )
+            errors.append({"field": f"{where}.Id", "type": "missing", "message": "required field is missing"})
         sobject = item.find(f"{{{OUTBOUND}}}sObject")
         if sobject is None:
             errors.append(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from streamapp.agents.licenses import (
     LicenseTopics,
@@ -15,9 +15,8 @@ from streamapp.tables.licenses import declare_license_state
 from streamapp.web.licenses import register_license_views
 
 if TYPE_CHECKING:
-    import faust
-
     from streamapp.app import StreamApp
+    from streamapp.typing import Stream
 
 INBOUND = "licenses.inbound"
 UPDATES = "licenses.updates"
@@ -37,20 +36,18 @@ def register(app: StreamApp) -> None:
     customers_sink = customer_sink(app)
 
     @app.agent(topics.inbound, name="licenses.records")
-    async def records(stream: faust.StreamT[Any]) -> None:
+    async def records(stream: Stream) -> None:
         await processor.run(stream)
 
     @app.agent(topics.updates, name="licenses.updates-sink")
-    async def updates(stream: faust.StreamT[Any]) -> None:
+    async def updates(stream: Stream) -> None:
         await updates_sink.run(stream)
 
     @app.agent(topics.customers, name="licenses.customers-sink")
-    async def customers(stream: faust.StreamT[Any]) -> None:
+    async def customers(stream: Stream) -> None:
         await customers_sink.run(stream)
 
     register_license_views(app, topics.inbound)
 
 
-pipeline = Pipeline(
-    name="licenses", register=register, migrations="streamapp.db.migrations.licenses"
-)
+pipeline = Pipeline(name="licenses", register=register, migrations="streamapp.db.migrations.licenses")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import faust
+from faust.types import TableT
+
+from streamapp.typing import Event
 
 
-def put(table: faust.Table[Any, Any], event: faust.EventT[Any, Any], key: Any, value: Any) -> None:
+def put(table: TableT[Any, Any], event: Event, key: Any, value: Any) -> None:
     """Set `table[key] = value` with the changelog on the partition of the event that carried `key`.
 
     Inside `take_events` Faust's current event is the last of the batch, so a

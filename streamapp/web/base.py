@@ -18,11 +18,12 @@ from streamapp.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from streamapp.typing import aiohttp_request
 
 log = logging.getLogger(__name__)
 
 
-class JsonView(View):  # type: ignore[misc]
+class JsonView(View):
     """Turns every `StreamappError` into `{"error": reason, "detail": ...}` with its status."""
 
     async def dispatch(self, request: Any) -> Any:
@@ -40,12 +41,13 @@ class JsonView(View):  # type: ignore[misc]
         return self.json(exc.to_json(), status=exc.status)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(faust_request: Request, limit: int) -> bytes:
     """Read the whole body, refusing (413) as soon as it passes `limit` bytes.
 
     The declared Content-Length is checked first so a huge upload is refused
     before we read any of it; a missing or lying length is caught while reading.
     """
+    request = aiohttp_request(faust_request)
     declared = request.content_length
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-from faust.web import Request, Response
+from faust.types import TableT
+from faust.web import Request, Response, View
 
 from streamapp.errors import NotFound
 from streamapp.web.base import JsonView
@@ -55,9 +56,7 @@ def register_core_views(app: StreamApp) -> None:
         """Readiness: the broker and PostgreSQL both answer (503 otherwise, naming which)."""
 
         async def get(self, request: Request) -> Response:
-            broker_ok, db_ok = await asyncio.gather(
-                broker_reachable(app.settings.kafka_url), app.db.ping()
-            )
+            broker_ok, db_ok = await asyncio.gather(broker_reachable(app.settings.kafka_url), app.db.ping())
             checks = {"broker": broker_ok, "database": db_ok}
             ready = all(checks.values())
             return self.json(
@@ -95,19 +94,18 @@ def register_core_views(app: StreamApp) -> None:
 
         async def get(self, request: Request, table: str, key: str) -> Response:
             try:
-                collection = app.tables[table]
+                collection = cast("TableT[Any, Any]", app.tables[table])
             except KeyError as exc:
                 raise NotFound(f"no table named {table!r}") from exc
 
             # Raw-keyed tables (keys co-partitioned with a source topic) hold bytes.
-            lookup: Any = key.encode() if collection.key_serializer == "raw" else key
+            raw_keys = getattr(collection, "key_serializer", None) == "raw"
+            lookup: Any = key.encode() if raw_keys else key
 
-            async def local(view: JsonView, req: Request) -> Response:
+            async def local(view: View, req: Request) -> Response:
                 if lookup not in collection:
                     raise NotFound(f"no key {key!r} in table {table!r}")
-                return self.json(
-                    {"table": table, "key": key, "value": jsonable(collection[lookup])}
-                )
+                return self.json({"table": table, "key": key, "value": jsonable(collection[lookup])})
 
             routed = app.table_route(collection, match_info="key")(local)
             response: Response = await routed(self, request)

@@ -23,11 +23,10 @@ from streamapp.models.salesforce import (
     soap_ack,
     soap_fault,
 )
+from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import JsonView, check_shared_secret, read_body, validation_errors
 
 if TYPE_CHECKING:
-    import faust
-
     from streamapp.app import StreamApp
 
 MAX_HISTORY = 1000
@@ -56,7 +55,7 @@ async def query(app: StreamApp, sql: str, *args: Any) -> list[Any]:
         raise
 
 
-def register_license_views(app: StreamApp, inbound: faust.TopicT[Any, Any]) -> None:
+def register_license_views(app: StreamApp, inbound: Topic) -> None:
     settings = app.settings
     secret = settings.salesforce_secret.get_secret_value() if settings.salesforce_secret else None
 
@@ -66,9 +65,10 @@ def register_license_views(app: StreamApp, inbound: faust.TopicT[Any, Any]) -> N
 
         async def post(self, request: Request) -> Response:
             body = await read_body(request, settings.max_body_bytes)
-            request["streamapp_xml"] = is_xml(request, body)
-            check_shared_secret(request, secret)
-            if request["streamapp_xml"]:
+            raw = aiohttp_request(request)
+            raw["streamapp_xml"] = is_xml(request, body)
+            check_shared_secret(raw, secret)
+            if raw["streamapp_xml"]:
                 return await self.outbound_message(body)
             return await self.json_record(request, body)
 
@@ -78,9 +78,7 @@ def register_license_views(app: StreamApp, inbound: faust.TopicT[Any, Any]) -> N
             except ValidationError as exc:
                 raise validation_errors(exc) from exc
             idempotency_key = request.headers.get("Idempotency-Key")
-            event_id = (
-                derived_id("salesforce.json", idempotency_key) if idempotency_key else uuid.uuid4()
-            )
+            event_id = derived_id("salesforce.json", idempotency_key) if idempotency_key else uuid.uuid4()
             envelope = Envelope(
                 event_id=event_id,
                 source="salesforce.json",
@@ -129,7 +127,7 @@ def register_license_views(app: StreamApp, inbound: faust.TopicT[Any, Any]) -> N
             )
 
         def error_response(self, request: Request, exc: StreamappError) -> Response:
-            if request.get("streamapp_xml"):
+            if aiohttp_request(request).get("streamapp_xml"):
                 # Salesforce reads SOAP: a Fault (never an Ack) makes it resend later.
                 return self.bytes(
                     soap_fault(exc.reason, exc.detail),

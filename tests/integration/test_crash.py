@@ -42,7 +42,10 @@ async def test_sigkill_mid_stream_loses_and_doubles_nothing(worker: Worker, db: 
     population = Population(400, seed=random.randrange(2**32))
     # Every record flips one SKU of a customer whose TOS is signed: exactly one
     # license change, so exactly one history line each.
-    plan = [(c.id, json.dumps(c.record()).encode()) for c in (population.license_changing() for _ in range(RECORDS))]
+    plan = [
+        (c.id, json.dumps(c.record()).encode())
+        for c in (population.license_changing() for _ in range(RECORDS))
+    ]
     expected = {c.id: c.licensed() for c in population.customers}
     ids = list(expected)
     # Records of one customer go through one sender, in order (per-key ordering is the contract).

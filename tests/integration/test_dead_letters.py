@@ -61,7 +61,11 @@ async def test_undecodable_record_is_dead_lettered(
     letter = letters[0]
     assert letter.pipeline == "licenses"
     assert letter.reason == "invalid_record"
-    assert (letter.topic, letter.partition, letter.offset) == ("licenses.inbound", meta.partition, meta.offset)
+    assert (letter.topic, letter.partition, letter.offset) == (
+        "licenses.inbound",
+        meta.partition,
+        meta.offset,
+    )
     assert letter.position == f"licenses.inbound[{meta.partition}]@{meta.offset}"
     assert letter.key == b"junk"
     assert letter.replay_topic == "licenses.inbound"
@@ -69,17 +73,31 @@ async def test_undecodable_record_is_dead_lettered(
 
 
 async def test_replay_reinjects_the_original(
-    worker: Worker, settings: Settings, producer: AIOKafkaProducer, client: Client, capsys: pytest.CaptureFixture[str]
+    worker: Worker,
+    settings: Settings,
+    producer: AIOKafkaProducer,
+    client: Client,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # A letter as an earlier, since-fixed failure would have left it: a valid record.
     customer = CustomerRecord(
-        id=str(uuid.uuid4()), name="wonka.example.com", account_manager="Ken", signed_tos=True,
+        id=str(uuid.uuid4()),
+        name="wonka.example.com",
+        account_manager="Ken",
+        signed_tos=True,
         skus={"SKU1": False, "SKU2": True, "SKU3": False},
     )
     envelope = Envelope(event_id=uuid.uuid4(), source="test", key=customer.id, payload=customer.model_dump())
     letter = DeadLetter(
-        pipeline="licenses", reason="sink_rejected", detail="simulated", topic="licenses.inbound",
-        partition=0, offset=0, key_b64=None, value_b64="", replay_topic="licenses.inbound",
+        pipeline="licenses",
+        reason="sink_rejected",
+        detail="simulated",
+        topic="licenses.inbound",
+        partition=0,
+        offset=0,
+        key_b64=None,
+        value_b64="",
+        replay_topic="licenses.inbound",
     ).model_copy(update={"value_b64": __import__("base64").b64encode(envelope.encode()).decode()})
     await producer.send_and_wait(DEAD_LETTER_TOPIC, key=customer.id.encode(), value=letter.encode())
 
@@ -96,7 +114,8 @@ async def test_replay_reinjects_the_original(
     # Listing shows it, filtered by reason, as text and as JSON.
     assert await list_letters(settings, args(ids=[str(letter.dead_letter_id)])) == 0
     out = capsys.readouterr().out
-    assert str(letter.dead_letter_id) in out and "1 dead letter(s)" in out
+    assert str(letter.dead_letter_id) in out
+    assert "1 dead letter(s)" in out
     assert await list_letters(settings, args(ids=[str(letter.dead_letter_id)], json=True)) == 0
     assert '"reason": "sink_rejected"' in capsys.readouterr().out
 
@@ -121,9 +140,8 @@ async def test_sink_isolates_a_row_postgres_rejects(
 
     def update(sku: str) -> bytes:
         return (
-            '{"update_id": "%s", "customer_id": "%s", "sku": "%s", "action": "grant",'
-            ' "effective_at": "2026-01-01T00:00:00Z", "source_event_id": "%s"}'
-            % (uuid.uuid4(), cid, sku, uuid.uuid4())
+            f'{{"update_id": "{uuid.uuid4()}", "customer_id": "{cid}", "sku": "{sku}", "action": "grant",'
+            f' "effective_at": "2026-01-01T00:00:00Z", "source_event_id": "{uuid.uuid4()}"}}'
         ).encode()
 
     bad = update("SKU\\u0000")
@@ -138,7 +156,8 @@ async def test_sink_isolates_a_row_postgres_rejects(
     broken = await eventually(lambda: letters_with_value(settings, undecodable), lambda f: len(f) == 1)
     assert [letter.reason for letter in broken] == ["undecodable"]
     rows = await eventually(
-        lambda: db.fetch("SELECT sku, active FROM licenses WHERE customer_id = $1", cid), lambda r: len(r) == 1
+        lambda: db.fetch("SELECT sku, active FROM licenses WHERE customer_id = $1", cid),
+        lambda r: len(r) == 1,
     )
     assert [(r["sku"], r["active"]) for r in rows] == [("SKU1", True)]
 
@@ -147,7 +166,11 @@ def test_cli_lists_dead_letters(services: Services, worker: Worker) -> None:
     env = {**os.environ, "STREAMAPP_BROKER_URL": services.broker_url}
     done = subprocess.run(
         [sys.executable, "-m", "streamapp", "dead-letters", "list", "--reason", "invalid_record"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "dead letter(s)" in done.stdout

@@ -23,9 +23,7 @@ def active(body: Any) -> set[str]:
 
 
 async def history_count(db: asyncpg.Pool, customer_id: str) -> int:
-    count: int = await db.fetchval(
-        "SELECT count(*) FROM license_history WHERE customer_id = $1", customer_id
-    )
+    count: int = await db.fetchval("SELECT count(*) FROM license_history WHERE customer_id = $1", customer_id)
     return count
 
 
@@ -36,7 +34,9 @@ async def test_grant_then_revoke(client: Client, db: asyncpg.Pool) -> None:
     assert body["status"] == "accepted"
     assert len(body["event_ids"]) == 1
     cid = record["Id"]
-    status, body = await eventually(lambda: licenses_of(client, cid), lambda r: active(r[1]) == {"SKU1", "SKU2"})
+    status, body = await eventually(
+        lambda: licenses_of(client, cid), lambda r: active(r[1]) == {"SKU1", "SKU2"}
+    )
     assert status == 200
     assert active(body) == {"SKU1", "SKU2"}
     assert body["customer_id"] == cid
@@ -146,7 +146,9 @@ async def test_json_event_ids_are_in_the_topic_payload(client: Client, db: async
     _, body, _ = await client.post("/salesforce/webhook", record)
     event_id = body["event_ids"][0]
     source = await eventually(
-        lambda: db.fetchval("SELECT source_event_id::text FROM license_history WHERE customer_id=$1", record["Id"]),
+        lambda: db.fetchval(
+            "SELECT source_event_id::text FROM license_history WHERE customer_id=$1", record["Id"]
+        ),
         lambda v: v is not None,
     )
     assert source == event_id
@@ -168,7 +170,7 @@ def soap(notifications: list[tuple[str, str, dict[str, str]]], org: str = ORG) -
         "<soapenv:Body>"
         '<notifications xmlns="http://soap.sforce.com/2005/09/outbound">'
         f"<OrganizationId>{org}</OrganizationId><ActionId>04k000000000001AAA</ActionId>"
-        "<SessionId xsi:nil=\"true\"/>"
+        '<SessionId xsi:nil="true"/>'
         f"{items}</notifications></soapenv:Body></soapenv:Envelope>"
     ).encode()
 
@@ -198,7 +200,11 @@ async def test_soap_outbound_message(client: Client, db: asyncpg.Pool) -> None:
     }
     message = soap(
         [
-            ("04l" + uuid.uuid4().hex[:15], "Account", account(acct, "2026-01-01T10:00:00.000Z", SKU1="true", SKU2="true")),
+            (
+                "04l" + uuid.uuid4().hex[:15],
+                "Account",
+                account(acct, "2026-01-01T10:00:00.000Z", SKU1="true", SKU2="true"),
+            ),
             ("04l" + uuid.uuid4().hex[:15], "Opportunity", opportunity),
         ]
     )
@@ -213,7 +219,8 @@ async def test_soap_outbound_message(client: Client, db: asyncpg.Pool) -> None:
     _, lic = await eventually(lambda: licenses_of(client, other), lambda r: active(r[1]) == {"SKU3"})
     assert active(lic) == {"SKU3"}
     name = await eventually(
-        lambda: db.fetchval("SELECT name FROM customers WHERE id = $1", other), lambda n: n is not None
+        lambda: db.fetchval("SELECT name FROM customers WHERE id = $1", other),
+        lambda n: n is not None,
     )
     assert name == "initech.example.com"
 
@@ -227,8 +234,16 @@ async def test_soap_outbound_message(client: Client, db: asyncpg.Pool) -> None:
 
 async def test_soap_out_of_order_and_resend(client: Client, db: asyncpg.Pool) -> None:
     acct = "001" + uuid.uuid4().hex[:15]
-    older = ("04l" + uuid.uuid4().hex[:15], "Account", account(acct, "2026-02-01T10:00:00Z", SKU1="true"))
-    newer = ("04l" + uuid.uuid4().hex[:15], "Account", account(acct, "2026-02-01T11:00:00Z", SKU1="false", SKU2="true"))
+    older = (
+        "04l" + uuid.uuid4().hex[:15],
+        "Account",
+        account(acct, "2026-02-01T10:00:00Z", SKU1="true"),
+    )
+    newer = (
+        "04l" + uuid.uuid4().hex[:15],
+        "Account",
+        account(acct, "2026-02-01T11:00:00Z", SKU1="false", SKU2="true"),
+    )
     # The newer change arrives first, then the older one: the older must not win.
     assert (await client.post("/salesforce/webhook", soap([newer])))[0] == 200
     await eventually(lambda: licenses_of(client, acct), lambda r: active(r[1]) == {"SKU2"})
@@ -245,7 +260,10 @@ async def test_soap_out_of_order_and_resend(client: Client, db: asyncpg.Pool) ->
 
 async def test_soap_org_allow_list(client: Client) -> None:
     acct = "001" + uuid.uuid4().hex[:15]
-    message = soap([("04l1", "Account", account(acct, "2026-01-01T00:00:00Z", SKU1="true"))], org="00DEVIL0000000000")
+    message = soap(
+        [("04l1", "Account", account(acct, "2026-01-01T00:00:00Z", SKU1="true"))],
+        org="00DEVIL0000000000",
+    )
     status, body, headers = await client.post("/salesforce/webhook", message)
     assert status == 403
     assert "<soapenv:Fault>" in body
@@ -254,7 +272,9 @@ async def test_soap_org_allow_list(client: Client) -> None:
 
 
 async def test_soap_bad_inputs(client: Client) -> None:
-    status, body, headers = await client.post("/salesforce/webhook", b"<notxml", headers={"Content-Type": "text/xml"})
+    status, body, headers = await client.post(
+        "/salesforce/webhook", b"<notxml", headers={"Content-Type": "text/xml"}
+    )
     assert (status, headers["X-Error-Reason"]) == (400, "malformed_body")
     assert "<faultstring>" in body
     # Well-formed XML that is not an Outbound Message.
@@ -308,7 +328,9 @@ async def test_size_limit(client: Client) -> None:
             yield b" " * 1024
 
     async with client.session.post(
-        client.base + "/salesforce/webhook", data=chunks(), headers={"X-Webhook-Secret": "test-shared-secret"}
+        client.base + "/salesforce/webhook",
+        data=chunks(),
+        headers={"X-Webhook-Secret": "test-shared-secret"},
     ) as response:
         assert response.status == 413
         assert (await response.json())["error"] == "payload_too_large"
@@ -321,7 +343,10 @@ async def test_shared_secret(client: Client) -> None:
         assert (status, body["error"]) == (401, "unauthorized")
     # The secret may also come as a bearer token or ?token= (Salesforce cannot set headers).
     status, _, _ = await client.post(
-        "/salesforce/webhook", record, secret=None, headers={"Authorization": "Bearer test-shared-secret"}
+        "/salesforce/webhook",
+        record,
+        secret=None,
+        headers={"Authorization": "Bearer test-shared-secret"},
     )
     assert status == 202
     status, _, _ = await client.post("/salesforce/webhook?token=test-shared-secret", record, secret=None)

@@ -43,7 +43,9 @@ async def test_postgres_down_then_back(client: Client, services: Services) -> No
     finally:
         await asyncio.to_thread(start_postgres, services)
     status, body = await eventually(
-        lambda: client.get(f"/licenses/{record['Id']}"), lambda r: r[0] == 200 and len(r[1]["licenses"]) == 2, timeout=60
+        lambda: client.get(f"/licenses/{record['Id']}"),
+        lambda r: r[0] == 200 and len(r[1]["licenses"]) == 2,
+        timeout=60,
     )
     assert status == 200
     assert {lic["sku"] for lic in body["licenses"] if lic["active"]} == {"SKU1", "SKU3"}

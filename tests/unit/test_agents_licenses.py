@@ -38,7 +38,10 @@ def recorder(app: StreamApp, monkeypatch: pytest.MonkeyPatch) -> Recorder:
 
 def envelope(cid: str, event_id: uuid.UUID | None = None, **skus: bool) -> Envelope:
     customer = CustomerRecord(
-        id=cid, name="acme.com", account_manager="Ada", signed_tos=True,
+        id=cid,
+        name="acme.com",
+        account_manager="Ada",
+        signed_tos=True,
         skus={"SKU1": False, "SKU2": False, "SKU3": False, **skus},
     )
     return Envelope(event_id=event_id or uuid.uuid4(), source="t", key=cid, payload=customer.model_dump())
@@ -79,7 +82,9 @@ async def test_redelivered_record_emits_nothing(app: StreamApp, recorder: Record
     assert len(recorder.published["licenses.updates"]) == 1
 
 
-async def test_bad_records_are_dead_lettered_and_the_rest_processed(app: StreamApp, recorder: Recorder) -> None:
+async def test_bad_records_are_dead_lettered_and_the_rest_processed(
+    app: StreamApp, recorder: Recorder
+) -> None:
     good = envelope("c3", SKU1=True)
     bad_payload = Envelope(event_id=uuid.uuid4(), source="t", key="c4", payload={"id": "c4"})
     await run_records(app, [(b"x", b"\x00garbage"), (b"c4", bad_payload.encode()), (b"c3", good.encode())])
@@ -89,7 +94,9 @@ async def test_bad_records_are_dead_lettered_and_the_rest_processed(app: StreamA
     assert [u["customer_id"] for _, u in recorder.published["licenses.updates"]] == ["c3"]
 
 
-async def test_sink_dead_letters_undecodable_updates(app: StreamApp, recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_sink_dead_letters_undecodable_updates(
+    app: StreamApp, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     written: list[Any] = []
 
     async def fake_write(items: Any) -> None:
@@ -101,8 +108,12 @@ async def test_sink_dead_letters_undecodable_updates(app: StreamApp, recorder: R
 
     monkeypatch.setattr(PostgresSink, "_write", lambda self, items: fake_write(items))
     update = {
-        "update_id": str(uuid.uuid4()), "customer_id": "c1", "sku": "SKU1", "action": "grant",
-        "effective_at": "2026-01-01T00:00:00Z", "source_event_id": str(uuid.uuid4()),
+        "update_id": str(uuid.uuid4()),
+        "customer_id": "c1",
+        "sku": "SKU1",
+        "action": "grant",
+        "effective_at": "2026-01-01T00:00:00Z",
+        "source_event_id": str(uuid.uuid4()),
     }
     async with sink_agent.test_context() as tested:
         await tested.put(json.dumps(update).encode(), key=b"c1")
@@ -112,7 +123,9 @@ async def test_sink_dead_letters_undecodable_updates(app: StreamApp, recorder: R
     assert [d["reason"] for d in recorder.dead] == ["undecodable"]
 
 
-async def test_sink_isolates_rows_the_database_rejects(app: StreamApp, recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_sink_isolates_rows_the_database_rejects(
+    app: StreamApp, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from streamapp.sink import PostgresSink
 
     written: list[str] = []
@@ -128,10 +141,16 @@ async def test_sink_isolates_rows_the_database_rejects(app: StreamApp, recorder:
     monkeypatch.setattr(PostgresSink, "_write", fake_write)
 
     def update(sku: str) -> bytes:
-        return json.dumps({
-            "update_id": str(uuid.uuid4()), "customer_id": "c1", "sku": sku, "action": "grant",
-            "effective_at": "2026-01-01T00:00:00Z", "source_event_id": str(uuid.uuid4()),
-        }).encode()
+        return json.dumps(
+            {
+                "update_id": str(uuid.uuid4()),
+                "customer_id": "c1",
+                "sku": sku,
+                "action": "grant",
+                "effective_at": "2026-01-01T00:00:00Z",
+                "source_event_id": str(uuid.uuid4()),
+            }
+        ).encode()
 
     async with app.agents["licenses.updates-sink"].test_context() as tested:
         for sku in ("SKU1", "BAD", "SKU2"):

@@ -18,7 +18,11 @@ from streamapp.errors import (
 def test_errors_carry_status_and_reason() -> None:
     exc = ValidationFailed("bad", errors=[{"field": "x"}])
     assert (exc.status, exc.reason) == (422, "validation_failed")
-    assert exc.to_json() == {"error": "validation_failed", "detail": "bad", "errors": [{"field": "x"}]}
+    assert exc.to_json() == {
+        "error": "validation_failed",
+        "detail": "bad",
+        "errors": [{"field": "x"}],
+    }
     assert MalformedBody().to_json() == {"error": "malformed_body", "detail": "malformed_body"}
     assert PayloadTooLarge.status == 413
 

@@ -24,11 +24,20 @@ def record(signed: bool = True, name: str = "acme.com", **skus: bool) -> Custome
 
 def env(rec: CustomerRecord, at: datetime = T0, event_id: uuid.UUID | None = None) -> Envelope:
     return Envelope(
-        event_id=event_id or uuid.uuid4(), source="t", key=rec.id, received_at=at, payload=rec.model_dump()
+        event_id=event_id or uuid.uuid4(),
+        source="t",
+        key=rec.id,
+        received_at=at,
+        payload=rec.model_dump(),
     )
 
 
-def apply(state: LicenseState | None, rec: CustomerRecord, at: datetime = T0, event_id: uuid.UUID | None = None):  # type: ignore[no-untyped-def]
+def apply(
+    state: LicenseState | None,
+    rec: CustomerRecord,
+    at: datetime = T0,
+    event_id: uuid.UUID | None = None,
+):  # type: ignore[no-untyped-def]
     e = env(rec, at, event_id)
     return decide(state, e, rec), e
 
@@ -38,15 +47,18 @@ def test_first_record_grants_and_snapshots() -> None:
     assert decision.outcome == "applied"
     assert [(u.sku, u.action) for u in decision.updates] == [("SKU1", "grant"), ("SKU3", "grant")]
     assert all(u.source_event_id == e.event_id and u.effective_at == T0 for u in decision.updates)
-    assert decision.customer is not None and decision.customer.signed_tos
-    assert decision.state is not None and decision.state.licensed == {"SKU1", "SKU3"}
+    assert decision.customer is not None
+    assert decision.customer.signed_tos
+    assert decision.state is not None
+    assert decision.state.licensed == {"SKU1", "SKU3"}
 
 
 def test_unsigned_tos_licenses_nothing() -> None:
     decision, _ = apply(None, record(signed=False, SKU1=True))
     assert decision.updates == []
     assert decision.customer is not None  # the customer is still recorded
-    assert decision.state is not None and decision.state.licensed == frozenset()
+    assert decision.state is not None
+    assert decision.state.licensed == frozenset()
 
 
 def test_revoke_when_sku_dropped_or_tos_withdrawn() -> None:
@@ -56,15 +68,18 @@ def test_revoke_when_sku_dropped_or_tos_withdrawn() -> None:
     assert second.customer is None  # attributes unchanged
     third, _ = apply(second.state, record(signed=False, SKU1=True), T0 + timedelta(seconds=2))
     assert [(u.sku, u.action) for u in third.updates] == [("SKU1", "revoke")]
-    assert third.customer is not None and not third.customer.signed_tos
+    assert third.customer is not None
+    assert not third.customer.signed_tos
 
 
 def test_repeated_content_emits_nothing_but_is_remembered() -> None:
     first, _ = apply(None, record(SKU1=True))
     again, e = apply(first.state, record(SKU1=True), T0 + timedelta(seconds=1))
     assert again.outcome == "unchanged"
-    assert again.updates == [] and again.customer is None
-    assert again.state is not None and again.state.last_event_id == e.event_id
+    assert again.updates == []
+    assert again.customer is None
+    assert again.state is not None
+    assert again.state.last_event_id == e.event_id
 
 
 def test_redelivery_is_a_duplicate() -> None:
@@ -72,7 +87,8 @@ def test_redelivery_is_a_duplicate() -> None:
     first, _ = apply(None, record(SKU1=True), event_id=event_id)
     redelivered, _ = apply(first.state, record(SKU1=True), event_id=event_id)
     assert redelivered.outcome == "duplicate"
-    assert redelivered.state is None and redelivered.updates == []
+    assert redelivered.state is None
+    assert redelivered.updates == []
 
 
 def test_redelivery_after_newer_events_is_still_a_duplicate() -> None:
@@ -114,4 +130,5 @@ def test_name_change_snapshots_customer_without_license_change() -> None:
     renamed, _ = apply(first.state, record(name="acme.io", SKU1=True), T0 + timedelta(seconds=1))
     assert renamed.outcome == "applied"
     assert renamed.updates == []
-    assert renamed.customer is not None and renamed.customer.name == "acme.io"
+    assert renamed.customer is not None
+    assert renamed.customer.name == "acme.io"

@@ -116,7 +116,14 @@ def test_account_and_opportunity_mapping() -> None:
             + notification(
                 "n2",
                 "Opportunity",
-                {"Id": "006B", "AccountId": "001B", "Name": "Deal", "OwnerId": "005O", "SignedTos__c": "1", "SKU3__c": "1"},
+                {
+                    "Id": "006B",
+                    "AccountId": "001B",
+                    "Name": "Deal",
+                    "OwnerId": "005O",
+                    "SignedTos__c": "1",
+                    "SKU3__c": "1",
+                },
             )
         )
     )
@@ -143,8 +150,18 @@ def test_soap_errors_name_the_fields() -> None:
                 notification("n1", "Contact", {"Id": "003"})
                 + notification("n2", "Account", {"Id": "001", "SignedTos__c": "maybe"})
                 + "<Notification><Id>n3</Id></Notification>"
-                + notification("", "Account", {"Id": "001", "Name": "x", "SignedTos__c": "true", "LastModifiedDate": "yesterday"})
-            , org="")
+                + notification(
+                    "",
+                    "Account",
+                    {
+                        "Id": "001",
+                        "Name": "x",
+                        "SignedTos__c": "true",
+                        "LastModifiedDate": "yesterday",
+                    },
+                ),
+                org="",
+            )
         )
     fields = {err["field"] for err in info.value.errors}
     assert fields == {
@@ -187,7 +204,8 @@ def test_no_notifications_and_too_many() -> None:
     with pytest.raises(ValidationFailed):
         parse_outbound_message(envelope(""))
     many = "".join(
-        notification(f"n{i}", "Account", {"Id": "001", "Name": "x", "SignedTos__c": "true"}) for i in range(101)
+        notification(f"n{i}", "Account", {"Id": "001", "Name": "x", "SignedTos__c": "true"})
+        for i in range(101)
     )
     with pytest.raises(ValidationFailed, match="at most 100"):
         parse_outbound_message(envelope(many))
