@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -35,7 +35,6 @@ class Settings(BaseSettings):
     broker_commit_interval: float = Field(default=1.0, gt=0)
     producer_linger_ms: int = Field(default=5, ge=0)
     table_store: str = "memory://"
-    worker_name: str = "worker"
 
     # Web.
     web_host: str = "127.0.0.1"
@@ -73,6 +72,14 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _prod_needs_auth(self) -> Settings:
+        # Open webhooks are a dev convenience; in production an unauthenticated
+        # endpoint that writes licenses is a mistake worth refusing to start over.
+        if self.env == "prod" and self.salesforce_secret is None:
+            raise ValueError("STREAMAPP_SALESFORCE_SECRET must be set when STREAMAPP_ENV=prod")
+        return self
 
     @property
     def services_env_file(self) -> Path:

@@ -49,3 +49,9 @@ def test_services_env_file_fills_in_urls(tmp_path: Path, monkeypatch: pytest.Mon
     # A real environment variable wins over the file.
     monkeypatch.setenv("STREAMAPP_BROKER_URL", "kafka://real:9092")
     assert load_settings().kafka_url == "kafka://real:9092"
+
+
+def test_prod_requires_a_webhook_secret() -> None:
+    with pytest.raises(ValidationError, match="STREAMAPP_SALESFORCE_SECRET"):
+        Settings(env="prod")
+    assert Settings(env="prod", salesforce_secret="x").salesforce_auth_enabled  # type: ignore[arg-type]
