@@ -8,10 +8,12 @@ from typing import Any
 import faust
 from mode import ServiceT
 
+from streamapp.auth import Authenticator
 from streamapp.db.migrate import Migration, load_migrations
 from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters
 from streamapp.logs import make_handler
+from streamapp.outbound.service import DeliveryService
 from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.settings import Settings
 
@@ -23,6 +25,8 @@ class StreamApp(faust.App):
     db: Database
     dead_letters: DeadLetters
     pipelines: list[Pipeline]
+    authenticators: list[Authenticator]
+    deliveries: DeliveryService
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         # The database starts before the consumer, so that migrations are applied
@@ -63,6 +67,7 @@ def create_app(settings: Settings, pipelines: Sequence[Pipeline] | None = None) 
     app = StreamApp(settings.app_id, **faust_options(settings))
     app.settings = settings
     app.pipelines = chosen
+    app.authenticators = []
     migrations: list[Migration] = []
     for pipeline in chosen:
         if pipeline.migrations:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -47,6 +48,26 @@ class Settings(BaseSettings):
     salesforce_secret: SecretStr | None = None
     salesforce_org_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Admin token for privileged endpoints (e.g. creating API clients); open when unset in dev.
+    admin_token: SecretStr | None = None
+
+    # Merchant normalization.
+    merchant_heuristic_repeat: int = Field(default=20_000_000, ge=1)
+    merchant_pool_size: int = Field(default=0, ge=0)  # 0: one process per CPU
+    merchant_cache_ttl: float = Field(default=86_400.0, gt=0)
+
+    # Outbound deliveries.
+    delivery_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+    )
+    delivery_timeout: float = Field(default=15.0, gt=0)
+    delivery_max_response_bytes: int = Field(default=4096, ge=0)
+    delivery_poll_interval: float = Field(default=0.5, gt=0)
+    delivery_concurrency: int = Field(default=64, ge=1)
+    delivery_per_endpoint: int = Field(default=4, ge=1)
+    # Networks deliveries may reach although internal. Unset: loopback in dev, nothing otherwise.
+    delivery_allow_networks: Annotated[list[str] | None, NoDecode] = None
+
     # PostgreSQL.
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=8, ge=1)
@@ -66,12 +87,24 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "text"
 
-    @field_validator("salesforce_org_allowlist", mode="before")
+    @field_validator(
+        "salesforce_org_allowlist", "delivery_schedule", "delivery_allow_networks", mode="before"
+    )
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def delivery_allowed(self) -> list[str]:
+        if self.delivery_allow_networks is not None:
+            return self.delivery_allow_networks
+        return ["127.0.0.0/8", "::1/128"] if self.env == "dev" else []
+
+    @property
+    def merchant_processes(self) -> int:
+        return self.merchant_pool_size or os.cpu_count() or 1
 
     @model_validator(mode="after")
     def _prod_needs_auth(self) -> Settings:

@@ -52,6 +52,8 @@ class PostgresSink(Generic[T]):
         self.pipeline = pipeline
         self.decode = decode
         self.write = write
+        # Called after each committed batch (e.g. to wake a scheduler up).
+        self.after_write: Callable[[], None] | None = None
 
     async def run(self, stream: Stream) -> None:
         settings = self.app.settings
@@ -80,6 +82,8 @@ class PostgresSink(Generic[T]):
             return
         try:
             await self._write([item for _, item in decoded])
+            if self.after_write is not None:
+                self.after_write()
         except Exception as exc:
             log.warning(
                 "%s: batch of %d rejected (%r); writing one by one to isolate the bad rows",

@@ -5,22 +5,27 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
 from streamapp.errors import (
+    DependencyUnavailable,
     MalformedBody,
     PayloadTooLarge,
     StreamappError,
     Unauthorized,
     ValidationFailed,
+    describe,
+    is_retriable,
 )
 from streamapp.typing import aiohttp_request
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class JsonView(View):
@@ -101,3 +106,15 @@ def check_shared_secret(request: aioweb.Request, secret: str | None) -> None:
     )
     if offered is None or not hmac.compare_digest(offered.encode(), secret.encode()):
         raise Unauthorized("missing or wrong shared secret")
+
+
+async def db_call(operation: Callable[[], Awaitable[T]]) -> T:
+    """Run a database operation for a view: a database that is down is a 503, not a 500."""
+    try:
+        return await operation()
+    except StreamappError:
+        raise
+    except Exception as exc:
+        if is_retriable(exc):
+            raise DependencyUnavailable(f"database unavailable: {describe(exc)}") from exc
+        raise

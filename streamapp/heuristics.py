@@ -1,0 +1,54 @@
+"""The process pool CPU-bound work runs in, owned by a service (never the event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from mode import Service
+
+from streamapp.errors import DependencyUnavailable
+from streamapp.models.merchant_catalogue import identify
+
+
+class HeuristicPool(Service):
+    """`processes` worker processes; `identify()` awaits one merchant lookup."""
+
+    def __init__(self, processes: int, repeat: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.processes = processes
+        self.repeat = repeat
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # forkserver: the worker has threads (Faust's consumer), and forking a
+        # threaded process can copy a held lock into the child.
+        return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("forkserver"))
+
+    async def on_start(self) -> None:
+        self._pool = self._new_pool()
+        # Start the processes now rather than on the first request.
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(loop.run_in_executor(self._pool, identify, "warm-up", 1) for _ in range(self.processes))
+        )
+
+    async def on_stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def identify(self, description: str) -> str:
+        if self._pool is None:
+            raise DependencyUnavailable("the heuristic pool is not running")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, identify, description, self.repeat)
+        except BrokenProcessPool as exc:
+            # A child died (OOM killer, signal): start a new pool; the caller retries.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            raise DependencyUnavailable("a heuristic process died") from exc

@@ -1,0 +1,1 @@
+"""The outbound delivery core: signed HTTP deliveries with durable retries, SSRF guard, history."""

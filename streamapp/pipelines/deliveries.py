@@ -1,0 +1,46 @@
+"""The outbound delivery core as a pipeline: a topic of delivery requests, the scheduler, history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from streamapp.outbound import store
+from streamapp.outbound.models import DELIVERY_TOPIC, DeliveryRequest
+from streamapp.outbound.service import DeliveryService
+from streamapp.pipeline import Pipeline
+from streamapp.sink import PostgresSink
+from streamapp.web.deliveries import register_delivery_views
+
+if TYPE_CHECKING:
+    from streamapp.app import StreamApp
+    from streamapp.typing import Stream
+
+
+def decode(raw: bytes) -> tuple[DeliveryRequest, bytes]:
+    # Keep the original bytes: a dead-lettered delivery is replayed from them.
+    return DeliveryRequest.model_validate_json(raw), raw
+
+
+def register(app: StreamApp) -> None:
+    topic = app.topic(DELIVERY_TOPIC, key_type=bytes, value_type=bytes)
+    service = DeliveryService(app)
+    app.deliveries = service
+    app.add_dependency(service)
+
+    async def write(conn: asyncpg.Connection, items: Sequence[tuple[DeliveryRequest, bytes]]) -> None:
+        await store.enqueue(conn, items)
+
+    sink = PostgresSink(app, name="deliveries.enqueue", pipeline="deliveries", decode=decode, write=write)
+    sink.after_write = service.poke
+
+    @app.agent(topic, name="deliveries.enqueue")
+    async def enqueue(stream: Stream) -> None:
+        await sink.run(stream)
+
+    register_delivery_views(app)
+
+
+pipeline = Pipeline(name="deliveries", register=register, migrations="streamapp.db.migrations.deliveries")

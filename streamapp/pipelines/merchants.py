@@ -1,0 +1,70 @@
+"""The merchants pipeline, declared in one place: transactions -> merchant names -> client webhooks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from streamapp.agents.merchants import MerchantTopics, NormalizeProcessor, result_sink
+from streamapp.heuristics import HeuristicPool
+from streamapp.outbound.models import DELIVERY_TOPIC
+from streamapp.pipeline import Pipeline
+from streamapp.tables.merchants import declare_client_cache, declare_result_cache
+from streamapp.web.merchants import Clients, register_merchant_views
+
+if TYPE_CHECKING:
+    from streamapp.app import StreamApp
+    from streamapp.typing import Stream
+
+REQUESTS = "merchants.requests"
+RESULTS = "merchants.results"
+CLIENTS = "merchants.clients"
+
+
+def register(app: StreamApp) -> None:
+    settings = app.settings
+    topics = MerchantTopics(
+        # Keyed by description key: identical descriptions meet the same cache partition.
+        requests=app.topic(REQUESTS, key_type=bytes, value_type=bytes),
+        results=app.topic(RESULTS, key_type=bytes, value_type=bytes),
+        clients=app.topic(CLIENTS, key_type=bytes, value_type=bytes),
+        deliveries=app.topic(DELIVERY_TOPIC, key_type=bytes, value_type=bytes),
+    )
+    client_cache = declare_client_cache(app)
+    result_cache = declare_result_cache(app)
+    pool = HeuristicPool(settings.merchant_processes, settings.merchant_heuristic_repeat)
+    app.add_dependency(pool)
+    processor = NormalizeProcessor(app, topics, result_cache, pool)
+    sink = result_sink(app)
+    clients = Clients(app, client_cache, topics.clients)
+    app.authenticators.append(clients.authenticate)
+
+    @app.agent(topics.requests, name="merchants.normalize")
+    async def normalize(stream: Stream) -> None:
+        await processor.run(stream)
+
+    @app.agent(topics.results, name="merchants.results-sink")
+    async def results(stream: Stream) -> None:
+        await sink.run(stream)
+
+    @app.agent(topics.clients, name="merchants.clients")
+    async def client_updates(stream: Stream) -> None:
+        async for event in stream.events():
+            # A plain per-event loop: Faust's current event is this one, so the
+            # changelog write lands where recovery expects it.
+            try:
+                client_cache[event.key] = json_value(event.value)
+            except Exception as exc:  # never let one bad message stop the cache
+                await app.dead_letters.send_event(
+                    event, pipeline="merchants", reason="invalid_client", detail=repr(exc)
+                )
+
+    register_merchant_views(app, topics.requests, clients)
+
+
+def json_value(raw: bytes) -> dict[str, str]:
+    from streamapp.models.merchants import ClientRecord
+
+    return ClientRecord.model_validate_json(raw).model_dump()
+
+
+pipeline = Pipeline(name="merchants", register=register, migrations="streamapp.db.migrations.merchants")

@@ -1,0 +1,35 @@
+"""Delivery history: every attempt of every delivery about a subject (e.g. a request id)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from faust.web import Request, Response
+
+from streamapp.auth import authenticate
+from streamapp.errors import NotFound
+from streamapp.outbound import store
+from streamapp.typing import aiohttp_request
+from streamapp.web.base import JsonView, db_call
+
+if TYPE_CHECKING:
+    from streamapp.app import StreamApp
+
+
+def register_delivery_views(app: StreamApp) -> None:
+    @app.page("/deliveries/{subject_id}")
+    class Deliveries(JsonView):
+        """Attempts (time, status, latency, error) per delivery; only its owner (or admin) sees it."""
+
+        async def get(self, request: Request, subject_id: str) -> Response:
+            principal = await authenticate(app, aiohttp_request(request))
+
+            async def fetch() -> list[dict[str, object]]:
+                async with app.db.pool.acquire() as conn:
+                    return await store.history(conn, subject_id)
+
+            deliveries = [d for d in await db_call(fetch) if principal.may_read(str(d["owner"]))]
+            if not deliveries:
+                # Someone else's subject looks exactly like an unknown one.
+                raise NotFound(f"no deliveries for {subject_id!r}")
+            return self.json({"subject_id": subject_id, "deliveries": deliveries})

@@ -1,0 +1,256 @@
+"""Merchants views: client registration, asynchronous normalization requests and polling."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import uuid
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web as aioweb
+from faust.types import TableT
+from faust.web import Request, Response
+from pydantic import ValidationError
+from yarl import URL
+
+from streamapp.auth import bearer, hash_key, is_admin, same
+from streamapp.envelope import derived_id, utcnow
+from streamapp.errors import MalformedBody, NotFound, StreamappError, Unauthorized, ValidationFailed
+from streamapp.ingest import publish_all
+from streamapp.models.merchants import (
+    ClientRecord,
+    NormalizeRequest,
+    Transaction,
+    WebhookRegistration,
+    description_key,
+)
+from streamapp.outbound import signing, store
+from streamapp.outbound.ssrf import check_address, parse_networks
+from streamapp.typing import Topic, aiohttp_request
+from streamapp.web.base import JsonView, db_call, parse_json_object, read_body, validation_errors
+
+if TYPE_CHECKING:
+    from streamapp.app import StreamApp
+
+log = logging.getLogger(__name__)
+MAX_IDEMPOTENCY_KEY = 255
+
+
+class Conflict(StreamappError):
+    status = 409
+    reason = "conflict"
+
+
+class IdempotencyKeyReused(StreamappError):
+    status = 422
+    reason = "idempotency_key_reused"
+
+
+def parse_transaction(body: bytes) -> Transaction:
+    """JSON numbers are parsed as Decimal, so `12.99` stays exactly 12.99."""
+    try:
+        data = json.loads(body, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedBody(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MalformedBody("body must be a JSON object")
+    try:
+        return Transaction.model_validate(data)
+    except ValidationError as exc:
+        raise validation_errors(exc) from exc
+
+
+class Clients:
+    """Client lookups for the hot path: the global table first, PostgreSQL when it has not caught up."""
+
+    def __init__(self, app: StreamApp, cache: TableT[bytes, Any], topic: Topic) -> None:
+        self.app = app
+        self.cache = cache
+        self.topic = topic
+
+    async def key_hash(self, client_id: str) -> str | None:
+        cached = self.cache.get(client_id.encode())
+        if cached is not None:
+            return str(cached["api_key_hash"])
+        row = await db_call(
+            lambda: self.app.db.pool.fetchrow(
+                "SELECT client_id, api_key_hash, url FROM merchant_clients WHERE client_id = $1", client_id
+            )
+        )
+        if row is None:
+            return None
+        await self.publish(
+            ClientRecord(client_id=row["client_id"], api_key_hash=row["api_key_hash"], url=row["url"])
+        )
+        return str(row["api_key_hash"])
+
+    async def publish(self, client: ClientRecord) -> None:
+        """Refresh the cache; a failure only costs a PostgreSQL read later."""
+        try:
+            await publish_all(
+                self.topic,
+                [(client.client_id.encode(), client.model_dump_json().encode())],
+                timeout=self.app.settings.ingest_ack_timeout,
+            )
+        except StreamappError as exc:
+            log.warning("client cache update for %s failed: %s", client.client_id, exc.detail)
+
+    async def authenticate(self, request: aioweb.Request) -> str | None:
+        """The `client-id` header names the client; `Authorization: Bearer <api key>` proves it."""
+        client_id = request.headers.get("client-id")
+        if client_id is None:
+            return None
+        key = bearer(request)
+        expected = await self.key_hash(client_id)
+        if key is None or expected is None or not same(hash_key(key), expected):
+            raise Unauthorized("missing or wrong API key for this client-id")
+        return client_id
+
+
+def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clients) -> None:
+    settings = app.settings
+    allowed = parse_networks(settings.delivery_allowed)
+
+    @app.page("/create_webhook")
+    class CreateWebhook(JsonView):
+        """Register a client (201, with its API key once) or re-point its URL (200, needs its key)."""
+
+        async def post(self, request: Request) -> Response:
+            raw = aiohttp_request(request)
+            data = parse_json_object(await read_body(request, settings.max_body_bytes))
+            try:
+                registration = WebhookRegistration.model_validate(data)
+            except ValidationError as exc:
+                raise validation_errors(exc) from exc
+            host = URL(registration.url).host or ""
+            try:
+                check_address(host, allowed)  # IP literals now; names are checked at connect time
+            except ValueError:
+                pass  # a name, not an address
+            return await db_call(lambda: self.register(raw, registration))
+
+        async def register(self, raw: aioweb.Request, registration: WebhookRegistration) -> Response:
+            client_id, url = registration.client_id, registration.url
+            endpoint = f"merchants:{client_id}"
+            async with app.db.pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    "SELECT api_key_hash FROM merchant_clients WHERE client_id = $1 FOR UPDATE", client_id
+                )
+                if row is not None:
+                    key = bearer(raw)
+                    if key is None or not same(hash_key(key), row["api_key_hash"]):
+                        raise Unauthorized("replacing a client's URL needs that client's API key")
+                    await conn.execute(
+                        "UPDATE merchant_clients SET url = $2, updated_at = now() WHERE client_id = $1",
+                        client_id,
+                        url,
+                    )
+                    secret = await conn.fetchval(
+                        "SELECT secret FROM delivery_endpoints WHERE endpoint_id = $1", endpoint
+                    )
+                    secret = secret or signing.new_secret()
+                    await store.upsert_endpoint(conn, endpoint, url, secret)
+                    key_hash, api_key, status = row["api_key_hash"], None, 200
+                else:
+                    if settings.admin_token is not None and not is_admin(app, raw):
+                        raise Unauthorized("creating a client needs the admin token")
+                    api_key = "sk_" + secrets.token_urlsafe(32)
+                    key_hash, secret, status = hash_key(api_key), signing.new_secret(), 201
+                    inserted = await conn.fetchval(
+                        "INSERT INTO merchant_clients (client_id, api_key_hash, url) VALUES ($1, $2, $3)"
+                        " ON CONFLICT DO NOTHING RETURNING client_id",
+                        client_id,
+                        key_hash,
+                        url,
+                    )
+                    if inserted is None:
+                        raise Conflict(f"client {client_id!r} was registered concurrently; retry")
+                    await store.upsert_endpoint(conn, endpoint, url, secret)
+            await clients.publish(ClientRecord(client_id=client_id, api_key_hash=key_hash, url=url))
+            body: dict[str, Any] = {"client_id": client_id, "url": url, "signing_secret": secret}
+            if api_key is not None:
+                body["api_key"] = api_key
+            return self.json(body, status=status)
+
+    @app.page("/normalize_merchant")
+    class NormalizeMerchant(JsonView):
+        """Accept a transaction: 202 with a request id once it is durable; the answer comes later."""
+
+        async def post(self, request: Request) -> Response:
+            raw = aiohttp_request(request)
+            client_id = await clients.authenticate(raw)
+            if client_id is None:
+                raise Unauthorized("the client-id header is required")
+            transaction = parse_transaction(await read_body(request, settings.max_body_bytes))
+            idempotency_key = raw.headers.get("Idempotency-Key")
+            if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+                raise ValidationFailed(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+            request_id = (
+                derived_id("merchants.request", client_id, idempotency_key)
+                if idempotency_key
+                else uuid.uuid4()
+            )
+            stored = transaction.model_dump(mode="json")
+            must_publish = await db_call(
+                lambda: self.remember(request_id, client_id, idempotency_key, stored)
+            )
+            if must_publish:
+                message = NormalizeRequest(
+                    request_id=request_id, client_id=client_id, transaction=transaction, received_at=utcnow()
+                )
+                key = description_key(transaction.description).encode()
+                await publish_all(
+                    requests_topic,
+                    [(key, message.model_dump_json().encode())],
+                    timeout=settings.ingest_ack_timeout,
+                )
+            return self.json({"request_id": str(request_id)}, status=202)
+
+        async def remember(
+            self, request_id: uuid.UUID, client_id: str, idempotency_key: str | None, stored: dict[str, Any]
+        ) -> bool:
+            """Record the request; for a repeated key, tell whether it still needs publishing."""
+            async with app.db.pool.acquire() as conn:
+                inserted = await conn.fetchval(
+                    "INSERT INTO merchant_requests (request_id, client_id, idempotency_key, transaction)"
+                    " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT DO NOTHING RETURNING request_id",
+                    request_id,
+                    client_id,
+                    idempotency_key,
+                    json.dumps(stored),
+                )
+                if inserted is not None:
+                    return True
+                row = await conn.fetchrow(
+                    "SELECT transaction, status FROM merchant_requests WHERE request_id = $1", request_id
+                )
+            if row is None or json.loads(row["transaction"]) != stored:
+                raise IdempotencyKeyReused("this Idempotency-Key was used for a different transaction")
+            # Published before, unless the broker failed that time: then it is still pending.
+            return bool(row["status"] == "pending")
+
+    @app.page("/normalize_merchant/{request_id}")
+    class NormalizeResult(JsonView):
+        """Poll a request: pending, done (with the merchant) or failed. Others' ids are 404."""
+
+        async def get(self, request: Request, request_id: str) -> Response:
+            client_id = await clients.authenticate(aiohttp_request(request))
+            if client_id is None:
+                raise Unauthorized("the client-id header is required")
+            try:
+                rid = uuid.UUID(request_id)
+            except ValueError as exc:
+                raise NotFound(f"no request {request_id!r}") from exc
+            row = await db_call(
+                lambda: app.db.pool.fetchrow(
+                    "SELECT status, merchant_name FROM merchant_requests WHERE request_id = $1 AND client_id = $2",
+                    rid,
+                    client_id,
+                )
+            )
+            if row is None:
+                raise NotFound(f"no request {request_id!r}")
+            merchant = {"name": row["merchant_name"]} if row["status"] == "done" else None
+            return self.json({"request_id": str(rid), "status": row["status"], "merchant": merchant})
