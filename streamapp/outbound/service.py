@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import defaultdict
@@ -82,10 +83,8 @@ class DeliveryService(Service):
             except Exception as exc:
                 log.warning("delivery scheduler: %s", describe(exc))
             self._wakeup.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), interval)
-            except TimeoutError:
-                pass
 
     async def _deliver(self, item: store.Claimed) -> None:
         try:
