@@ -15,6 +15,8 @@ from tests.integration.stack import Services, Worker
 
 SECRET = "test-shared-secret"
 ORGS = "00D000000000001AAA,00D000000000002AAA"
+ADMIN = "test-admin-token"
+RECEIVER_HOST = "127.0.0.2"
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +37,14 @@ async def worker(services: Services, tmp_path_factory: pytest.TempPathFactory) -
         STREAMAPP_MAX_BODY_BYTES=str(64 * 1024),
         STREAMAPP_INGEST_ACK_TIMEOUT="5",
         STREAMAPP_RETRY_MAX_BACKOFF="1",
+        STREAMAPP_ADMIN_TOKEN=ADMIN,
+        STREAMAPP_MERCHANT_HEURISTIC_REPEAT="2000",
+        STREAMAPP_MERCHANT_POOL_SIZE="2",
+        # Three attempts, compressed: immediately, then twice after ~0.3 s.
+        STREAMAPP_DELIVERY_SCHEDULE="0,0.3,0.3",
+        STREAMAPP_DELIVERY_TIMEOUT="2",
+        # Only the test receiver's address is reachable; the rest of loopback is "internal".
+        STREAMAPP_DELIVERY_ALLOW_NETWORKS=f"{RECEIVER_HOST}/32",
     )
     proc.start()
     await proc.wait_ready()

@@ -29,7 +29,9 @@ async def test_applied_once_and_tracked(services: Services) -> None:
             await apply_migrations(conn, edited)
         # A failing migration rolls back as a whole: nothing half-applied, nothing recorded.
         with pytest.raises(asyncpg.PostgresError):
-            await apply_migrations(conn, [*migrations, Migration("demo", "0003_bad", "CREATE TABLE a (x int)")])
+            await apply_migrations(
+                conn, [*migrations, Migration("demo", "0003_bad", "CREATE TABLE a (x int)")]
+            )
         assert await conn.fetchval("SELECT count(*) FROM schema_migrations WHERE scope='demo'") == 2
     finally:
         await conn.execute(f"DROP SCHEMA {schema} CASCADE")
