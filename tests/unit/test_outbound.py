@@ -133,5 +133,5 @@ class FakeResolver(aiohttp.abc.AbstractResolver):
 async def test_guard_checks_the_resolved_address_at_connect_time() -> None:
     connector = GuardedConnector([], resolver=FakeResolver())
     async with aiohttp.ClientSession(connector=connector) as session:
-        with pytest.raises(BlockedDestination, match="10.9.8.7"):
+        with pytest.raises(BlockedDestination, match=r"10\.9\.8\.7"):
             await session.get("http://internal.test/")
