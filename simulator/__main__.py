@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -14,12 +15,17 @@ import aiohttp
 from simulator.records import Population
 
 
-async def post_record(session: aiohttp.ClientSession, url: str, body: bytes) -> int:
+async def post_record(
+    session: aiohttp.ClientSession, url: str, body: bytes, secret: str | None = None
+) -> int:
     """POST with no Content-Type header, exactly like the legacy simulator; retry while down."""
     delay = 0.5
     while True:
         try:
-            async with session.post(url, data=body, skip_auto_headers=["Content-Type"]) as response:
+            headers = {"X-Webhook-Secret": secret} if secret else {}
+            async with session.post(
+                url, data=body, headers=headers, skip_auto_headers=["Content-Type"]
+            ) as response:
                 await response.read()
                 if response.status < 500:
                     return response.status
@@ -38,7 +44,7 @@ async def run(args: argparse.Namespace) -> int:
     async with aiohttp.ClientSession() as session:
         while args.count == 0 or sent < args.count:
             customer = population.change()
-            status = await post_record(session, args.url, json.dumps(customer.record()).encode())
+            status = await post_record(session, args.url, json.dumps(customer.record()).encode(), args.secret)
             sent += 1
             statuses[status] = statuses.get(status, 0) + 1
             elapsed = time.monotonic() - started
@@ -62,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--count", type=int, default=0, help="stop after this many (0: never)")
     parser.add_argument("--customers", type=int, default=10, help="size of the customer population")
     parser.add_argument("--seed", type=int, default=None, help="random seed for a repeatable run")
+    parser.add_argument(
+        "--secret",
+        default=os.environ.get("STREAMAPP_SALESFORCE_SECRET") or None,
+        help="webhook shared secret (default: $STREAMAPP_SALESFORCE_SECRET)",
+    )
     return parser
 
 

@@ -12,7 +12,6 @@ from streamapp.auth import Authenticator
 from streamapp.db.migrate import Migration, load_migrations
 from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters
-from streamapp.logs import make_handler
 from streamapp.outbound.service import DeliveryService
 from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.settings import Settings
@@ -54,7 +53,6 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "canonical_url": f"http://{settings.web_host}:{settings.web_port}",
         "web_enabled": True,
         "consumer_auto_offset_reset": "earliest",
-        "loghandlers": [make_handler(settings.log_format)],
         # Tables recover from changelogs; on our embedded broker (memory storage) a
         # changelog lives as long as the broker does.
         "table_cleanup_interval": 60.0,
@@ -80,6 +78,11 @@ def create_app(settings: Settings, pipelines: Sequence[Pipeline] | None = None) 
         connect_timeout=settings.db_connect_timeout,
     )
     app.dead_letters = DeadLetters(app)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def declare_dead_letter_topic() -> None:
+        # No agent consumes it, so Faust would not create it on its own.
+        await app.dead_letters.topic.maybe_declare()
 
     from streamapp.web.core import register_core_views
 

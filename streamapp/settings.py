@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "text"
 
+    @field_validator("salesforce_secret", "admin_token", "database_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `FOO=` in an env file means "not set", not "the empty secret".
+        return None if value == "" else value
+
     @field_validator(
         "salesforce_org_allowlist", "delivery_schedule", "delivery_allow_networks", mode="before"
     )

@@ -11,6 +11,7 @@ from streamapp.outbound import store
 from streamapp.outbound.models import DELIVERY_TOPIC, DeliveryRequest
 from streamapp.outbound.service import DeliveryService
 from streamapp.pipeline import Pipeline
+from streamapp.topics import pipeline_topic
 from streamapp.sink import PostgresSink
 from streamapp.web.deliveries import register_delivery_views
 
@@ -25,7 +26,7 @@ def decode(raw: bytes) -> tuple[DeliveryRequest, bytes]:
 
 
 def register(app: StreamApp) -> None:
-    topic = app.topic(DELIVERY_TOPIC, key_type=bytes, value_type=bytes)
+    topic = pipeline_topic(app, DELIVERY_TOPIC)
     service = DeliveryService(app)
     app.deliveries = service
     app.add_dependency(service)

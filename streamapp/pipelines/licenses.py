@@ -11,6 +11,7 @@ from streamapp.agents.licenses import (
     license_update_sink,
 )
 from streamapp.pipeline import Pipeline
+from streamapp.topics import pipeline_topic
 from streamapp.tables.licenses import declare_license_state
 from streamapp.web.licenses import register_license_views
 
@@ -26,9 +27,9 @@ CUSTOMERS = "licenses.customers"
 def register(app: StreamApp) -> None:
     # Every topic is keyed by customer id: per-customer order end to end.
     topics = LicenseTopics(
-        inbound=app.topic(INBOUND, key_type=bytes, value_type=bytes),
-        updates=app.topic(UPDATES, key_type=bytes, value_type=bytes),
-        customers=app.topic(CUSTOMERS, key_type=bytes, value_type=bytes),
+        inbound=pipeline_topic(app, INBOUND),
+        updates=pipeline_topic(app, UPDATES),
+        customers=pipeline_topic(app, CUSTOMERS),
     )
     state = declare_license_state(app)
     processor = RecordProcessor(app, topics, state)

@@ -8,6 +8,7 @@ from streamapp.agents.merchants import MerchantTopics, NormalizeProcessor, resul
 from streamapp.heuristics import HeuristicPool
 from streamapp.outbound.models import DELIVERY_TOPIC
 from streamapp.pipeline import Pipeline
+from streamapp.topics import pipeline_topic
 from streamapp.tables.merchants import declare_client_cache, declare_result_cache
 from streamapp.web.merchants import Clients, register_merchant_views
 
@@ -24,10 +25,10 @@ def register(app: StreamApp) -> None:
     settings = app.settings
     topics = MerchantTopics(
         # Keyed by description key: identical descriptions meet the same cache partition.
-        requests=app.topic(REQUESTS, key_type=bytes, value_type=bytes),
-        results=app.topic(RESULTS, key_type=bytes, value_type=bytes),
-        clients=app.topic(CLIENTS, key_type=bytes, value_type=bytes),
-        deliveries=app.topic(DELIVERY_TOPIC, key_type=bytes, value_type=bytes),
+        requests=pipeline_topic(app, REQUESTS),
+        results=pipeline_topic(app, RESULTS),
+        clients=pipeline_topic(app, CLIENTS),
+        deliveries=pipeline_topic(app, DELIVERY_TOPIC),
     )
     client_cache = declare_client_cache(app)
     result_cache = declare_result_cache(app)

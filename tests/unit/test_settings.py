@@ -55,3 +55,8 @@ def test_prod_requires_a_webhook_secret() -> None:
     with pytest.raises(ValidationError, match="STREAMAPP_SALESFORCE_SECRET"):
         Settings(env="prod")
     assert Settings(env="prod", salesforce_secret="x").salesforce_auth_enabled  # type: ignore[arg-type]
+
+
+def test_empty_secret_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMAPP_SALESFORCE_SECRET", "")
+    assert not Settings().salesforce_auth_enabled

@@ -1,0 +1,24 @@
+"""Declaring a pipeline's topics so Faust creates them, with our partition count."""
+
+from __future__ import annotations
+
+import faust
+
+from streamapp.typing import Topic
+
+
+def pipeline_topic(app: faust.App, name: str) -> Topic:
+    """A raw-bytes topic that Faust creates (internal) with STREAMAPP_TOPIC_PARTITIONS partitions.
+
+    Leaving creation to the broker's auto-create would use the broker's default
+    partition count, and a table's source topic must match its changelog's or
+    Faust refuses to start (PartitionsMismatch); clusters often disable
+    auto-create altogether.
+    """
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        internal=True,
+        partitions=app.conf.topic_partitions,
+    )
