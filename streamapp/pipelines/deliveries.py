@@ -11,8 +11,8 @@ from streamapp.outbound import store
 from streamapp.outbound.models import DELIVERY_TOPIC, DeliveryRequest
 from streamapp.outbound.service import DeliveryService
 from streamapp.pipeline import Pipeline
-from streamapp.topics import pipeline_topic
 from streamapp.sink import PostgresSink
+from streamapp.topics import pipeline_topic
 from streamapp.web.deliveries import register_delivery_views
 
 if TYPE_CHECKING:

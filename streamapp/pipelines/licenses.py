@@ -11,8 +11,8 @@ from streamapp.agents.licenses import (
     license_update_sink,
 )
 from streamapp.pipeline import Pipeline
-from streamapp.topics import pipeline_topic
 from streamapp.tables.licenses import declare_license_state
+from streamapp.topics import pipeline_topic
 from streamapp.web.licenses import register_license_views
 
 if TYPE_CHECKING:

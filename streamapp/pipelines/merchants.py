@@ -8,8 +8,8 @@ from streamapp.agents.merchants import MerchantTopics, NormalizeProcessor, resul
 from streamapp.heuristics import HeuristicPool
 from streamapp.outbound.models import DELIVERY_TOPIC
 from streamapp.pipeline import Pipeline
-from streamapp.topics import pipeline_topic
 from streamapp.tables.merchants import declare_client_cache, declare_result_cache
+from streamapp.topics import pipeline_topic
 from streamapp.web.merchants import Clients, register_merchant_views
 
 if TYPE_CHECKING:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-
 import logging.config
 
 from streamapp.logs import JsonFormatter, TextFormatter, logging_config, position
