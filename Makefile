@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LINT_DIRS := $(wildcard streamapp simulator tests bench)
 
 .PHONY: run test lint typecheck check bench clean
 
@@ -20,8 +21,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=85 $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check streamapp simulator tests bench
-	$(BIN)/ruff format --check streamapp simulator tests bench
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -107,7 +107,10 @@ async def test_replay_reinjects_the_original(
 
     assert await replay_letters(settings, args(ids=[str(letter.dead_letter_id)])) == 0
     assert f"replayed {letter.dead_letter_id} -> licenses.inbound" in capsys.readouterr().out
-    status, body = await eventually(lambda: client.get(f"/licenses/{customer.id}"), lambda r: r[0] == 200)
+    # Customers and licenses have separate sinks: wait for the license itself.
+    status, body = await eventually(
+        lambda: client.get(f"/licenses/{customer.id}"), lambda r: r[0] == 200 and bool(r[1]["licenses"])
+    )
     assert status == 200
     assert [(lic["sku"], lic["active"]) for lic in body["licenses"]] == [("SKU2", True)]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -247,12 +248,19 @@ async def test_soap_out_of_order_and_resend(client: Client, db: asyncpg.Pool) ->
     # The newer change arrives first, then the older one: the older must not win.
     assert (await client.post("/salesforce/webhook", soap([newer])))[0] == 200
     await eventually(lambda: licenses_of(client, acct), lambda r: active(r[1]) == {"SKU2"})
-    assert (await client.post("/salesforce/webhook", soap([older])))[0] == 200
+    status, _, headers = await client.post("/salesforce/webhook", soap([older]))
+    assert status == 200
+    older_event = headers["X-Event-Ids"]
     # And a resend of the newer one, un-acked the first time.
     assert (await client.post("/salesforce/webhook", soap([newer])))[0] == 200
-    marker = customer_record()
-    await client.post("/salesforce/webhook", marker)
-    await eventually(lambda: licenses_of(client, marker["Id"]), lambda r: r[0] == 200)
+    # The agent has seen the older record once its id is among the customer's recent events.
+    _, state = await eventually(
+        lambda: client.get(f"/tables/license-state/{acct}"),
+        lambda r: older_event in r[1]["value"]["recent_event_ids"],
+    )
+    assert older_event in state["value"]["recent_event_ids"]
+    assert set(state["value"]["licensed"]) == {"SKU2"}
+    await asyncio.sleep(0.5)  # a (wrong) update would now be on its way to the sink
     _, lic = await licenses_of(client, acct)
     assert active(lic) == {"SKU2"}
     assert await history_count(db, acct) == 1

@@ -204,9 +204,14 @@ async def test_result_cache(client: Client, receiver: Receiver, db: asyncpg.Pool
     await receiver.wait_for("/cache", 1)
     _, second = await tenant.normalize({**tx, "description": description.lower()})
     await receiver.wait_for("/cache", 2)
-    rows = await db.fetch(
-        "SELECT request_id::text, cache_hit, merchant_name FROM merchant_requests WHERE client_id=$1",
-        tenant.client_id,
+    # The results sink and the delivery run side by side: wait for both rows to be final.
+    rows = await eventually(
+        lambda: db.fetch(
+            "SELECT request_id::text, cache_hit, merchant_name FROM merchant_requests"
+            " WHERE client_id=$1 AND status = 'done'",
+            tenant.client_id,
+        ),
+        lambda found: len(found) == 2,
     )
     by_id = {r["request_id"]: (r["cache_hit"], r["merchant_name"]) for r in rows}
     assert by_id[first["request_id"]] == (False, "Lyft")
