@@ -7,9 +7,27 @@ import logging
 from collections.abc import Sequence
 
 from streamapp.errors import DependencyUnavailable
+from streamapp.retry import retry_transient
+from streamapp.settings import Settings
 from streamapp.typing import Topic
 
 log = logging.getLogger(__name__)
+
+
+async def publish_durably(settings: Settings, topic: Topic, messages: Sequence[tuple[bytes, bytes]]) -> None:
+    """`publish_all` for agents: retry a broker that does not acknowledge, for as long as it takes.
+
+    An agent must not move on (and have its input acknowledged) before its
+    outputs are durable, so there is no giving up here; shutdown cancels it.
+    """
+    if not messages:
+        return
+    await retry_transient(
+        lambda: publish_all(topic, messages, timeout=settings.ingest_ack_timeout),
+        what=f"publish {len(messages)} to {topic.get_topic_name()}",
+        initial=settings.retry_initial_backoff,
+        maximum=settings.retry_max_backoff,
+    )
 
 
 async def publish_all(

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import asyncpg
 
+from streamapp.batching import for_each_batch
 from streamapp.errors import describe
 from streamapp.logs import position
 from streamapp.retry import retry_transient
-from streamapp.typing import Event, Stream, concrete
+from streamapp.typing import Event, Stream
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
@@ -57,17 +57,9 @@ class PostgresSink(Generic[T]):
 
     async def run(self, stream: Stream) -> None:
         settings = self.app.settings
-        async for events in concrete(stream).take_events(
-            settings.sink_batch_size, settings.sink_batch_within
-        ):
-            try:
-                await self.handle(events)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # handle() dead-letters per event; reaching here is a bug in it. Log and go
-                # on rather than crash the agent (Faust would ack the batch either way).
-                log.exception("%s: unexpected error handling a batch", self.name)
+        await for_each_batch(
+            stream, settings.sink_batch_size, settings.sink_batch_within, self.handle, self.name
+        )
 
     async def handle(self, events: Sequence[Event]) -> None:
         decoded: list[tuple[Event, T]] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,16 +10,16 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from faust.types import TableT
 
+from streamapp.batching import for_each_batch
 from streamapp.envelope import Envelope
 from streamapp.errors import describe
-from streamapp.ingest import publish_all
+from streamapp.ingest import publish_durably
 from streamapp.models.licenses import CustomerSnapshot, LicenseState, LicenseUpdate, decide
 from streamapp.models.salesforce import CustomerRecord
-from streamapp.retry import retry_transient
 from streamapp.sink import PostgresSink, event_position
 from streamapp.tables.licenses import dump_state, load_state
 from streamapp.tables.state import put
-from streamapp.typing import Event, Stream, Topic, concrete
+from streamapp.typing import Event, Stream, Topic
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
@@ -57,13 +56,7 @@ class RecordProcessor:
         self.table = table
 
     async def run(self, stream: Stream) -> None:
-        async for events in concrete(stream).take_events(RECORD_BATCH, RECORD_WITHIN):
-            try:
-                await self.handle(events)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("licenses: unexpected error handling a batch of %d", len(events))
+        await for_each_batch(stream, RECORD_BATCH, RECORD_WITHIN, self.handle, "licenses.records")
 
     async def handle(self, events: Sequence[Event]) -> None:
         states: dict[bytes, tuple[Event, LicenseState]] = {}
@@ -101,21 +94,10 @@ class RecordProcessor:
             if decision.customer is not None:
                 customers.append((key, decision.customer.model_dump_json().encode()))
 
-        await self._publish(self.topics.updates, updates)
-        await self._publish(self.topics.customers, customers)
+        await publish_durably(self.app.settings, self.topics.updates, updates)
+        await publish_durably(self.app.settings, self.topics.customers, customers)
         for key, (event, state) in states.items():
             put(self.table, event, key, dump_state(state))
-
-    async def _publish(self, topic: Topic, messages: list[tuple[bytes, bytes]]) -> None:
-        if not messages:
-            return
-        settings = self.app.settings
-        await retry_transient(
-            lambda: publish_all(topic, messages, timeout=settings.ingest_ack_timeout),
-            what=f"publish {len(messages)} to {topic.get_topic_name()}",
-            initial=settings.retry_initial_backoff,
-            maximum=settings.retry_max_backoff,
-        )
 
 
 # --- sinks ------------------------------------------------------------------------

@@ -12,16 +12,17 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from faust.types import TableT
 
+from streamapp.batching import for_each_batch
 from streamapp.envelope import derived_id, utcnow
 from streamapp.errors import describe
 from streamapp.heuristics import HeuristicPool
-from streamapp.ingest import publish_all
+from streamapp.ingest import publish_durably
 from streamapp.models.merchants import MerchantResult, NormalizeRequest, description_key
 from streamapp.outbound.models import DeliveryRequest
 from streamapp.retry import retry_transient
 from streamapp.sink import PostgresSink, event_position
 from streamapp.tables.state import put
-from streamapp.typing import Event, Stream, Topic, concrete
+from streamapp.typing import Event, Stream, Topic
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
@@ -76,13 +77,7 @@ class NormalizeProcessor:
 
     async def run(self, stream: Stream) -> None:
         batch = max(2, self.pool.processes * 2)
-        async for events in concrete(stream).take_events(batch, 0.05):
-            try:
-                await self.handle(events)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("merchants: unexpected error handling a batch of %d", len(events))
+        await for_each_batch(stream, batch, 0.05, self.handle, "merchants.normalize")
 
     async def handle(self, events: Sequence[Event]) -> None:
         ttl = self.app.settings.merchant_cache_ttl
@@ -136,8 +131,8 @@ class NormalizeProcessor:
             delivery = delivery_for(result)
             deliveries.append((delivery.endpoint_id.encode(), delivery.model_dump_json().encode()))
 
-        await self._publish(self.topics.results, results)
-        await self._publish(self.topics.deliveries, deliveries)
+        await publish_durably(self.app.settings, self.topics.results, results)
+        await publish_durably(self.app.settings, self.topics.deliveries, deliveries)
         written: set[bytes] = set()
         for event, _, key in requests:
             if key in to_run and key in answers and key not in written:
@@ -152,17 +147,6 @@ class NormalizeProcessor:
             initial=settings.retry_initial_backoff,
             maximum=settings.retry_max_backoff,
             max_attempts=3,
-        )
-
-    async def _publish(self, topic: Topic, messages: list[tuple[bytes, bytes]]) -> None:
-        if not messages:
-            return
-        settings = self.app.settings
-        await retry_transient(
-            lambda: publish_all(topic, messages, timeout=settings.ingest_ack_timeout),
-            what=f"publish {len(messages)} to {topic.get_topic_name()}",
-            initial=settings.retry_initial_backoff,
-            maximum=settings.retry_max_backoff,
         )
 
 

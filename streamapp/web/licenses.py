@@ -10,11 +10,9 @@ from pydantic import ValidationError
 
 from streamapp.envelope import Envelope, derived_id
 from streamapp.errors import (
-    DependencyUnavailable,
     Forbidden,
     NotFound,
     StreamappError,
-    is_retriable,
 )
 from streamapp.ingest import publish_all
 from streamapp.models.salesforce import (
@@ -24,7 +22,7 @@ from streamapp.models.salesforce import (
     soap_fault,
 )
 from streamapp.typing import Topic, aiohttp_request
-from streamapp.web.base import JsonView, check_shared_secret, read_body, validation_errors
+from streamapp.web.base import JsonView, check_shared_secret, db_call, read_body, validation_errors
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
@@ -44,15 +42,7 @@ def is_xml(request: Request, body: bytes) -> bool:
 
 async def query(app: StreamApp, sql: str, *args: Any) -> list[Any]:
     """Run a read query; a database that is down is a 503, not a 500."""
-    try:
-        async with app.db.pool.acquire() as conn:
-            return list(await conn.fetch(sql, *args))
-    except StreamappError:
-        raise
-    except Exception as exc:
-        if is_retriable(exc):
-            raise DependencyUnavailable(f"database unavailable: {exc!r}") from exc
-        raise
+    return list(await db_call(lambda: app.db.pool.fetch(sql, *args)))
 
 
 def register_license_views(app: StreamApp, inbound: Topic) -> None:

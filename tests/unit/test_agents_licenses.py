@@ -31,7 +31,7 @@ class Recorder:
 @pytest.fixture
 def recorder(app: StreamApp, monkeypatch: pytest.MonkeyPatch) -> Recorder:
     rec = Recorder()
-    monkeypatch.setattr("streamapp.agents.licenses.publish_all", rec.publish)
+    monkeypatch.setattr("streamapp.ingest.publish_all", rec.publish)
     monkeypatch.setattr(app.dead_letters, "send_event", rec.dead_letter)
     return rec
 
