@@ -1,0 +1,109 @@
+{{/* Chart name, truncated to the 63 characters a DNS label allows. */}}
+{{- define "streamapp.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name. Kept short enough that "<fullname>-headless" and the
+StatefulSet's pod names ("<fullname>-N") stay valid DNS labels.
+*/}}
+{{- define "streamapp.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "streamapp.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "streamapp.headlessName" -}}
+{{- printf "%s-headless" (include "streamapp.fullname" .) }}
+{{- end }}
+
+{{- define "streamapp.labels" -}}
+helm.sh/chart: {{ include "streamapp.chart" . }}
+{{ include "streamapp.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "streamapp.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "streamapp.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: worker
+{{- end }}
+
+{{- define "streamapp.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "streamapp.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "streamapp.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/* The Secret the chart writes (only the keys it manages go in it). */}}
+{{- define "streamapp.secretName" -}}
+{{- include "streamapp.fullname" . }}
+{{- end }}
+
+{{/* True (non-empty) when the chart's own Secret holds the database URL. */}}
+{{- define "streamapp.ownsDatabaseSecret" -}}
+{{- if not .Values.database.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/* True (non-empty) when the chart's own Secret holds the Salesforce secret. */}}
+{{- define "streamapp.ownsSalesforceSecret" -}}
+{{- if and (not .Values.salesforce.existingSecret) .Values.salesforce.secret }}true{{ end }}
+{{- end }}
+
+{{- define "streamapp.salesforceEnabled" -}}
+{{- if or .Values.salesforce.existingSecret .Values.salesforce.secret }}true{{ end }}
+{{- end }}
+
+{{/*
+Render a config value as the string an env var needs. Helm parses bare YAML
+numbers as float64, which would print 1048576 as "1.048576e+06": whole numbers
+are printed as integers.
+*/}}
+{{- define "streamapp.envValue" -}}
+{{- if kindIs "float64" . }}
+{{- if eq . (floor .) }}{{ printf "%d" (int64 .) }}{{ else }}{{ toString . }}{{ end }}
+{{- else if kindIs "invalid" . }}
+{{- else }}
+{{- toString . }}
+{{- end }}
+{{- end }}
+
+{{/* Checks that would otherwise only fail once the pods start. */}}
+{{- define "streamapp.validate" -}}
+{{- if and (not .Values.database.existingSecret) (not .Values.database.url) }}
+{{- fail "set database.url or database.existingSecret (the PostgreSQL URL)" }}
+{{- end }}
+{{- if not .Values.broker.url }}
+{{- fail "set broker.url (e.g. kafka://kafka-0.kafka:9092;kafka://kafka-1.kafka:9092)" }}
+{{- end }}
+{{- $partitions := index .Values.config "STREAMAPP_TOPIC_PARTITIONS" | default "4" | int }}
+{{- if gt (int .Values.replicaCount) $partitions }}
+{{- fail (printf "replicaCount (%d) is larger than config.STREAMAPP_TOPIC_PARTITIONS (%d): the extra workers would get no partition" (int .Values.replicaCount) $partitions) }}
+{{- end }}
+{{- range $key, $_ := .Values.config }}
+{{- if not (hasPrefix "STREAMAPP_" $key) }}
+{{- fail (printf "config.%s: only STREAMAPP_* settings belong in config (use extraEnv for others)" $key) }}
+{{- end }}
+{{- if has $key (list "STREAMAPP_DATABASE_URL" "STREAMAPP_SALESFORCE_SECRET") }}
+{{- fail (printf "config.%s is a secret: use database.* / salesforce.* (it would land in a ConfigMap)" $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
