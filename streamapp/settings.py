@@ -68,6 +68,15 @@ class Settings(BaseSettings):
     # Networks deliveries may reach although internal. Unset: loopback in dev, nothing otherwise.
     delivery_allow_networks: Annotated[list[str] | None, NoDecode] = None
 
+    # Tasks.
+    tasks_secret: SecretStr | None = None
+    # Reports cover aligned event-time intervals [start, start + interval).
+    report_interval: float = Field(default=60.0, gt=0)
+    # A late event amends its interval's report until end + grace (by the clock).
+    report_grace: float = Field(default=300.0, ge=0)
+    report_tick: float = Field(default=1.0, gt=0)
+    report_dir: Path | None = None  # default: <data_dir>/reports
+
     # PostgreSQL.
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=8, ge=1)
@@ -87,7 +96,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "text"
 
-    @field_validator("salesforce_secret", "admin_token", "database_url", mode="before")
+    @field_validator("salesforce_secret", "admin_token", "database_url", "tasks_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `FOO=` in an env file means "not set", not "the empty secret".
@@ -107,6 +116,10 @@ class Settings(BaseSettings):
         if self.delivery_allow_networks is not None:
             return self.delivery_allow_networks
         return ["127.0.0.0/8", "::1/128"] if self.env == "dev" else []
+
+    @property
+    def reports_path(self) -> Path:
+        return self.report_dir if self.report_dir is not None else self.data_dir / "reports"
 
     @property
     def merchant_processes(self) -> int:

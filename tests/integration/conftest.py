@@ -17,6 +17,7 @@ SECRET = "test-shared-secret"
 ORGS = "00D000000000001AAA,00D000000000002AAA"
 ADMIN = "test-admin-token"
 RECEIVER_HOST = "127.0.0.2"
+REPORT_INTERVAL = 2
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +46,10 @@ async def worker(services: Services, tmp_path_factory: pytest.TempPathFactory) -
         STREAMAPP_DELIVERY_TIMEOUT="2",
         # Only the test receiver's address is reachable; the rest of loopback is "internal".
         STREAMAPP_DELIVERY_ALLOW_NETWORKS=f"{RECEIVER_HOST}/32",
+        # Two-second report intervals; late events may amend them for ten minutes.
+        STREAMAPP_REPORT_INTERVAL=str(REPORT_INTERVAL),
+        STREAMAPP_REPORT_GRACE="600",
+        STREAMAPP_REPORT_TICK="0.3",
     )
     proc.start()
     await proc.wait_ready()

@@ -1,0 +1,42 @@
+"""The tasks pipeline, declared in one place: TODO-app events -> task state -> periodic reports."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from streamapp.agents.tasks import TaskProcessor, snapshot_sink
+from streamapp.pipeline import Pipeline
+from streamapp.reporting import ReportService
+from streamapp.tables.tasks import declare_task_facts
+from streamapp.topics import pipeline_topic
+from streamapp.web.tasks import register_task_views
+
+if TYPE_CHECKING:
+    from streamapp.app import StreamApp
+    from streamapp.typing import Stream
+
+EVENTS = "tasks.events"
+SNAPSHOTS = "tasks.snapshots"
+
+
+def register(app: StreamApp) -> None:
+    # Both keyed by task id: a task's events are handled in order, by one worker.
+    inbound = pipeline_topic(app, EVENTS)
+    snapshots = pipeline_topic(app, SNAPSHOTS)
+    facts = declare_task_facts(app)
+    processor = TaskProcessor(app, snapshots, facts)
+    sink = snapshot_sink(app)
+    app.add_dependency(ReportService(app))
+
+    @app.agent(inbound, name="tasks.events")
+    async def task_events(stream: Stream) -> None:
+        await processor.run(stream)
+
+    @app.agent(snapshots, name="tasks.snapshots-sink")
+    async def task_snapshots(stream: Stream) -> None:
+        await sink.run(stream)
+
+    register_task_views(app, inbound)
+
+
+pipeline = Pipeline(name="tasks", register=register, migrations="streamapp.db.migrations.tasks")

@@ -1,0 +1,53 @@
+"""Report windowing: aligned intervals, what counts in [start, end), open tasks at the end."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from streamapp.models.task_reports import build_report, interval_of, report_document, report_filename
+from streamapp.models.tasks import Transition
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def tr(kind: str, minute: float, content: str = "c") -> Transition:
+    return Transition(kind=kind, at=T0 + timedelta(minutes=minute), content=content, event_id=uuid.uuid4())  # type: ignore[arg-type]
+
+
+def test_intervals_are_aligned_and_half_open() -> None:
+    assert interval_of(T0, 60) == (T0, T0 + timedelta(minutes=1))
+    assert interval_of(T0 + timedelta(seconds=59.999), 60)[0] == T0
+    assert interval_of(T0 + timedelta(seconds=60), 60)[0] == T0 + timedelta(minutes=1)
+    assert interval_of(T0 + timedelta(minutes=7), 300)[0] == T0 + timedelta(minutes=5)
+
+
+def test_report_contents() -> None:
+    tasks = {
+        "a": [tr("created", -5, "old open")],  # created before: open at end, not "created"
+        "b": [tr("created", 1, "new"), tr("completed", 2, "new")],
+        "c": [tr("created", 1, "gone"), tr("deleted", 3, "gone")],
+        "d": [tr("created", 2, "flip"), tr("completed", 3, "flip"), tr("reopened", 4, "flip2")],
+        "e": [tr("created", 20, "future")],  # after the interval: absent
+        "f": [tr("created", -10, "edge"), tr("completed", 10, "edge")],  # completed exactly at end
+    }
+    report = build_report("u1", T0, T0 + timedelta(minutes=10), tasks)
+    ids = {k: [t.id for t in getattr(report, k)] for k in ("created", "completed", "deleted", "open")}
+    assert ids == {"created": ["b", "c", "d"], "completed": ["b", "d"], "deleted": ["c"], "open": ["a", "d", "f"]}
+    assert report.counts == {"created": 3, "completed": 2, "deleted": 1, "open": 3}
+    assert next(t for t in report.open if t.id == "d").content == "flip2"
+
+
+def test_digest_changes_only_with_content() -> None:
+    tasks = {"a": [tr("created", 1)]}
+    one = build_report("u1", T0, T0 + timedelta(minutes=10), tasks)
+    assert one.digest() == build_report("u1", T0, T0 + timedelta(minutes=10), tasks).digest()
+    tasks["b"] = [tr("created", 2)]
+    assert one.digest() != build_report("u1", T0, T0 + timedelta(minutes=10), tasks).digest()
+
+
+def test_file_name_and_document() -> None:
+    name = report_filename("user/1", T0, T0 + timedelta(minutes=1))
+    assert name == "task_report_user_1_20260301T120000Z_20260301T120100Z.json"
+    doc = report_document(build_report("u", T0, T0 + timedelta(minutes=1), {}), 2, T0)
+    assert b'"revision": 2' in doc
