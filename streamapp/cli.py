@@ -155,8 +155,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
                 raise RuntimeError("embedded services exited during start-up")
         settings = load_settings()
         if args.simulate:
-            url = f"http://{settings.web_host}:{settings.web_port}/salesforce/webhook"
-            simulator = _spawn([sys.executable, "-m", "simulator", "--url", url, *args.simulator_args])
+            base = f"http://{settings.web_host}:{settings.web_port}"
+            simulator = _spawn([sys.executable, "-m", "simulator", "--base", base, *args.simulator_args])
         return run_worker(settings)
     finally:
         _stop(simulator)

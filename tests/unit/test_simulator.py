@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from simulator.__main__ import build_parser
@@ -32,3 +33,28 @@ def test_license_changing_changes_exactly_one_sku() -> None:
 def test_cli_defaults() -> None:
     args = build_parser().parse_args([])
     assert (args.rate, args.count, args.customers) == (6.0, 0, 10)
+
+
+def test_task_script_and_deliveries() -> None:
+    import random
+
+    from simulator.tasks import TaskScript, deliveries
+    from streamapp.models.tasks import TaskWebhook
+
+    script = TaskScript(users=3, seed=4)
+    events = [script.next_event() for _ in range(200)]
+    for event in events:
+        TaskWebhook.model_validate(event)
+    assert {e["event"] for e in events} == {"created", "updated", "deleted"}
+    assert len({e["metadata"]["userId"] for e in events}) == 3
+    delivered = deliveries(events, random.Random(1), duplicates=0.2)
+    assert len(delivered) > len(events)  # some repeated
+    assert {json.dumps(e, sort_keys=True) for e in delivered} == {
+        json.dumps(e, sort_keys=True) for e in events
+    }
+    assert delivered[:50] != events[:50]  # not in the original order
+
+
+def test_cli_modes() -> None:
+    args = build_parser().parse_args(["--mode", "tasks", "--users", "7"])
+    assert (args.mode, args.users, args.url) == ("tasks", 7, None)
