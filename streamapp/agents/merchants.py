@@ -98,7 +98,11 @@ class NormalizeProcessor:
             cached = self.cache.get(key)
             if cached is not None and now - float(cached["at"]) < ttl:
                 answers[key] = str(cached["merchant"])
-        to_run = {key: req.transaction.description for _, req, key in requests if key not in answers}
+        # Cache hits are answered first: they must not wait behind seconds of heuristics.
+        hits = [item for item in requests if item[2] in answers]
+        await self._answer(hits, answers, {}, cache_hit=True)
+        misses = [item for item in requests if item[2] not in answers]
+        to_run = {key: req.transaction.description for _, req, key in misses}
         computed = await asyncio.gather(*(self._identify(d) for d in to_run.values()), return_exceptions=True)
         failures: dict[bytes, BaseException] = {}
         for key, outcome in zip(to_run, computed, strict=True):
@@ -106,7 +110,22 @@ class NormalizeProcessor:
                 failures[key] = outcome
             else:
                 answers[key] = outcome
+        await self._answer(misses, answers, failures, cache_hit=False)
+        written: set[bytes] = set()
+        for event, _, key in misses:
+            if key in answers and key not in written:
+                put(self.cache, event, key, {"merchant": answers[key], "at": now})
+                written.add(key)
 
+    async def _answer(
+        self,
+        requests: list[tuple[Event, NormalizeRequest, bytes]],
+        answers: dict[bytes, str],
+        failures: dict[bytes, BaseException],
+        *,
+        cache_hit: bool,
+    ) -> None:
+        """Publish results and deliveries for `requests` and wait until both are durable."""
         results: list[tuple[bytes, bytes]] = []
         deliveries: list[tuple[bytes, bytes]] = []
         for event, request, key in requests:
@@ -116,7 +135,7 @@ class NormalizeProcessor:
                 client_id=request.client_id,
                 status="failed" if failure else "done",
                 merchant=None if failure else answers[key],
-                cache_hit=key not in to_run,
+                cache_hit=cache_hit,
                 finished_at=utcnow(),
                 error=describe(failure) if failure else None,
             )
@@ -130,14 +149,8 @@ class NormalizeProcessor:
             results.append((str(request.request_id).encode(), result.model_dump_json().encode()))
             delivery = delivery_for(result)
             deliveries.append((delivery.endpoint_id.encode(), delivery.model_dump_json().encode()))
-
         await publish_durably(self.app.settings, self.topics.results, results)
         await publish_durably(self.app.settings, self.topics.deliveries, deliveries)
-        written: set[bytes] = set()
-        for event, _, key in requests:
-            if key in to_run and key in answers and key not in written:
-                put(self.cache, event, key, {"merchant": answers[key], "at": now})
-                written.add(key)
 
     async def _identify(self, description: str) -> str:
         settings = self.app.settings

@@ -39,7 +39,10 @@ def register(app: StreamApp) -> None:
     clients = Clients(app, client_cache, topics.clients)
     app.authenticators.append(clients.authenticate)
 
-    @app.agent(topics.requests, name="merchants.normalize")
+    # Several actors: while one waits for heuristics, the others keep answering cache
+    # hits. Requests are independent, so sharing a partition's events is fine; Faust
+    # commits only up to the lowest unacknowledged offset.
+    @app.agent(topics.requests, name="merchants.normalize", concurrency=pool.processes + 1)
     async def normalize(stream: Stream) -> None:
         await processor.run(stream)
 
