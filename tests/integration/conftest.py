@@ -11,6 +11,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from streamapp.embedded import free_port
 from tests.integration.stack import Services, Worker
 
 SECRET = "test-shared-secret"
@@ -18,6 +19,9 @@ ORGS = "00D000000000001AAA,00D000000000002AAA"
 ADMIN = "test-admin-token"
 RECEIVER_HOST = "127.0.0.2"
 REPORT_INTERVAL = 2
+# Carts: the worker's gRPC port (kept across restarts) and the key tokens are signed with.
+CARTS_GRPC_PORT = free_port()
+CARTS_JWT_SECRET = "test-carts-jwt-secret-of-at-least-32-bytes"
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +39,8 @@ async def worker(services: Services, tmp_path_factory: pytest.TempPathFactory) -
         tmp_path_factory.mktemp("worker"),
         STREAMAPP_SALESFORCE_SECRET=SECRET,
         STREAMAPP_SALESFORCE_ORG_ALLOWLIST=ORGS,
+        STREAMAPP_CARTS_GRPC_PORT=str(CARTS_GRPC_PORT),
+        STREAMAPP_CARTS_JWT_SECRET=CARTS_JWT_SECRET,
         STREAMAPP_MAX_BODY_BYTES=str(64 * 1024),
         STREAMAPP_INGEST_ACK_TIMEOUT="5",
         STREAMAPP_RETRY_MAX_BACKOFF="1",

@@ -1,0 +1,88 @@
+"""Who is calling: a signed JWT (HS256) in the `authorization` metadata, `sub` = user uuid."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import jwt
+
+from streamapp.errors import Forbidden, Unauthorized
+from streamapp.settings import Settings
+
+ADMIN_ROLE = "admin"
+# Only HS256: accepting the algorithm named in the token's header is the classic
+# JWT downgrade ("none", or RS256 verified with the HMAC key).
+ALGORITHMS = ["HS256"]
+
+Metadata = Iterable[tuple[str, str | bytes]]
+
+
+@dataclass(frozen=True)
+class Caller:
+    user_uuid: uuid.UUID
+    roles: frozenset[str]
+
+    @property
+    def admin(self) -> bool:
+        return ADMIN_ROLE in self.roles
+
+    def require_admin(self) -> None:
+        if not self.admin:
+            raise Forbidden("this call needs the admin role")
+
+
+class TokenVerifier:
+    """Verifies bearer tokens against the configured secret, audience and issuer."""
+
+    def __init__(self, settings: Settings) -> None:
+        secret = settings.carts_jwt_secret
+        self._key = secret.get_secret_value() if secret is not None else None
+        self._audience = settings.carts_jwt_audience
+        self._issuer = settings.carts_jwt_issuer
+        self._leeway = settings.carts_jwt_leeway
+
+    def authenticate(self, metadata: Metadata | None) -> Caller:
+        token = bearer_token(metadata or ())
+        if token is None:
+            raise Unauthorized("missing bearer token in the authorization metadata")
+        return self.verify(token)
+
+    def verify(self, token: str) -> Caller:
+        if self._key is None:
+            raise Unauthorized("token verification is not configured (STREAMAPP_CARTS_JWT_SECRET)")
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=ALGORITHMS,
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": ["sub", "exp"], "verify_aud": self._audience is not None},
+            )
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized(f"invalid token: {exc}") from exc
+        try:
+            user = uuid.UUID(str(claims["sub"]))
+        except ValueError as exc:
+            raise Unauthorized("the token's sub is not a user uuid") from exc
+        roles = claims.get("roles", [])
+        if isinstance(roles, str):
+            roles = roles.split()
+        if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+            raise Unauthorized("the token's roles claim must be a list of strings")
+        return Caller(user, frozenset(roles))
+
+
+def bearer_token(metadata: Metadata) -> str | None:
+    for key, value in metadata:
+        if key.lower() != "authorization":
+            continue
+        text = value.decode() if isinstance(value, bytes) else value
+        scheme, _, token = text.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return None
+    return None

@@ -1,0 +1,316 @@
+"""Carts in PostgreSQL: every change locks the cart row, bumps its version and writes an outbox row.
+
+Lock order, everywhere: the item first (AddItem: KEY SHARE; item Update/Delete:
+UPDATE), then carts in uuid order. One order means no deadlocks between our own
+transactions; PostgreSQL's detector (and `sql.transaction`'s retry) covers the rest.
+The outbox row is inserted after the cart row is locked, so one cart's outbox ids
+are in commit order and the relay publishes them in that order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from streamapp.carts.auth import Caller
+from streamapp.carts.errors import FailedPrecondition
+from streamapp.carts.sql import Sql
+from streamapp.errors import Forbidden, NotFound
+from streamapp.models.carts import (
+    AddressFields,
+    AddressRow,
+    CartEventType,
+    CartView,
+    EntryRow,
+    ItemRow,
+    cart_event,
+)
+
+CART_COLUMNS = "uuid, user_uuid, version, created, updated"
+INSERT_OUTBOX = "INSERT INTO cart_outbox (event_id, cart_uuid, payload) VALUES ($1, $2, $3)"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_quantity: int
+    max_entries: int
+
+
+@dataclass(frozen=True)
+class CartRow:
+    uuid: UUID
+    user_uuid: UUID
+    version: int
+    created: datetime
+    updated: datetime
+
+
+def cart_row(row: asyncpg.Record) -> CartRow:
+    return CartRow(row["uuid"], row["user_uuid"], row["version"], row["created"], row["updated"])
+
+
+def not_found(cart_uuid: UUID) -> NotFound:
+    return NotFound(f"cart {cart_uuid} not found")
+
+
+def check_owner(cart: CartRow, caller: Caller) -> None:
+    if cart.user_uuid != caller.user_uuid:
+        raise Forbidden(f"cart {cart.uuid} belongs to another user")
+
+
+async def load_views(sql: Sql, carts: list[CartRow]) -> list[CartView]:
+    """The carts with their entries (items at their current prices) and addresses: two statements."""
+    ids = [cart.uuid for cart in carts]
+    entries: defaultdict[UUID, list[EntryRow]] = defaultdict(list)
+    for row in await sql.fetch(
+        "SELECT cart_entries",
+        """
+        SELECT e.cart_uuid, e.quantity, i.uuid, i.name, i.description, i.price, i.created, i.updated
+        FROM cart_entries e JOIN items i ON i.uuid = e.item_uuid
+        WHERE e.cart_uuid = ANY($1::uuid[])
+        ORDER BY e.cart_uuid, e.added, e.item_uuid
+        """,
+        ids,
+    ):
+        item = ItemRow(
+            row["uuid"], row["name"], row["description"], row["price"], row["created"], row["updated"]
+        )
+        entries[row["cart_uuid"]].append(EntryRow(item, row["quantity"]))
+    addresses = {
+        row["cart_uuid"]: AddressRow(
+            uuid=row["uuid"],
+            line1=row["line1"],
+            line2=row["line2"],
+            line3=row["line3"],
+            city=row["city"],
+            province=row["province"],
+            zip_code=row["zip_code"],
+            country_code=row["country_code"],
+            other=row["other"],
+            created=row["created"],
+            updated=row["updated"],
+        )
+        for row in await sql.fetch(
+            "SELECT cart_addresses", "SELECT * FROM cart_addresses WHERE cart_uuid = ANY($1::uuid[])", ids
+        )
+    }
+    return [
+        CartView(
+            uuid=cart.uuid,
+            user_uuid=cart.user_uuid,
+            version=cart.version,
+            entries=entries.get(cart.uuid, []),
+            address=addresses.get(cart.uuid),
+            created=cart.created,
+            updated=cart.updated,
+        )
+        for cart in carts
+    ]
+
+
+async def _view(sql: Sql, cart: CartRow) -> CartView:
+    (view,) = await load_views(sql, [cart])
+    return view
+
+
+async def _publish(sql: Sql, kind: CartEventType, views: list[CartView], item_uuid: UUID | None) -> None:
+    events = [cart_event(kind, view, item_uuid) for view in views]
+    await sql.executemany(
+        "INSERT cart_outbox",
+        INSERT_OUTBOX,
+        [(event.event_id, event.cart_uuid, event.encode()) for event in events],
+    )
+
+
+async def _lock(sql: Sql, cart_uuid: UUID, caller: Caller) -> CartRow:
+    row = await sql.fetchrow(
+        "SELECT carts FOR UPDATE", f"SELECT {CART_COLUMNS} FROM carts WHERE uuid = $1 FOR UPDATE", cart_uuid
+    )
+    if row is None:
+        raise not_found(cart_uuid)
+    cart = cart_row(row)
+    check_owner(cart, caller)
+    return cart
+
+
+async def _bump(sql: Sql, cart_uuid: UUID) -> CartRow:
+    # clock_timestamp(), not now(): a transaction that waited for the lock must
+    # not stamp an earlier time than the change it waited for.
+    row = await sql.fetchrow(
+        "UPDATE carts",
+        "UPDATE carts SET version = version + 1, updated = clock_timestamp() "
+        f"WHERE uuid = $1 RETURNING {CART_COLUMNS}",
+        cart_uuid,
+    )
+    assert row is not None
+    return cart_row(row)
+
+
+async def _changed(sql: Sql, kind: CartEventType, cart_uuid: UUID, item_uuid: UUID | None) -> CartView:
+    view = await _view(sql, await _bump(sql, cart_uuid))
+    await _publish(sql, kind, [view], item_uuid)
+    return view
+
+
+async def get(sql: Sql, cart_uuid: UUID, caller: Caller) -> CartView:
+    row = await sql.fetchrow("SELECT carts", f"SELECT {CART_COLUMNS} FROM carts WHERE uuid = $1", cart_uuid)
+    if row is None:
+        raise not_found(cart_uuid)
+    cart = cart_row(row)
+    check_owner(cart, caller)
+    return await _view(sql, cart)
+
+
+async def add_item(
+    sql: Sql, caller: Caller, cart_uuid: UUID, item_uuid: UUID, quantity: int, limits: Limits
+) -> CartView:
+    item = await sql.fetchrow(
+        "SELECT items FOR KEY SHARE", "SELECT uuid FROM items WHERE uuid = $1 FOR KEY SHARE", item_uuid
+    )
+    if item is None:
+        raise NotFound(f"item {item_uuid} not found")
+    # Creates the cart for the caller, or locks (and bumps) the existing one: one
+    # statement, so two first AddItems on a new cart cannot both create it.
+    row = await sql.fetchrow(
+        "UPSERT carts",
+        "INSERT INTO carts AS c (uuid, user_uuid) VALUES ($1, $2) "
+        "ON CONFLICT (uuid) DO UPDATE SET version = c.version + 1, updated = clock_timestamp() "
+        f"RETURNING {CART_COLUMNS}",
+        cart_uuid,
+        caller.user_uuid,
+    )
+    assert row is not None
+    cart = cart_row(row)
+    check_owner(cart, caller)
+    entry = await sql.fetchrow(
+        "UPSERT cart_entries",
+        "INSERT INTO cart_entries AS e (cart_uuid, item_uuid, quantity) VALUES ($1, $2, $3) "
+        "ON CONFLICT (cart_uuid, item_uuid) DO UPDATE SET quantity = e.quantity + excluded.quantity "
+        "RETURNING quantity",
+        cart_uuid,
+        item_uuid,
+        quantity,
+    )
+    assert entry is not None
+    if entry["quantity"] > limits.max_quantity:
+        raise FailedPrecondition(
+            f"the cart would hold {entry['quantity']} of item {item_uuid}; at most {limits.max_quantity}"
+        )
+    if entry["quantity"] == quantity:  # a new entry (an existing one already held at least 1)
+        counted = await sql.fetchrow(
+            "SELECT count(cart_entries)",
+            "SELECT count(*) AS n FROM cart_entries WHERE cart_uuid = $1",
+            cart_uuid,
+        )
+        if counted is not None and counted["n"] > limits.max_entries:
+            raise FailedPrecondition(f"a cart holds at most {limits.max_entries} different items")
+    view = await _view(sql, cart)
+    await _publish(sql, "cart.item_added", [view], item_uuid)
+    return view
+
+
+async def update_quantity(
+    sql: Sql, caller: Caller, cart_uuid: UUID, item_uuid: UUID, quantity: int
+) -> CartView:
+    cart = await _lock(sql, cart_uuid, caller)
+    row = await sql.fetchrow(
+        "SELECT cart_entries",
+        "SELECT quantity FROM cart_entries WHERE cart_uuid = $1 AND item_uuid = $2",
+        cart_uuid,
+        item_uuid,
+    )
+    current: int | None = row["quantity"] if row is not None else None
+    if current is None and quantity > 0:
+        raise FailedPrecondition(f"item {item_uuid} is not in cart {cart_uuid}; AddItem adds it")
+    if current is None or current == quantity:
+        return await _view(sql, cart)  # nothing changes, nothing to tell
+    if quantity == 0:
+        await sql.execute(
+            "DELETE cart_entries",
+            "DELETE FROM cart_entries WHERE cart_uuid = $1 AND item_uuid = $2",
+            cart_uuid,
+            item_uuid,
+        )
+        return await _changed(sql, "cart.item_removed", cart_uuid, item_uuid)
+    await sql.execute(
+        "UPDATE cart_entries",
+        "UPDATE cart_entries SET quantity = $3 WHERE cart_uuid = $1 AND item_uuid = $2",
+        cart_uuid,
+        item_uuid,
+        quantity,
+    )
+    return await _changed(sql, "cart.quantity_updated", cart_uuid, item_uuid)
+
+
+async def empty(sql: Sql, caller: Caller, cart_uuid: UUID) -> CartView:
+    cart = await _lock(sql, cart_uuid, caller)
+    status = await sql.execute(
+        "DELETE cart_entries", "DELETE FROM cart_entries WHERE cart_uuid = $1", cart_uuid
+    )
+    if status == "DELETE 0":
+        return await _view(sql, cart)
+    return await _changed(sql, "cart.emptied", cart_uuid, None)
+
+
+async def configure_address(sql: Sql, caller: Caller, cart_uuid: UUID, address: AddressFields) -> CartView:
+    await _lock(sql, cart_uuid, caller)
+    await sql.execute(
+        "UPSERT cart_addresses",
+        """
+        INSERT INTO cart_addresses AS a
+            (cart_uuid, uuid, line1, line2, line3, city, province, zip_code, country_code, other)
+        VALUES ($1, coalesce($2::uuid, $3::uuid), $4, $5, $6, $7, $8, $9, $10, $11)
+        ON CONFLICT (cart_uuid) DO UPDATE SET
+            uuid = coalesce($2::uuid, a.uuid),
+            line1 = excluded.line1, line2 = excluded.line2, line3 = excluded.line3,
+            city = excluded.city, province = excluded.province, zip_code = excluded.zip_code,
+            country_code = excluded.country_code, other = excluded.other,
+            updated = clock_timestamp()
+        """,
+        cart_uuid,
+        address.uuid,
+        uuid.uuid4(),
+        address.line1,
+        address.line2,
+        address.line3,
+        address.city,
+        address.province,
+        address.zip_code,
+        address.country_code,
+        address.other,
+    )
+    return await _changed(sql, "cart.address_configured", cart_uuid, None)
+
+
+async def touch_carts_with_item(sql: Sql, item_uuid: UUID, *, remove: bool) -> int:
+    """An item changed (or goes away): lock every cart holding it, bump them, write their events.
+
+    The caller holds the item's row lock (FOR UPDATE), so no cart can gain the item meanwhile.
+    """
+    rows = await sql.fetch(
+        "SELECT carts FOR UPDATE",
+        f"""
+        SELECT {CART_COLUMNS} FROM carts
+        WHERE uuid IN (SELECT cart_uuid FROM cart_entries WHERE item_uuid = $1)
+        ORDER BY uuid FOR UPDATE
+        """,
+        item_uuid,
+    )
+    if not rows:
+        return 0
+    if remove:
+        await sql.execute("DELETE cart_entries", "DELETE FROM cart_entries WHERE item_uuid = $1", item_uuid)
+    bumped = await sql.fetch(
+        "UPDATE carts",
+        "UPDATE carts SET version = version + 1, updated = clock_timestamp() "
+        f"WHERE uuid = ANY($1::uuid[]) RETURNING {CART_COLUMNS}",
+        [row["uuid"] for row in rows],
+    )
+    views = await load_views(sql, [cart_row(row) for row in bumped])
+    await _publish(sql, "cart.item_removed" if remove else "cart.item_updated", views, item_uuid)
+    return len(views)

@@ -1,0 +1,52 @@
+"""The carts pipeline, declared in one place: gRPC -> PostgreSQL + outbox -> carts.events -> totals."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from streamapp.agents.carts import ByUser, CartTopics, TotalsKeeper
+from streamapp.pipeline import Pipeline
+from streamapp.tables.carts import declare_cart_totals
+from streamapp.topics import pipeline_topic
+
+if TYPE_CHECKING:
+    from streamapp.app import StreamApp
+    from streamapp.typing import Stream
+
+EVENTS = "carts.events"
+BY_USER = "carts.events-by-user"
+
+
+def register(app: StreamApp) -> None:
+    # Imported here: the gRPC modules generate their protobuf code on first import.
+    from streamapp.carts.outbox import OutboxRelay
+    from streamapp.carts.server import CartsServer
+
+    topics = CartTopics(events=pipeline_topic(app, EVENTS), by_user=pipeline_topic(app, BY_USER))
+    totals = declare_cart_totals(app)
+    relay = OutboxRelay(app, topics.events)
+    server = CartsServer(app, relay)
+    app.add_dependency(relay)
+    app.add_dependency(server)
+
+    # mode's handler type wants `signal` as a required keyword; Faust passes it.
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def stop_carts(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # The app stops its children newest first, which would stop ours (added
+        # first) after the database and the producer they use. This runs before.
+        await server.stop()
+        await relay.stop()
+
+    by_user = ByUser(app, topics)
+    keeper = TotalsKeeper(app, totals)
+
+    @app.agent(topics.events, name="carts.by-user")
+    async def events(stream: Stream) -> None:
+        await by_user.run(stream)
+
+    @app.agent(topics.by_user, name="carts.user-totals")
+    async def user_totals(stream: Stream) -> None:
+        await keeper.run(stream)
+
+
+pipeline = Pipeline(name="carts", register=register, migrations="streamapp.db.migrations.carts")
