@@ -103,6 +103,20 @@ class Settings(BaseSettings):
     # Networks deliveries may reach although internal. Unset: loopback in dev, nothing otherwise.
     delivery_allow_networks: Annotated[list[str] | None, NoDecode] = None
 
+    # Assistance.
+    # The chat bot's bearer token. Unset: POST /assistance is open in dev, refused otherwise.
+    assistance_bot_token: SecretStr | None = None
+    # The routing table (TOML). Unset: the packaged default (sales -> Slack, pricing -> e-mail).
+    assistance_routing_file: Path | None = None
+    # TOML merged over the file's table, entry by entry; may carry secrets (Slack URLs).
+    assistance_routes: SecretStr | None = None
+    assistance_max_description: int = Field(default=8000, ge=1)
+
+    @field_validator("assistance_bot_token", "assistance_routing_file", "assistance_routes", mode="before")
+    @classmethod
+    def _assistance_empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     # Tasks.
     tasks_secret: SecretStr | None = None
     # Reports cover aligned event-time intervals [start, start + interval).

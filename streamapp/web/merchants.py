@@ -147,10 +147,7 @@ def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clie
                         client_id,
                         url,
                     )
-                    secret = await conn.fetchval(
-                        "SELECT secret FROM delivery_endpoints WHERE endpoint_id = $1", endpoint
-                    )
-                    secret = secret or signing.new_secret()
+                    secret = await store.webhook_secret(conn, endpoint) or signing.new_secret()
                     await store.upsert_endpoint(conn, endpoint, url, secret)
                     key_hash, api_key, status = row["api_key_hash"], None, 200
                 else:

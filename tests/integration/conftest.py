@@ -56,6 +56,9 @@ async def worker(services: Services, tmp_path_factory: pytest.TempPathFactory) -
         STREAMAPP_REPORT_INTERVAL=str(REPORT_INTERVAL),
         STREAMAPP_REPORT_GRACE="600",
         STREAMAPP_REPORT_TICK="0.3",
+        # Assistance: its tests write this routing file, then reload it (admin endpoint, SIGHUP).
+        STREAMAPP_ASSISTANCE_BOT_TOKEN="test-bot-token",
+        STREAMAPP_ASSISTANCE_ROUTING_FILE=str(tmp_path_factory.getbasetemp() / "assistance-routes.toml"),
     )
     proc.start()
     await proc.wait_ready()

@@ -1,0 +1,204 @@
+"""Assistance views: the chat bot's requests, their delivery status, and the routing admin endpoints."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web as aioweb
+from faust.web import Request, Response
+from pydantic import ValidationError
+
+from streamapp.assistance.routing import RoutingError
+from streamapp.auth import Principal, authenticate, bearer, is_admin, same
+from streamapp.envelope import derived_id, utcnow
+from streamapp.errors import NotFound, StreamappError, Unauthorized, ValidationFailed
+from streamapp.ingest import publish_all
+from streamapp.models.assistance import BOT_OWNER, AssistanceIn, AssistanceRequest, channel_report
+from streamapp.outbound import store
+from streamapp.typing import Topic, aiohttp_request
+from streamapp.web.base import JsonView, db_call, parse_json_object, read_body, validation_errors
+
+if TYPE_CHECKING:
+    from streamapp.app import StreamApp
+    from streamapp.assistance.service import Routing
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+class UnknownTopic(StreamappError):
+    status = 422
+    reason = "unknown_topic"
+
+    def __init__(self, topic: str, known: list[str]) -> None:
+        super().__init__(
+            f"no route for topic {topic.strip()!r}; known topics: {', '.join(known)}",
+            errors=[{"field": "topic", "type": "unknown_topic", "message": "not a known topic"}],
+        )
+        self.known = known
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "known_topics": self.known}
+
+
+def bot_authenticator(app: StreamApp) -> Any:
+    """The bot's bearer token makes it the owner of assistance deliveries (also for /deliveries/...)."""
+
+    async def authenticate_bot(request: aioweb.Request) -> str | None:
+        token = app.settings.assistance_bot_token
+        offered = bearer(request)
+        if token is not None and offered is not None and same(offered, token.get_secret_value()):
+            return BOT_OWNER
+        return None
+
+    return authenticate_bot
+
+
+def dev_open(app: StreamApp, secret: object | None) -> bool:
+    """With no token configured, the endpoint is open in dev and closed everywhere else."""
+    return secret is None and app.settings.env == "dev"
+
+
+async def bot_principal(app: StreamApp, request: aioweb.Request) -> Principal:
+    if dev_open(app, app.settings.assistance_bot_token) and bearer(request) is None:
+        return Principal(owner=BOT_OWNER)
+    return await authenticate(app, request)
+
+
+def require_admin(app: StreamApp, request: aioweb.Request) -> None:
+    if dev_open(app, app.settings.admin_token):
+        return
+    if not is_admin(app, request):
+        raise Unauthorized("the admin token is required (STREAMAPP_ADMIN_TOKEN)")
+
+
+def register_assistance_views(app: StreamApp, requests_topic: Topic, routing: Routing) -> None:
+    settings = app.settings
+
+    @app.page("/assistance")
+    class Assistance(JsonView):
+        """Accept a request for help: 202 with its id once it is durable in the topic."""
+
+        async def post(self, request: Request) -> Response:
+            raw = aiohttp_request(request)
+            principal = await bot_principal(app, raw)
+            if principal.owner != BOT_OWNER:
+                raise Unauthorized("the chat bot's token is required")
+            data = parse_json_object(await read_body(request, settings.max_body_bytes))
+            try:
+                incoming = AssistanceIn.model_validate(
+                    data, context={"max_description": settings.assistance_max_description}
+                )
+            except ValidationError as exc:
+                raise validation_errors(exc) from exc
+            idempotency_key = raw.headers.get("Idempotency-Key")
+            if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+                raise ValidationFailed(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+            table = await routing.current()
+            resolved = table.resolve(incoming.topic)
+            if resolved is None:
+                raise UnknownTopic(incoming.topic, table.known_topics)
+            topic, channels = resolved
+            # A retried POST with the same key is the same request: same id, nothing sent twice.
+            request_id = (
+                derived_id("assistance.request", idempotency_key) if idempotency_key else uuid.uuid4()
+            )
+            event = AssistanceRequest(
+                request_id=request_id,
+                received_at=utcnow(),
+                topic=topic,
+                topic_as_sent=incoming.topic,
+                description=incoming.description,
+                customer=incoming.customer,
+                conversation_url=incoming.conversation_url,
+                language=incoming.language,
+                channels=tuple(channel.name for channel in channels),
+                routing_version=table.version,
+            )
+            await publish_all(
+                requests_topic,
+                [(str(request_id).encode(), event.model_dump_json().encode())],
+                timeout=settings.ingest_ack_timeout,
+            )
+            return self.json(
+                {
+                    "request_id": str(request_id),
+                    "status": "accepted",
+                    "topic": topic,
+                    "channels": list(event.channels),
+                },
+                status=202,
+            )
+
+    @app.page("/assistance/{request_id}")
+    class AssistanceStatus(JsonView):
+        """A request and the status of each channel it went to, with every attempt."""
+
+        async def get(self, request: Request, request_id: str) -> Response:
+            principal = await bot_principal(app, aiohttp_request(request))
+            try:
+                rid = uuid.UUID(request_id)
+            except ValueError as exc:
+                raise NotFound(f"no assistance request {request_id!r}") from exc
+            if not principal.may_read(BOT_OWNER):
+                raise NotFound(f"no assistance request {request_id!r}")
+
+            async def fetch() -> tuple[Any, list[dict[str, Any]]]:
+                async with app.db.pool.acquire() as conn:
+                    row = await conn.fetchrow(
+                        "SELECT topic, topic_as_sent, description, customer, conversation_url, language,"
+                        " channels, routing_version, received_at FROM assistance_requests"
+                        " WHERE request_id = $1",
+                        rid,
+                    )
+                    return row, await store.history(conn, str(rid))
+
+            row, deliveries = await db_call(fetch)
+            if row is None:
+                # Not recorded yet (it is on its way through the topic) or unknown.
+                raise NotFound(f"no assistance request {request_id!r} (yet)")
+            return self.json(
+                {
+                    "request_id": str(rid),
+                    "topic": row["topic"],
+                    "topic_as_sent": row["topic_as_sent"],
+                    "description": row["description"],
+                    "customer": json.loads(row["customer"]) if row["customer"] else None,
+                    "conversation_url": row["conversation_url"],
+                    "language": row["language"],
+                    "received_at": row["received_at"].isoformat(),
+                    "routing_version": row["routing_version"],
+                    **channel_report(tuple(row["channels"]), deliveries),
+                }
+            )
+
+    @app.page("/admin/assistance/routing")
+    class RoutingView(JsonView):
+        """The table in force (secrets masked), when it was loaded, and the last rejected reload."""
+
+        async def get(self, request: Request) -> Response:
+            require_admin(app, aiohttp_request(request))
+            table = routing.table
+            return self.json(
+                {
+                    "active": table.describe() if table else None,
+                    "loaded_at": routing.loaded_at.isoformat() if routing.loaded_at else None,
+                    "source": routing.source,
+                    "last_error": routing.last_error.to_json() if routing.last_error else None,
+                    "channel_types": app.deliveries.channel_kinds,
+                }
+            )
+
+    @app.page("/admin/assistance/routing/reload")
+    class RoutingReload(JsonView):
+        """Re-read the routing file: 200 with what changed, or 422 naming every problem (table kept)."""
+
+        async def post(self, request: Request) -> Response:
+            require_admin(app, aiohttp_request(request))
+            try:
+                report = await routing.reload()
+            except RoutingError as exc:
+                kept = routing.table.version if routing.table else None
+                return self.json({**exc.to_json(), "active_version": kept}, status=exc.status)
+            return self.json(report.to_json())
