@@ -12,7 +12,7 @@ from faust.types import TableT
 from streamapp.batching import for_each_batch
 from streamapp.errors import describe
 from streamapp.ingest import publish_durably
-from streamapp.models.carts import CartEvent, UserCartTotals, apply_event, dump_totals, load_totals
+from streamapp.models.cart_events import CartEvent, UserCartTotals, apply_event, dump_totals, load_totals
 from streamapp.sink import event_position
 from streamapp.tables.state import put
 from streamapp.typing import Event, Stream, Topic

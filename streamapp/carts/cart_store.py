@@ -10,7 +10,6 @@ are in commit order and the relay publishes them in that order.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -21,15 +20,8 @@ from streamapp.carts.auth import Caller
 from streamapp.carts.errors import FailedPrecondition
 from streamapp.carts.sql import Sql
 from streamapp.errors import Forbidden, NotFound
-from streamapp.models.carts import (
-    AddressFields,
-    AddressRow,
-    CartEventType,
-    CartView,
-    EntryRow,
-    ItemRow,
-    cart_event,
-)
+from streamapp.models.cart_events import CartEventType, cart_event
+from streamapp.models.carts import AddressFields, AddressRow, CartView, EntryRow, ItemRow
 
 CART_COLUMNS = "uuid, user_uuid, version, created, updated"
 INSERT_OUTBOX = "INSERT INTO cart_outbox (event_id, cart_uuid, payload) VALUES ($1, $2, $3)"
@@ -63,58 +55,69 @@ def check_owner(cart: CartRow, caller: Caller) -> None:
         raise Forbidden(f"cart {cart.uuid} belongs to another user")
 
 
-async def load_views(sql: Sql, carts: list[CartRow]) -> list[CartView]:
-    """The carts with their entries (items at their current prices) and addresses: two statements."""
-    ids = [cart.uuid for cart in carts]
-    entries: defaultdict[UUID, list[EntryRow]] = defaultdict(list)
-    for row in await sql.fetch(
-        "SELECT cart_entries",
-        """
-        SELECT e.cart_uuid, e.quantity, i.uuid, i.name, i.description, i.price, i.created, i.updated
-        FROM cart_entries e JOIN items i ON i.uuid = e.item_uuid
-        WHERE e.cart_uuid = ANY($1::uuid[])
-        ORDER BY e.cart_uuid, e.added, e.item_uuid
-        """,
-        ids,
-    ):
-        item = ItemRow(
-            row["uuid"], row["name"], row["description"], row["price"], row["created"], row["updated"]
-        )
-        entries[row["cart_uuid"]].append(EntryRow(item, row["quantity"]))
-    addresses = {
-        row["cart_uuid"]: AddressRow(
-            uuid=row["uuid"],
-            line1=row["line1"],
-            line2=row["line2"],
-            line3=row["line3"],
-            city=row["city"],
-            province=row["province"],
-            zip_code=row["zip_code"],
-            country_code=row["country_code"],
-            other=row["other"],
-            created=row["created"],
-            updated=row["updated"],
-        )
-        for row in await sql.fetch(
-            "SELECT cart_addresses", "SELECT * FROM cart_addresses WHERE cart_uuid = ANY($1::uuid[])", ids
-        )
-    }
-    return [
-        CartView(
-            uuid=cart.uuid,
-            user_uuid=cart.user_uuid,
-            version=cart.version,
-            entries=entries.get(cart.uuid, []),
-            address=addresses.get(cart.uuid),
-            created=cart.created,
-            updated=cart.updated,
-        )
-        for cart in carts
-    ]
+VIEW = """
+SELECT c.uuid, c.user_uuid, c.version, c.created, c.updated,
+       a.uuid AS a_uuid, a.line1, a.line2, a.line3, a.city, a.province, a.zip_code, a.country_code,
+       a.other, a.created AS a_created, a.updated AS a_updated,
+       e.quantity, i.uuid AS i_uuid, i.name, i.description, i.price,
+       i.created AS i_created, i.updated AS i_updated
+FROM carts c
+LEFT JOIN cart_addresses a ON a.cart_uuid = c.uuid
+LEFT JOIN cart_entries e ON e.cart_uuid = c.uuid
+LEFT JOIN items i ON i.uuid = e.item_uuid
+WHERE c.uuid = ANY($1::uuid[])
+ORDER BY c.uuid, e.added, e.item_uuid
+"""
 
 
-async def _view(sql: Sql, cart: CartRow) -> CartView:
-    (view,) = await load_views(sql, [cart])
+async def load_views(sql: Sql, cart_uuids: list[UUID]) -> list[CartView]:
+    """Carts with their entries (items at their current prices) and addresses.
+
+    One statement, so one snapshot: a Get needs no transaction to be consistent.
+    """
+    views: dict[UUID, CartView] = {}
+    for row in await sql.fetch("SELECT cart view", VIEW, cart_uuids):
+        view = views.get(row["uuid"])
+        if view is None:
+            address = None
+            if row["a_uuid"] is not None:
+                address = AddressRow(
+                    uuid=row["a_uuid"],
+                    line1=row["line1"],
+                    line2=row["line2"],
+                    line3=row["line3"],
+                    city=row["city"],
+                    province=row["province"],
+                    zip_code=row["zip_code"],
+                    country_code=row["country_code"],
+                    other=row["other"],
+                    created=row["a_created"],
+                    updated=row["a_updated"],
+                )
+            view = views[row["uuid"]] = CartView(
+                uuid=row["uuid"],
+                user_uuid=row["user_uuid"],
+                version=row["version"],
+                entries=[],
+                address=address,
+                created=row["created"],
+                updated=row["updated"],
+            )
+        if row["i_uuid"] is not None:
+            item = ItemRow(
+                row["i_uuid"],
+                row["name"],
+                row["description"],
+                row["price"],
+                row["i_created"],
+                row["i_updated"],
+            )
+            view.entries.append(EntryRow(item, row["quantity"]))
+    return list(views.values())
+
+
+async def _view(sql: Sql, cart_uuid: UUID) -> CartView:
+    (view,) = await load_views(sql, [cart_uuid])
     return view
 
 
@@ -138,53 +141,52 @@ async def _lock(sql: Sql, cart_uuid: UUID, caller: Caller) -> CartRow:
     return cart
 
 
-async def _bump(sql: Sql, cart_uuid: UUID) -> CartRow:
+async def _bump(sql: Sql, cart_uuid: UUID) -> None:
     # clock_timestamp(), not now(): a transaction that waited for the lock must
     # not stamp an earlier time than the change it waited for.
-    row = await sql.fetchrow(
+    await sql.execute(
         "UPDATE carts",
-        "UPDATE carts SET version = version + 1, updated = clock_timestamp() "
-        f"WHERE uuid = $1 RETURNING {CART_COLUMNS}",
+        "UPDATE carts SET version = version + 1, updated = clock_timestamp() WHERE uuid = $1",
         cart_uuid,
     )
-    assert row is not None
-    return cart_row(row)
 
 
 async def _changed(sql: Sql, kind: CartEventType, cart_uuid: UUID, item_uuid: UUID | None) -> CartView:
-    view = await _view(sql, await _bump(sql, cart_uuid))
+    await _bump(sql, cart_uuid)
+    view = await _view(sql, cart_uuid)
     await _publish(sql, kind, [view], item_uuid)
     return view
 
 
 async def get(sql: Sql, cart_uuid: UUID, caller: Caller) -> CartView:
-    row = await sql.fetchrow("SELECT carts", f"SELECT {CART_COLUMNS} FROM carts WHERE uuid = $1", cart_uuid)
-    if row is None:
+    views = await load_views(sql, [cart_uuid])
+    if not views:
         raise not_found(cart_uuid)
-    cart = cart_row(row)
-    check_owner(cart, caller)
-    return await _view(sql, cart)
+    if views[0].user_uuid != caller.user_uuid:
+        raise Forbidden(f"cart {cart_uuid} belongs to another user")
+    return views[0]
 
 
 async def add_item(
     sql: Sql, caller: Caller, cart_uuid: UUID, item_uuid: UUID, quantity: int, limits: Limits
 ) -> CartView:
-    item = await sql.fetchrow(
-        "SELECT items FOR KEY SHARE", "SELECT uuid FROM items WHERE uuid = $1 FOR KEY SHARE", item_uuid
-    )
-    if item is None:
-        raise NotFound(f"item {item_uuid} not found")
-    # Creates the cart for the caller, or locks (and bumps) the existing one: one
-    # statement, so two first AddItems on a new cart cannot both create it.
+    # Locks the item (KEY SHARE: it cannot be deleted meanwhile), then creates the
+    # cart for the caller or locks (and bumps) the existing one. One statement, so
+    # two first AddItems on a new cart cannot both create it. No row: no such item.
     row = await sql.fetchrow(
         "UPSERT carts",
-        "INSERT INTO carts AS c (uuid, user_uuid) VALUES ($1, $2) "
-        "ON CONFLICT (uuid) DO UPDATE SET version = c.version + 1, updated = clock_timestamp() "
+        """
+        WITH item AS (SELECT 1 FROM items WHERE uuid = $3 FOR KEY SHARE)
+        INSERT INTO carts AS c (uuid, user_uuid) SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM item)
+        ON CONFLICT (uuid) DO UPDATE SET version = c.version + 1, updated = clock_timestamp()
+        """
         f"RETURNING {CART_COLUMNS}",
         cart_uuid,
         caller.user_uuid,
+        item_uuid,
     )
-    assert row is not None
+    if row is None:
+        raise NotFound(f"item {item_uuid} not found")
     cart = cart_row(row)
     check_owner(cart, caller)
     entry = await sql.fetchrow(
@@ -209,7 +211,7 @@ async def add_item(
         )
         if counted is not None and counted["n"] > limits.max_entries:
             raise FailedPrecondition(f"a cart holds at most {limits.max_entries} different items")
-    view = await _view(sql, cart)
+    view = await _view(sql, cart_uuid)
     await _publish(sql, "cart.item_added", [view], item_uuid)
     return view
 
@@ -228,7 +230,7 @@ async def update_quantity(
     if current is None and quantity > 0:
         raise FailedPrecondition(f"item {item_uuid} is not in cart {cart_uuid}; AddItem adds it")
     if current is None or current == quantity:
-        return await _view(sql, cart)  # nothing changes, nothing to tell
+        return await _view(sql, cart.uuid)  # nothing changes, nothing to tell
     if quantity == 0:
         await sql.execute(
             "DELETE cart_entries",
@@ -253,7 +255,7 @@ async def empty(sql: Sql, caller: Caller, cart_uuid: UUID) -> CartView:
         "DELETE cart_entries", "DELETE FROM cart_entries WHERE cart_uuid = $1", cart_uuid
     )
     if status == "DELETE 0":
-        return await _view(sql, cart)
+        return await _view(sql, cart.uuid)
     return await _changed(sql, "cart.emptied", cart_uuid, None)
 
 
@@ -311,6 +313,6 @@ async def touch_carts_with_item(sql: Sql, item_uuid: UUID, *, remove: bool) -> i
         f"WHERE uuid = ANY($1::uuid[]) RETURNING {CART_COLUMNS}",
         [row["uuid"] for row in rows],
     )
-    views = await load_views(sql, [cart_row(row) for row in bumped])
+    views = await load_views(sql, [row["uuid"] for row in bumped])
     await _publish(sql, "cart.item_removed" if remove else "cart.item_updated", views, item_uuid)
     return len(views)

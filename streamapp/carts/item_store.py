@@ -51,17 +51,21 @@ async def get(sql: Sql, item_uuid: uuid.UUID) -> ItemRow:
 
 async def page(sql: Sql, request: PageRequest) -> tuple[list[ItemRow], int]:
     """One page and the number of items. The sort column comes from a whitelist, never from the caller."""
-    counted = await sql.fetchrow("SELECT count(items)", "SELECT count(*) AS n FROM items")
-    total: int = counted["n"] if counted is not None else 0
     direction = "DESC" if request.order == "desc" else "ASC"
+    # The count rides along (one statement, one snapshot); only a page past the
+    # end, which has no rows to carry it, needs a second look.
     rows = await sql.fetch(
         "SELECT items page",
-        f"SELECT {COLUMNS} FROM items ORDER BY {request.column} {direction}, uuid {direction} "
-        "LIMIT $1 OFFSET $2",
+        f"SELECT {COLUMNS}, count(*) OVER () AS total FROM items "
+        f"ORDER BY {request.column} {direction}, uuid {direction} LIMIT $1 OFFSET $2",
         request.size,
         request.offset,
     )
-    return [item_row(row) for row in rows], total
+    if rows:
+        total: int = rows[0]["total"]
+        return [item_row(row) for row in rows], total
+    counted = await sql.fetchrow("SELECT count(items)", "SELECT count(*) AS n FROM items")
+    return [], counted["n"] if counted is not None else 0
 
 
 async def _lock(sql: Sql, item_uuid: uuid.UUID) -> ItemRow:

@@ -12,7 +12,7 @@ from streamapp.carts.auth import Caller
 from streamapp.carts.convert import address_from_msg, cart_msg, item_msg
 from streamapp.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc, type_pb2
 from streamapp.carts.rpc import Context, RpcRunner
-from streamapp.carts.sql import Sql, transaction
+from streamapp.carts.sql import Sql, statements, transaction
 from streamapp.models.carts import (
     item_fields,
     page_request,
@@ -38,7 +38,8 @@ class Backend:
         self.limits = cart_store.Limits(settings.carts_max_quantity, settings.carts_max_entries)
 
     async def read(self, work: Callable[[Sql], Awaitable[T]]) -> T:
-        return await transaction(self.app.db, self.runner.tracer(), work, readonly=True)
+        # Reads are single statements (one snapshot each): no BEGIN/COMMIT round trips.
+        return await statements(self.app.db, self.runner.tracer(), work)
 
     async def write(self, work: Callable[[Sql], Awaitable[T]]) -> T:
         result = await transaction(self.app.db, self.runner.tracer(), work)

@@ -30,9 +30,14 @@ class Sql:
     def __init__(self, conn: asyncpg.Connection, tracer: trace.Tracer) -> None:
         self.conn = conn
         self.tracer = tracer
+        # Even the no-op tracer attaches and detaches a context per span: skip it.
+        self.traced = not isinstance(tracer, trace.NoOpTracer)
 
     @contextmanager
     def _span(self, what: str, query: str) -> Iterator[None]:
+        if not self.traced:
+            yield
+            return
         with self.tracer.start_as_current_span(
             what,
             kind=SpanKind.CLIENT,
@@ -64,22 +69,24 @@ class Sql:
             await self.conn.executemany(query, args)
 
 
+async def statements(db: Database, tracer: trace.Tracer, work: Callable[[Sql], Awaitable[T]]) -> T:
+    """Run `work` on a pooled connection without a transaction: for reads of one statement each."""
+    async with db.pool.acquire() as conn:
+        return await work(Sql(conn, tracer))
+
+
 async def transaction(
     db: Database,
     tracer: trace.Tracer,
     work: Callable[[Sql], Awaitable[T]],
-    *,
-    readonly: bool = False,
 ) -> T:
-    """Run `work` in one transaction (repeatable read when read-only: one consistent view)."""
+    """Run `work` in one transaction, again if PostgreSQL rolled it back for a conflict."""
     attempt = 0
     while True:
         attempt += 1
         try:
-            async with db.pool.acquire() as conn:
-                isolation = "repeatable_read" if readonly else "read_committed"
-                async with conn.transaction(isolation=isolation, readonly=readonly):
-                    return await work(Sql(conn, tracer))
+            async with db.pool.acquire() as conn, conn.transaction():
+                return await work(Sql(conn, tracer))
         except asyncpg.PostgresError as exc:
             if getattr(exc, "sqlstate", None) not in _CONFLICTS or attempt >= ATTEMPTS:
                 raise

@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from streamapp.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc, type_pb2
-from streamapp.models.carts import CartEvent
+from streamapp.models.cart_events import CartEvent
 from tests.integration.conftest import CARTS_GRPC_PORT, CARTS_JWT_SECRET
 from tests.integration.stack import Services, Worker, eventually
 

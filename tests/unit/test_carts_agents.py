@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from streamapp.app import StreamApp
-from streamapp.models.carts import CartView, EntryRow, ItemRow, cart_event
+from streamapp.models.cart_events import cart_event
+from streamapp.models.carts import CartView, EntryRow, ItemRow
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

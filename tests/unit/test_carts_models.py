@@ -10,17 +10,13 @@ from decimal import Decimal
 import pytest
 
 from streamapp.errors import ValidationFailed
+from streamapp.models.cart_events import CartEvent, apply_event, cart_event, dump_totals, load_totals
 from streamapp.models.carts import (
-    CartEvent,
     CartView,
     EntryRow,
     ItemRow,
     address_fields,
-    apply_event,
-    cart_event,
-    dump_totals,
     item_fields,
-    load_totals,
     page_request,
     parse_uuid,
     quantity_to_add,
