@@ -31,18 +31,25 @@ log = logging.getLogger(__name__)
 _REPORT_LOCK = 0x5441_534B_5250  # "TASKRP"
 
 
-async def user_transitions(conn: asyncpg.Connection, user_id: str) -> dict[str, list[Transition]]:
+async def users_transitions(
+    conn: asyncpg.Connection, users: list[str]
+) -> dict[str, dict[str, list[Transition]]]:
+    """user -> task -> its transitions in order."""
     rows = await conn.fetch(
-        "SELECT task_id, kind, at, content, event_id FROM task_transitions"
-        " WHERE user_id = $1 ORDER BY task_id, seq",
-        user_id,
+        "SELECT user_id, task_id, kind, at, content, event_id FROM task_transitions"
+        " WHERE user_id = ANY($1::text[]) ORDER BY user_id, task_id, seq",
+        users,
     )
-    tasks: dict[str, list[Transition]] = defaultdict(list)
+    result: dict[str, dict[str, list[Transition]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
-        tasks[row["task_id"]].append(
+        result[row["user_id"]][row["task_id"]].append(
             Transition(kind=row["kind"], at=row["at"], content=row["content"], event_id=row["event_id"])
         )
-    return tasks
+    return result
+
+
+async def user_transitions(conn: asyncpg.Connection, user_id: str) -> dict[str, list[Transition]]:
+    return (await users_transitions(conn, [user_id])).get(user_id, {})
 
 
 class ReportService(Service):
@@ -90,85 +97,91 @@ class ReportService(Service):
                 await conn.execute("SELECT pg_advisory_unlock($1)", _REPORT_LOCK)
 
     async def _scan(self, conn: asyncpg.Connection, now: datetime) -> int:
+        """Three queries and one batch of inserts per tick, however many users changed."""
         settings = self.app.settings
         interval, grace = settings.report_interval, timedelta(seconds=settings.report_grace)
         closed_end = interval_of(now, interval)[0]
-        users = await conn.fetch(
-            "SELECT DISTINCT user_id FROM tasks WHERE user_id IS NOT NULL AND changed_at > $1",
-            self._since or datetime.min.replace(tzinfo=now.tzinfo),
-        )
-        written = 0
-        for row in users:
-            user_id: str = row["user_id"]
-            tasks = await user_transitions(conn, user_id)
+        users = [
+            r["user_id"]
+            for r in await conn.fetch(
+                "SELECT DISTINCT user_id FROM tasks WHERE user_id IS NOT NULL AND changed_at > $1",
+                self._since or datetime.min.replace(tzinfo=now.tzinfo),
+            )
+        ]
+        if not users:
+            return 0
+        transitions = await users_transitions(conn, users)
+        latest = {
+            (r["user_id"], r["start_at"]): r
+            for r in await conn.fetch(
+                """
+                SELECT DISTINCT ON (user_id, start_at) user_id, start_at, end_at, revision, digest
+                FROM task_reports WHERE user_id = ANY($1::text[])
+                ORDER BY user_id, start_at, revision DESC
+                """,
+                users,
+            )
+        }
+        due: list[tuple[ReportContent, int]] = []
+        for user_id in users:
+            tasks = transitions.get(user_id, {})
             active = {
-                interval_of(t.at, interval)[0] for ts in tasks.values() for t in ts if t.at < closed_end
+                interval_of(t.at, interval)[0]
+                for history in tasks.values()
+                for t in history
+                if t.at < closed_end
             }
-            latest = {
-                r["start_at"]: r
-                for r in await conn.fetch(
-                    """
-                    SELECT DISTINCT ON (start_at) start_at, end_at, revision, digest FROM task_reports
-                    WHERE user_id = $1 AND end_at + $2::interval > $3
-                    ORDER BY start_at, revision DESC
-                    """,
-                    user_id,
-                    grace,
-                    now,
-                )
+            amendable = {
+                start for (user, start), r in latest.items() if user == user_id and r["end_at"] + grace > now
             }
-            missing = active - set(latest) - await self._reported(conn, user_id, active)
-            for start in sorted(missing | set(latest)):
-                end = start + timedelta(seconds=interval)
-                content = build_report(user_id, start, end, tasks)
-                previous = latest.get(start)
+            for start in sorted(active | amendable):
+                previous = latest.get((user_id, start))
+                if previous is not None and start not in amendable:
+                    continue  # past its grace period: final
+                content = build_report(user_id, start, start + timedelta(seconds=interval), tasks)
                 if previous is not None and previous["digest"] == content.digest():
                     continue
-                revision = (previous["revision"] + 1) if previous is not None else 1
-                await self._store(conn, content, revision)
-                written += 1
-        return written
+                due.append((content, previous["revision"] + 1 if previous is not None else 1))
+        await self._store(conn, due)
+        return len(due)
 
-    async def _reported(self, conn: asyncpg.Connection, user_id: str, starts: set[datetime]) -> set[datetime]:
-        """Intervals already reported (and past their grace: those are final)."""
-        if not starts:
-            return set()
+    async def _store(self, conn: asyncpg.Connection, due: list[tuple[ReportContent, int]]) -> None:
+        if not due:
+            return
         rows = await conn.fetch(
-            "SELECT DISTINCT start_at FROM task_reports"
-            " WHERE user_id = $1 AND start_at = ANY($2::timestamptz[])",
-            user_id,
-            list(starts),
-        )
-        return {r["start_at"] for r in rows}
-
-    async def _store(self, conn: asyncpg.Connection, content: ReportContent, revision: int) -> None:
-        generated_at: datetime = await conn.fetchval(
             """
             INSERT INTO task_reports (user_id, start_at, end_at, revision, digest, content)
-            VALUES ($1, $2, $3, $4, $5, $6::jsonb)
-            ON CONFLICT DO NOTHING RETURNING computed_at
+            SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int[], $5::text[],
+                                 $6::jsonb[])
+            ON CONFLICT DO NOTHING RETURNING user_id, start_at, revision, computed_at
             """,
-            content.user_id,
-            content.start,
-            content.end,
-            revision,
-            content.digest(),
-            content.model_dump_json(),
+            [c.user_id for c, _ in due],
+            [c.start for c, _ in due],
+            [c.end for c, _ in due],
+            [rev for _, rev in due],
+            [c.digest() for c, _ in due],
+            [c.model_dump_json() for c, _ in due],
         )
-        if generated_at is None:
-            return
-        path = self.app.settings.reports_path / report_filename(content.user_id, content.start, content.end)
+        stored = {(r["user_id"], r["start_at"], r["revision"]): r["computed_at"] for r in rows}
+        files = [
+            (
+                self.app.settings.reports_path / report_filename(c.user_id, c.start, c.end),
+                report_document(c, rev, stored[(c.user_id, c.start, rev)]),
+            )
+            for c, rev in due
+            if (c.user_id, c.start, rev) in stored
+        ]
         try:
-            await asyncio.to_thread(write_atomically, path, report_document(content, revision, generated_at))
+            await asyncio.to_thread(write_files, files)
         except OSError as exc:
-            # PostgreSQL holds the report; the file is rewritten with the next revision.
-            log.error("task reports: cannot write %s: %s", path, describe(exc))
-        log.info(
-            "task report %s rev %d (%d created, %d completed, %d deleted, %d open)",
-            path.name,
-            revision,
-            *(content.counts[k] for k in ("created", "completed", "deleted", "open")),
-        )
+            # PostgreSQL holds the reports; the files are rewritten with the next revision.
+            log.error("task reports: cannot write report files: %s", describe(exc))
+        log.info("task reports: stored %d report revisions", len(stored))
+
+
+def write_files(files: list[tuple[Path, bytes]]) -> None:
+    for path, data in files:
+        write_atomically(path, data)
 
 
 def write_atomically(path: Path, data: bytes) -> None:
