@@ -20,8 +20,14 @@ from google.protobuf.empty_pb2 import Empty
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from streamapp.app import create_app
+from streamapp.carts.outbox import OutboxRelay
 from streamapp.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc, type_pb2
+from streamapp.carts.server import CartsServer
+from streamapp.embedded import free_port
 from streamapp.models.cart_events import CartEvent
+from streamapp.settings import Settings
+from streamapp.topics import pipeline_topic
 from tests.integration.conftest import CARTS_GRPC_PORT, CARTS_JWT_SECRET
 from tests.integration.stack import Services, Worker, eventually
 
@@ -67,10 +73,43 @@ class Api:
         return result.result
 
 
-@pytest.fixture
-async def api(worker: Worker) -> AsyncIterator[Api]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{CARTS_GRPC_PORT}") as channel:
+@pytest.fixture(scope="module")
+async def in_process(services: Services, worker: Worker) -> AsyncIterator[int]:
+    """The same server in this process, on the same PostgreSQL (the worker applied the migrations).
+
+    Every rpc test runs against both: the worker is the deployment; this one is
+    measured by coverage even though the crash tests SIGKILL the worker (a killed
+    process writes no coverage data). The worker's relay publishes its outbox rows.
+    """
+    settings = Settings(
+        broker_url=services.broker_url,
+        database_url=services.database_url,  # type: ignore[arg-type]
+        carts_grpc_port=free_port(),
+        carts_jwt_secret=CARTS_JWT_SECRET,  # type: ignore[arg-type]
+    )
+    app = create_app(settings, pipelines=[])
+    server = CartsServer(app, OutboxRelay(app, pipeline_topic(app, "carts.events")))
+    await server.start()
+    yield server.port
+    await server.stop()
+    await app.db.stop()
+
+
+async def open_api(port: int) -> AsyncIterator[Api]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         yield Api(channel)
+
+
+@pytest.fixture(params=["worker", "in-process"])
+async def api(request: pytest.FixtureRequest, worker: Worker, in_process: int) -> AsyncIterator[Api]:
+    async for opened in open_api(CARTS_GRPC_PORT if request.param == "worker" else in_process):
+        yield opened
+
+
+@pytest.fixture
+async def worker_api(worker: Worker) -> AsyncIterator[Api]:
+    async for opened in open_api(CARTS_GRPC_PORT):
+        yield opened
 
 
 async def fails(code: grpc.StatusCode, call: Awaitable[Any]) -> grpc.aio.AioRpcError:
@@ -423,8 +462,9 @@ async def totals_of(worker: Worker, user: uuid.UUID) -> Any:
 
 
 async def test_events_reach_the_topic_and_the_totals_table(
-    api: Api, services: Services, worker: Worker, db: asyncpg.Pool
+    worker_api: Api, services: Services, worker: Worker, db: asyncpg.Pool
 ) -> None:
+    api = worker_api
     user, first, second = uuid.uuid4(), new_id(), new_id()
     item = await api.create_item("Book", 20.0)
     await api.add(user, first, item.uuid, 2)
@@ -469,8 +509,9 @@ async def retrying(call: Callable[[], Awaitable[T]]) -> T:
 
 
 async def test_sigkill_mid_stream_loses_no_cart_event(
-    api: Api, services: Services, worker: Worker, db: asyncpg.Pool
+    worker_api: Api, services: Services, worker: Worker, db: asyncpg.Pool
 ) -> None:
+    api = worker_api
     item = await api.create_item("Crash test dummy", 1.0)
     clients, per_client = 16, 60
     users = [uuid.uuid4() for _ in range(clients)]

@@ -23,6 +23,8 @@ async def test_dev_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
         "STREAMAPP_DATA_DIR": str(tmp_path / "data"),
         "STREAMAPP_EMBEDDED_BROKER_PORT": str(free_port()),
         "STREAMAPP_WEB_PORT": str(web_port),
+        # The carts gRPC server's default port (9111) may be taken by another run.
+        "STREAMAPP_CARTS_GRPC_PORT": str(free_port()),
         "STREAMAPP_APP_ID": "devtest",
         "STREAMAPP_LOG_LEVEL": "WARNING",
     }
