@@ -88,7 +88,14 @@ def run_worker(settings: Settings) -> int:
     app = create_app(settings)
     from streamapp.logs import logging_config
 
-    worker = faust.Worker(
+    class Worker(faust.Worker):
+        def _setup_spinner_handler(self, logger: logging.Logger, level: int) -> None:
+            # Faust's terminal spinner sets the root logger to DEBUG (at WARNING and
+            # above) so it can spin on every record: every debug line of faust,
+            # aiokafka and mode would be built and formatted. We are a service.
+            self.spinner = None
+
+    worker = Worker(
         app,
         loglevel=settings.log_level,
         redirect_stdouts=False,
