@@ -57,3 +57,15 @@ def test_installed_code_without_sources(tmp_path: Path, monkeypatch: pytest.Monk
     present.mkdir()
     (present / "__init__.py").write_text("")
     codegen.ensure_generated(present)  # a wheel's built-in code is trusted
+
+
+def test_main_regenerates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "pb"
+    monkeypatch.setattr(codegen, "OUTPUT_DIR", out)
+    assert codegen.main() == 0
+    assert (out / "item_pb2_grpc.py").is_file()
+    assert str(out) in capsys.readouterr().out
+    monkeypatch.setattr(codegen, "source_dir", lambda: None)
+    assert codegen.main() == 1
