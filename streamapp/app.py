@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from mode import ServiceT
 
 from streamapp.auth import Authenticator
@@ -15,6 +17,8 @@ from streamapp.deadletters import DeadLetters
 from streamapp.outbound.service import DeliveryService
 from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.settings import Settings
+
+_DEFAULT_PARTITIONER = DefaultPartitioner()
 
 
 class StreamApp(faust.App):
@@ -56,7 +60,25 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         # Tables recover from changelogs; on our embedded broker (memory storage) a
         # changelog lives as long as the broker does.
         "table_cleanup_interval": 60.0,
+        "producer_partitioner": key_partitioner,
     }
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _key_hash(key: bytes) -> int:
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+def key_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """Kafka's default partitioner (murmur2 of the key), with the hash memoised.
+
+    aiokafka computes murmur2 in pure Python for every keyed message, and our keys
+    (customer, task, request ids) repeat. Same function, same partitions, so
+    co-partitioning with the tables is unchanged.
+    """
+    if key is None:
+        return int(_DEFAULT_PARTITIONER(key, all_partitions, available))
+    return all_partitions[_key_hash(key) % len(all_partitions)]
 
 
 def create_app(settings: Settings, pipelines: Sequence[Pipeline] | None = None) -> StreamApp:

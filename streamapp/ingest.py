@@ -44,8 +44,14 @@ async def publish_all(
     """
     try:
         async with asyncio.timeout(timeout):
-            futures = [await topic.send(key=key, value=value) for key, value in messages]
-            await asyncio.gather(*futures)
+            # The values are bytes already: hand them to the producer. Topic.send would add
+            # a FutureMessage, codecs, sensors and a callback per message (118 vs 47 us of
+            # CPU each, bench/publish_path.py); partitioning is the same (by key).
+            producer = topic.app.producer
+            name = topic.get_topic_name()
+            futures = [await producer.send(name, key, value, None, None, None) for key, value in messages]
+            for future in futures:
+                await future
     except TimeoutError as exc:
         raise DependencyUnavailable("the broker did not acknowledge the write in time") from exc
     except Exception as exc:

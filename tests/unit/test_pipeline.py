@@ -24,3 +24,15 @@ def test_migrations_load_in_order() -> None:
     migrations = load_migrations("licenses", "streamapp.db.migrations.licenses")
     assert next(m.version for m in migrations) == "0001_licenses"
     assert all(m.scope == "licenses" and len(m.checksum) == 64 for m in migrations)
+
+
+def test_key_partitioner_is_kafkas_default() -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from streamapp.app import key_partitioner
+
+    default = DefaultPartitioner()
+    partitions = list(range(8))
+    for key in (b"a", b"customer-1", bytes(range(64)), "é".encode()):
+        assert key_partitioner(key, partitions, partitions) == default(key, partitions, partitions)
+    assert key_partitioner(None, partitions, partitions) in partitions
