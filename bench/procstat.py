@@ -1,0 +1,96 @@
+"""CPU seconds per process subtree, from /proc: who used the two cores during a phase."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+
+TICK = float(os.sysconf("SC_CLK_TCK"))
+
+
+def _read_all() -> dict[int, tuple[int, float]]:
+    """pid -> (ppid, utime + stime in seconds) for every process we may read."""
+    table: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may contain spaces: split after it.
+        fields = raw[raw.rindex(")") + 2 :].split()
+        ppid = int(fields[1])
+        utime, stime = int(fields[11]), int(fields[12])
+        table[int(entry.name)] = (ppid, (utime + stime) / TICK)
+    return table
+
+
+def cpu_seconds(roots: Mapping[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each named process and its living descendants."""
+    table = _read_all()
+    children: dict[int, list[int]] = defaultdict(list)
+    for pid, (ppid, _) in table.items():
+        children[ppid].append(pid)
+    totals: dict[str, float] = {}
+    for name, root in roots.items():
+        total = 0.0
+        stack = [root]
+        while stack:
+            pid = stack.pop()
+            if pid in table:
+                total += table[pid][1]
+                stack.extend(children[pid])
+        totals[name] = total
+    return totals
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    try:
+        return int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+MACHINE = "machine"
+BENCH = "bench"
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all cores), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / TICK
+
+
+def own_seconds() -> float:
+    """This process alone (not its children)."""
+    times = os.times()
+    return times.user + times.system
+
+
+class CpuMeter:
+    """CPU seconds per named subtree between `start()` and `stop()`.
+
+    The result also holds `machine` (every core, every process) and `bench` (this
+    process), so a caller can tell how much went to processes that are not ours.
+    """
+
+    def __init__(self, roots: Mapping[str, int]) -> None:
+        self.roots = dict(roots)
+        self._before: dict[str, float] = {}
+
+    def _sample(self) -> dict[str, float]:
+        sample = cpu_seconds(self.roots)
+        sample[MACHINE] = machine_busy_seconds()
+        sample[BENCH] = own_seconds()
+        return sample
+
+    def start(self) -> None:
+        self._before = self._sample()
+
+    def stop(self) -> dict[str, float]:
+        after = self._sample()
+        return {name: after[name] - self._before.get(name, 0.0) for name in after}
