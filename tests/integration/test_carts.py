@@ -73,6 +73,17 @@ class Api:
         return result.result
 
 
+def in_process_server(services: Services) -> tuple[CartsServer, Any]:
+    settings = Settings(
+        broker_url=services.broker_url,
+        database_url=services.database_url,  # type: ignore[arg-type]
+        carts_grpc_port=free_port(),
+        carts_jwt_secret=CARTS_JWT_SECRET,  # type: ignore[arg-type]
+    )
+    app = create_app(settings, pipelines=[])
+    return CartsServer(app, OutboxRelay(app, pipeline_topic(app, "carts.events"))), app
+
+
 @pytest.fixture(scope="module")
 async def in_process(services: Services, worker: Worker) -> AsyncIterator[int]:
     """The same server in this process, on the same PostgreSQL (the worker applied the migrations).
@@ -81,14 +92,7 @@ async def in_process(services: Services, worker: Worker) -> AsyncIterator[int]:
     measured by coverage even though the crash tests SIGKILL the worker (a killed
     process writes no coverage data). The worker's relay publishes its outbox rows.
     """
-    settings = Settings(
-        broker_url=services.broker_url,
-        database_url=services.database_url,  # type: ignore[arg-type]
-        carts_grpc_port=free_port(),
-        carts_jwt_secret=CARTS_JWT_SECRET,  # type: ignore[arg-type]
-    )
-    app = create_app(settings, pipelines=[])
-    server = CartsServer(app, OutboxRelay(app, pipeline_topic(app, "carts.events")))
+    server, app = in_process_server(services)
     await server.start()
     yield server.port
     await server.stop()
@@ -420,6 +424,18 @@ async def test_health_and_reflection(api: Api) -> None:
     names = {service.name for service in answers[0].list_services_response.service}
     assert {"item.Item", "cart.Cart", "grpc.health.v1.Health"} <= names
     assert answers[1].file_descriptor_response.file_descriptor_proto  # clients can discover the contract
+
+
+async def test_database_gone_is_unavailable(services: Services, worker: Worker) -> None:
+    server, app = in_process_server(services)
+    await server.start()
+    try:
+        await app.db.stop()  # the pool is gone, as when PostgreSQL cannot be reached
+        async for api in open_api(server.port):
+            error = await fails(Code.UNAVAILABLE, api.get(uuid.uuid4(), new_id()))
+            assert trailer(error, "error-reason") == "dependency_unavailable"
+    finally:
+        await server.stop()
 
 
 # --- the stream side ----------------------------------------------------------------------
