@@ -29,6 +29,9 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY pyproject.toml README* ./
 COPY streamapp ./streamapp
 COPY simulator ./simulator
+# The carts protobuf code is generated at build time (setup.py) from protobuf/.
+COPY setup.py MANIFEST.in ./
+COPY protobuf ./protobuf
 RUN pip install --no-deps . \
     && pip check
 
