@@ -31,6 +31,9 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.licenses
+	$(BIN)/python -m bench.tasks
+	$(BIN)/python -m bench.carts
+	test ! -f bench/merchants.py || $(BIN)/python -m bench.merchants
 
 clean:
 	rm -rf $(VENV) .streamapp .pytest_cache .coverage

@@ -10,6 +10,7 @@ from typing import Any
 
 from mode import Service
 
+from streamapp.embedded import die_with_parent
 from streamapp.errors import DependencyUnavailable
 from streamapp.models.merchant_catalogue import identify
 
@@ -26,7 +27,11 @@ class HeuristicPool(Service):
     def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver: the worker has threads (Faust's consumer), and forking a
         # threaded process can copy a held lock into the child.
-        return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("forkserver"))
+        # die_with_parent: if the worker is SIGKILLed, the forkserver exits and the pool
+        # processes get SIGTERM instead of living on as orphans.
+        return ProcessPoolExecutor(
+            self.processes, mp_context=multiprocessing.get_context("forkserver"), initializer=die_with_parent
+        )
 
     async def on_start(self) -> None:
         self._pool = self._new_pool()

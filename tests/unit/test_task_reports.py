@@ -33,7 +33,12 @@ def test_report_contents() -> None:
     }
     report = build_report("u1", T0, T0 + timedelta(minutes=10), tasks)
     ids = {k: [t.id for t in getattr(report, k)] for k in ("created", "completed", "deleted", "open")}
-    assert ids == {"created": ["b", "c", "d"], "completed": ["b", "d"], "deleted": ["c"], "open": ["a", "d", "f"]}
+    assert ids == {
+        "created": ["b", "c", "d"],
+        "completed": ["b", "d"],
+        "deleted": ["c"],
+        "open": ["a", "d", "f"],
+    }
     assert report.counts == {"created": 3, "completed": 2, "deleted": 1, "open": 3}
     assert next(t for t in report.open if t.id == "d").content == "flip2"
 

@@ -28,7 +28,9 @@ def fact(event: str, minute: int, content: str = "c", completed: bool = False, a
 
 def arrive(facts: list[TaskFact]) -> list[TaskFact]:
     """The same events, received in the given order."""
-    return [f.model_copy(update={"received_at": T0 + timedelta(hours=1, seconds=i)}) for i, f in enumerate(facts)]
+    return [
+        f.model_copy(update={"received_at": T0 + timedelta(hours=1, seconds=i)}) for i, f in enumerate(facts)
+    ]
 
 
 def essence(facts: list[TaskFact]) -> tuple[object, ...]:
