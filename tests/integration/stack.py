@@ -129,6 +129,17 @@ class Worker:
                 await asyncio.sleep(0.3)
         raise TimeoutError("worker did not become ready")
 
+    async def restart(self) -> None:
+        """Stop gracefully and start again.
+
+        Crash tests call this before they SIGKILL the worker: a killed process
+        writes no coverage data, so everything the worker ran so far would be
+        lost from the report; a graceful stop writes it.
+        """
+        self.stop()
+        self.start()
+        await self.wait_ready()
+
     def kill(self) -> None:
         if self.proc is not None:
             self.proc.kill()

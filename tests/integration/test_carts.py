@@ -527,6 +527,7 @@ async def retrying(call: Callable[[], Awaitable[T]]) -> T:
 async def test_sigkill_mid_stream_loses_no_cart_event(
     worker_api: Api, services: Services, worker: Worker, db: asyncpg.Pool
 ) -> None:
+    await worker.restart()  # keep the coverage of what it ran so far
     api = worker_api
     item = await api.create_item("Crash test dummy", 1.0)
     clients, per_client = 16, 60

@@ -39,6 +39,7 @@ async def send_until_accepted(session: aiohttp.ClientSession, worker: Worker, bo
 
 
 async def test_sigkill_mid_stream_loses_and_doubles_nothing(worker: Worker, db: asyncpg.Pool) -> None:
+    await worker.restart()  # keep the coverage of what it ran so far
     population = Population(400, seed=random.randrange(2**32))
     # Every record flips one SKU of a customer whose TOS is signed: exactly one
     # license change, so exactly one history line each.

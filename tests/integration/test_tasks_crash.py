@@ -51,6 +51,7 @@ def expected_reports(events: list[dict[str, Any]]) -> dict[tuple[str, datetime],
 
 
 async def test_sigkill_mid_stream_gives_identical_reports(worker: Worker, db: asyncpg.Pool) -> None:
+    await worker.restart()  # keep the coverage of what it ran so far
     seed = random.randrange(2**32)
     script = TaskScript(users=20, seed=seed, start=datetime.now(UTC) - timedelta(seconds=90))
     events = [script.next_event(timedelta(milliseconds=40)) for _ in range(EVENTS)]
