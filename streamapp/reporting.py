@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # One worker computes reports at a time (any worker may; the lock decides).
 _REPORT_LOCK = 0x5441_534B_5250  # "TASKRP"
+# Longer than any sink transaction takes (they retry, they do not hang).
+VISIBILITY_MARGIN = timedelta(seconds=30)
 
 
 async def users_transitions(
@@ -105,7 +107,10 @@ class ReportService(Service):
             r["user_id"]
             for r in await conn.fetch(
                 "SELECT DISTINCT user_id FROM tasks WHERE user_id IS NOT NULL AND changed_at > $1",
-                self._since or datetime.min.replace(tzinfo=now.tzinfo),
+                # `changed_at` is stamped inside the sink's transaction, which may commit
+                # after a tick has already looked: look back a margin, so no change is
+                # missed (unchanged reports are skipped by their digest).
+                self._since - VISIBILITY_MARGIN if self._since else datetime.min.replace(tzinfo=now.tzinfo),
             )
         ]
         if not users:
