@@ -187,6 +187,7 @@ def run_all(
         **os.environ,
         **services,
         "STREAMAPP_WEB_PORT": str(port),
+        "STREAMAPP_CARTS_GRPC_PORT": str(free_port()),
         "STREAMAPP_LOG_LEVEL": "WARNING",
         "STREAMAPP_APP_ID": f"bench-tasks-{os.getpid()}",
         "STREAMAPP_DATA_DIR": str(tmp / "worker"),

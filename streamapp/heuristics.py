@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -13,6 +15,20 @@ from mode import Service
 from streamapp.embedded import die_with_parent
 from streamapp.errors import DependencyUnavailable
 from streamapp.models.merchant_catalogue import identify
+
+
+def pool_process_setup() -> None:
+    """Runs in each pool process before any work.
+
+    - die_with_parent: if the worker is SIGKILLed, the forkserver exits and the pool
+      processes get SIGTERM instead of living on as orphans;
+    - a lower CPU priority: heuristics are batch work, and on a machine with as many
+      pool processes as cores the worker's event loop (the web view, the agents)
+      must still get the CPU first.
+    """
+    die_with_parent()
+    with contextlib.suppress(OSError):
+        os.nice(10)
 
 
 class HeuristicPool(Service):
@@ -27,11 +43,8 @@ class HeuristicPool(Service):
     def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver: the worker has threads (Faust's consumer), and forking a
         # threaded process can copy a held lock into the child.
-        # die_with_parent: if the worker is SIGKILLed, the forkserver exits and the pool
-        # processes get SIGTERM instead of living on as orphans.
-        return ProcessPoolExecutor(
-            self.processes, mp_context=multiprocessing.get_context("forkserver"), initializer=die_with_parent
-        )
+        context = multiprocessing.get_context("forkserver")
+        return ProcessPoolExecutor(self.processes, mp_context=context, initializer=pool_process_setup)
 
     async def on_start(self) -> None:
         self._pool = self._new_pool()
@@ -43,6 +56,10 @@ class HeuristicPool(Service):
 
     async def on_stop(self) -> None:
         if self._pool is not None:
+            # A heuristic can run for many seconds; stopping must not wait for it. Its
+            # event is not acknowledged, so the next start runs it again.
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.terminate()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # One worker computes reports at a time (any worker may; the lock decides).
 _REPORT_LOCK = 0x5441_534B_5250  # "TASKRP"
-# Longer than any sink transaction takes (they retry, they do not hang).
-VISIBILITY_MARGIN = timedelta(seconds=30)
+# Longer than a sink transaction takes to commit (a retried one stamps anew).
+VISIBILITY_MARGIN = timedelta(seconds=5)
 
 
 async def users_transitions(
@@ -76,14 +76,18 @@ class ReportService(Service):
         self.add_future(self._run())
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while not self.should_stop:
+            started = loop.time()
             try:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("task reports: tick failed: %s", describe(exc))
-            await asyncio.sleep(self.app.settings.report_tick)
+            # Under load a scan takes a while: wait at least twice as long as it took,
+            # so reporting never takes more than a third of the worker's event loop.
+            await asyncio.sleep(max(self.app.settings.report_tick, 2 * (loop.time() - started)))
 
     async def tick(self) -> int:
         """Returns how many report revisions were written."""
