@@ -38,6 +38,8 @@ def endpoint_id(client_id: str) -> str:
 @dataclass
 class MerchantTopics:
     requests: Topic
+    # Cache misses, keyed like `requests` (co-partitioned with the result cache).
+    heavy: Topic
     results: Topic
     clients: Topic
     deliveries: Topic
@@ -62,9 +64,12 @@ def delivery_for(result: MerchantResult) -> DeliveryRequest:
 class NormalizeProcessor:
     """Answers requests from the result cache, or runs the heuristic in the process pool.
 
-    A batch's distinct uncached descriptions run in parallel, one per pool
-    process; identical descriptions in a batch cost one run. As in the licenses
-    agent, outputs are acknowledged before the cache is written.
+    Two stages, so that a cache hit never waits behind seconds of heuristics:
+    `triage` (agent `merchants.normalize`) answers hits at once and forwards misses
+    to `merchants.heavy`; `handle` (agent `merchants.heavy`) checks the cache again
+    (an earlier batch may have answered the same description), runs the distinct
+    uncached descriptions in parallel, one per pool process, and answers. As in the
+    licenses agent, outputs are acknowledged before the cache is written.
     """
 
     def __init__(
@@ -75,13 +80,31 @@ class NormalizeProcessor:
         self.cache = cache
         self.pool = pool
 
+    async def run_triage(self, stream: Stream) -> None:
+        await for_each_batch(stream, 500, 0.05, self.triage, "merchants.normalize")
+
     async def run(self, stream: Stream) -> None:
         batch = max(2, self.pool.processes * 2)
-        await for_each_batch(stream, batch, 0.05, self.handle, "merchants.normalize")
+        await for_each_batch(stream, batch, 0.05, self.handle, "merchants.heavy")
 
-    async def handle(self, events: Sequence[Event]) -> None:
+    async def triage(self, events: Sequence[Event]) -> None:
+        requests = await self._decode(events)
+        answers = self._cached(requests)
+        await self._answer([r for r in requests if r[2] in answers], answers, {}, cache_hit=True)
+        misses = [(key, event.value) for event, _, key in requests if key not in answers]
+        await publish_durably(self.app.settings, self.topics.heavy, misses)
+
+    def _cached(self, requests: list[tuple[Event, NormalizeRequest, bytes]]) -> dict[bytes, str]:
         ttl = self.app.settings.merchant_cache_ttl
         now = time.time()
+        answers: dict[bytes, str] = {}
+        for _, _, key in requests:
+            cached = self.cache.get(key)
+            if cached is not None and now - float(cached["at"]) < ttl:
+                answers[key] = str(cached["merchant"])
+        return answers
+
+    async def _decode(self, events: Sequence[Event]) -> list[tuple[Event, NormalizeRequest, bytes]]:
         requests: list[tuple[Event, NormalizeRequest, bytes]] = []
         for event in events:
             try:
@@ -92,13 +115,12 @@ class NormalizeProcessor:
                 )
                 continue
             requests.append((event, request, description_key(request.transaction.description).encode()))
+        return requests
 
-        answers: dict[bytes, str] = {}
-        for _, _, key in requests:
-            cached = self.cache.get(key)
-            if cached is not None and now - float(cached["at"]) < ttl:
-                answers[key] = str(cached["merchant"])
-        # Cache hits are answered first: they must not wait behind seconds of heuristics.
+    async def handle(self, events: Sequence[Event]) -> None:
+        now = time.time()
+        requests = await self._decode(events)
+        answers = self._cached(requests)
         hits = [item for item in requests if item[2] in answers]
         await self._answer(hits, answers, {}, cache_hit=True)
         misses = [item for item in requests if item[2] not in answers]

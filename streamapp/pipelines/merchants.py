@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from streamapp.typing import Stream
 
 REQUESTS = "merchants.requests"
+HEAVY = "merchants.heavy"
 RESULTS = "merchants.results"
 CLIENTS = "merchants.clients"
 
@@ -26,6 +27,7 @@ def register(app: StreamApp) -> None:
     topics = MerchantTopics(
         # Keyed by description key: identical descriptions meet the same cache partition.
         requests=pipeline_topic(app, REQUESTS),
+        heavy=pipeline_topic(app, HEAVY),
         results=pipeline_topic(app, RESULTS),
         clients=pipeline_topic(app, CLIENTS),
         deliveries=pipeline_topic(app, DELIVERY_TOPIC),
@@ -39,11 +41,15 @@ def register(app: StreamApp) -> None:
     clients = Clients(app, client_cache, topics.clients)
     app.authenticators.append(clients.authenticate)
 
-    # Several actors: while one waits for heuristics, the others keep answering cache
-    # hits. Requests are independent, so sharing a partition's events is fine; Faust
-    # commits only up to the lowest unacknowledged offset.
-    @app.agent(topics.requests, name="merchants.normalize", concurrency=pool.processes + 1)
+    @app.agent(topics.requests, name="merchants.normalize")
     async def normalize(stream: Stream) -> None:
+        await processor.run_triage(stream)
+
+    # Several actors: while one waits for the pool, the others take the next misses.
+    # Requests are independent, so sharing a partition's events is fine; Faust
+    # commits only up to the lowest unacknowledged offset.
+    @app.agent(topics.heavy, name="merchants.heavy", concurrency=pool.processes)
+    async def heavy(stream: Stream) -> None:
         await processor.run(stream)
 
     @app.agent(topics.results, name="merchants.results-sink")
