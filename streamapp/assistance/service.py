@@ -155,7 +155,14 @@ class Routing(Service):
                     await self._activate(table)
 
         try:
-            # The pool opens after this service starts; wait for it like a sink would.
+            # The pool opens after this service starts: waiting for it is normal, not worth a warning.
+            while not self.should_stop:
+                try:
+                    _ = self.app.db.pool
+                    break
+                except DependencyUnavailable:
+                    await asyncio.sleep(0.1)
+            # From here on a failure is worth a warning (PostgreSQL down): retry like a sink.
             await retry_transient(
                 activate,
                 what="assistance routing: writing channel endpoints",

@@ -11,7 +11,7 @@ from faust.web import Request, Response
 from pydantic import ValidationError
 
 from streamapp.assistance.routing import RoutingError
-from streamapp.auth import Principal, authenticate, bearer, is_admin, same
+from streamapp.auth import Authenticator, Principal, authenticate, bearer, is_admin, same
 from streamapp.envelope import derived_id, utcnow
 from streamapp.errors import NotFound, StreamappError, Unauthorized, ValidationFailed
 from streamapp.ingest import publish_all
@@ -42,7 +42,7 @@ class UnknownTopic(StreamappError):
         return {**super().to_json(), "known_topics": self.known}
 
 
-def bot_authenticator(app: StreamApp) -> Any:
+def bot_authenticator(app: StreamApp) -> Authenticator:
     """The bot's bearer token makes it the owner of assistance deliveries (also for /deliveries/...)."""
 
     async def authenticate_bot(request: aioweb.Request) -> str | None:
