@@ -85,9 +85,9 @@ class ReportService(Service):
                 raise
             except Exception as exc:
                 log.warning("task reports: tick failed: %s", describe(exc))
-            # Under load a scan takes a while: wait at least twice as long as it took,
-            # so reporting never takes more than a third of the worker's event loop.
-            await asyncio.sleep(max(self.app.settings.report_tick, 2 * (loop.time() - started)))
+            # Under load a scan takes a while: wait at least as long as it took, so
+            # reporting never takes more than half of the worker's event loop.
+            await asyncio.sleep(max(self.app.settings.report_tick, loop.time() - started))
 
     async def tick(self) -> int:
         """Returns how many report revisions were written."""
