@@ -14,6 +14,7 @@ from streamapp.auth import Authenticator
 from streamapp.db.migrate import Migration, load_migrations
 from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters
+from streamapp.gaps import StreamGapHealer
 from streamapp.outbound.service import DeliveryService
 from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.settings import Settings
@@ -100,6 +101,9 @@ def create_app(settings: Settings, pipelines: Sequence[Pipeline] | None = None) 
         connect_timeout=settings.db_connect_timeout,
     )
     app.dead_letters = DeadLetters(app)
+    app.add_dependency(
+        StreamGapHealer(app, interval=settings.gap_check_interval, patience=settings.gap_patience)
+    )
 
     @app.task  # type: ignore[untyped-decorator]
     async def declare_dead_letter_topic() -> None:

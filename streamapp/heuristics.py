@@ -6,6 +6,9 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import select
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -17,18 +20,42 @@ from streamapp.errors import DependencyUnavailable
 from streamapp.models.merchant_catalogue import identify
 
 
-def pool_process_setup() -> None:
+def pool_process_setup(owner: int) -> None:
     """Runs in each pool process before any work.
 
-    - die_with_parent: if the worker is SIGKILLed, the forkserver exits and the pool
-      processes get SIGTERM instead of living on as orphans;
+    - exit with the worker (`owner`): a pool process is a child of the
+      forkserver, not of the worker, and both it and the forkserver hold the
+      forkserver's "alive" pipe, so neither notices a SIGKILLed worker. They
+      lived on as orphans (three processes per killed worker) until a watcher
+      thread was added here; `die_with_parent` then covers a killed forkserver;
     - a lower CPU priority: heuristics are batch work, and on a machine with as many
       pool processes as cores the worker's event loop (the web view, the agents)
       must still get the CPU first.
     """
     die_with_parent()
+    threading.Thread(target=exit_when_gone, args=(owner,), name="owner-watch", daemon=True).start()
     with contextlib.suppress(OSError):
         os.nice(10)
+
+
+def exit_when_gone(pid: int, poll: float = 1.0) -> None:
+    """Block until process `pid` has exited, then end this process at once."""
+    try:
+        handle = os.pidfd_open(pid)  # Linux 5.3+: readable when the process exits
+    except (AttributeError, OSError):
+        handle = None
+    if handle is not None:
+        select.select([handle], [], [])
+    else:
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:
+                pass  # exists, owned by someone else (pid reuse): keep waiting
+            time.sleep(poll)
+    os._exit(0)
 
 
 class HeuristicPool(Service):
@@ -44,7 +71,9 @@ class HeuristicPool(Service):
         # forkserver: the worker has threads (Faust's consumer), and forking a
         # threaded process can copy a held lock into the child.
         context = multiprocessing.get_context("forkserver")
-        return ProcessPoolExecutor(self.processes, mp_context=context, initializer=pool_process_setup)
+        return ProcessPoolExecutor(
+            self.processes, mp_context=context, initializer=pool_process_setup, initargs=(os.getpid(),)
+        )
 
     async def on_start(self) -> None:
         self._pool = self._new_pool()

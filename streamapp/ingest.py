@@ -14,7 +14,13 @@ from streamapp.typing import Topic
 log = logging.getLogger(__name__)
 
 
-async def publish_durably(settings: Settings, topic: Topic, messages: Sequence[tuple[bytes, bytes]]) -> None:
+async def publish_durably(
+    settings: Settings,
+    topic: Topic,
+    messages: Sequence[tuple[bytes, bytes]],
+    *,
+    partitions: Sequence[int] | None = None,
+) -> None:
     """`publish_all` for agents: retry a broker that does not acknowledge, for as long as it takes.
 
     An agent must not move on (and have its input acknowledged) before its
@@ -23,7 +29,7 @@ async def publish_durably(settings: Settings, topic: Topic, messages: Sequence[t
     if not messages:
         return
     await retry_transient(
-        lambda: publish_all(topic, messages, timeout=settings.ingest_ack_timeout),
+        lambda: publish_all(topic, messages, timeout=settings.ingest_ack_timeout, partitions=partitions),
         what=f"publish {len(messages)} to {topic.get_topic_name()}",
         initial=settings.retry_initial_backoff,
         maximum=settings.retry_max_backoff,
@@ -35,8 +41,11 @@ async def publish_all(
     messages: Sequence[tuple[bytes, bytes]],
     *,
     timeout: float,
+    partitions: Sequence[int] | None = None,
 ) -> None:
     """Send (key, value) pairs and wait for the broker's acknowledgement of all of them.
+
+    Each pair goes to the partition of its key unless `partitions` names one per pair.
 
     Raises `DependencyUnavailable` (503) when the broker does not acknowledge in
     time: the caller is told to retry, and anything that did land is recognised
@@ -49,7 +58,11 @@ async def publish_all(
             # CPU each, bench/publish_path.py); partitioning is the same (by key).
             producer = topic.app.producer
             name = topic.get_topic_name()
-            futures = [await producer.send(name, key, value, None, None, None) for key, value in messages]
+            chosen = partitions if partitions is not None else [None] * len(messages)
+            futures = [
+                await producer.send(name, key, value, partition, None, None)
+                for (key, value), partition in zip(messages, chosen, strict=True)
+            ]
             for future in futures:
                 await future
     except TimeoutError as exc:

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     broker_commit_interval: float = Field(default=1.0, gt=0)
     producer_linger_ms: int = Field(default=5, ge=0)
     table_store: str = "memory://"
+    # Offsets Faust skipped around a rebalance are redelivered once a gap has
+    # stayed unchanged this long (streamapp/gaps.py), checked every interval, s.
+    gap_check_interval: float = Field(default=2.0, gt=0)
+    gap_patience: float = Field(default=6.0, ge=0)
 
     # Web.
     web_host: str = "127.0.0.1"

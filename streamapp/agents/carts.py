@@ -14,7 +14,7 @@ from streamapp.errors import describe
 from streamapp.ingest import publish_durably
 from streamapp.models.cart_events import CartEvent, UserCartTotals, apply_event, dump_totals, load_totals
 from streamapp.sink import event_position
-from streamapp.tables.state import put
+from streamapp.tables.state import put_all
 from streamapp.typing import Event, Stream, Topic
 
 if TYPE_CHECKING:
@@ -89,5 +89,8 @@ class TotalsKeeper:
                 continue
             if updated is not None:
                 pending[key] = (event, updated)
-        for key, (event, totals) in pending.items():
-            put(self.table, event, key, dump_totals(totals))
+        await put_all(
+            self.app.settings,
+            self.table,
+            [(event, key, dump_totals(totals)) for key, (event, totals) in pending.items()],
+        )

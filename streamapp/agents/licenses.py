@@ -18,7 +18,7 @@ from streamapp.models.licenses import CustomerSnapshot, LicenseState, LicenseUpd
 from streamapp.models.salesforce import CustomerRecord
 from streamapp.sink import PostgresSink, event_position
 from streamapp.tables.licenses import dump_state, load_state
-from streamapp.tables.state import put
+from streamapp.tables.state import put_all
 from streamapp.typing import Event, Stream, Topic
 
 if TYPE_CHECKING:
@@ -96,8 +96,8 @@ class RecordProcessor:
 
         await publish_durably(self.app.settings, self.topics.updates, updates)
         await publish_durably(self.app.settings, self.topics.customers, customers)
-        for key, (event, state) in states.items():
-            put(self.table, event, key, dump_state(state))
+        writes = [(event, key, dump_state(state)) for key, (event, state) in states.items()]
+        await put_all(self.app.settings, self.table, writes)
 
 
 # --- sinks ------------------------------------------------------------------------

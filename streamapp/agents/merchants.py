@@ -21,7 +21,7 @@ from streamapp.models.merchants import MerchantResult, NormalizeRequest, descrip
 from streamapp.outbound.models import DeliveryRequest
 from streamapp.retry import retry_transient
 from streamapp.sink import PostgresSink, event_position
-from streamapp.tables.state import put
+from streamapp.tables.state import put_all
 from streamapp.typing import Event, Stream, Topic
 
 if TYPE_CHECKING:
@@ -133,11 +133,11 @@ class NormalizeProcessor:
             else:
                 answers[key] = outcome
         await self._answer(misses, answers, failures, cache_hit=False)
-        written: set[bytes] = set()
+        writes: dict[bytes, tuple[Event, bytes, dict[str, Any]]] = {}
         for event, _, key in misses:
-            if key in answers and key not in written:
-                put(self.cache, event, key, {"merchant": answers[key], "at": now})
-                written.add(key)
+            if key in answers and key not in writes:
+                writes[key] = (event, key, {"merchant": answers[key], "at": now})
+        await put_all(self.app.settings, self.cache, list(writes.values()))
 
     async def _answer(
         self,

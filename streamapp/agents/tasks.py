@@ -21,7 +21,7 @@ from streamapp.models.tasks import (
     facts_to_table,
 )
 from streamapp.sink import PostgresSink, event_position
-from streamapp.tables.state import put
+from streamapp.tables.state import put_all
 from streamapp.typing import Event, Stream, Topic
 
 if TYPE_CHECKING:
@@ -82,8 +82,11 @@ class TaskProcessor:
             for key, (_, facts) in changed.items()
         ]
         await publish_durably(self.app.settings, self.snapshots, snapshots)
-        for key, (event, facts) in changed.items():
-            put(self.table, event, key, facts_to_table(facts))
+        await put_all(
+            self.app.settings,
+            self.table,
+            [(event, key, facts_to_table(facts)) for key, (event, facts) in changed.items()],
+        )
 
 
 UPSERT_TASKS = """

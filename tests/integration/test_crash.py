@@ -12,7 +12,7 @@ import asyncpg
 
 from simulator.records import Population
 from tests.integration.conftest import SECRET
-from tests.integration.stack import Worker, eventually
+from tests.integration.stack import Worker, alive, eventually
 
 RECORDS = 5000
 SENDERS = 32
@@ -65,12 +65,16 @@ async def test_sigkill_mid_stream_loses_and_doubles_nothing(worker: Worker, db: 
         senders = [asyncio.create_task(lane(items, session)) for items in lanes]
         while accepted < RECORDS * 0.3:
             await asyncio.sleep(0.05)
-        worker.kill()  # SIGKILL: no flush, no commit
+        orphans = worker.kill()  # SIGKILL: no flush, no commit
         killed_at = accepted
         await asyncio.sleep(1.0)
         worker.start()
         await asyncio.gather(*senders)
     assert 0 < killed_at < RECORDS
+    assert orphans, "the worker runs a heuristic pool: it had child processes"
+    # Its forkserver and pool processes go with it rather than live on as orphans.
+    left = await eventually(lambda: asyncio.sleep(0, alive(orphans)), lambda pids: not pids, timeout=15)
+    assert left == set()
     await worker.wait_ready()
 
     async def count() -> int:

@@ -19,7 +19,7 @@ class Recorder:
         self.published: dict[str, list[tuple[bytes, dict[str, Any]]]] = {}
         self.dead: list[dict[str, Any]] = []
 
-    async def publish(self, topic: Any, messages: list[tuple[bytes, bytes]], *, timeout: float) -> None:
+    async def publish(self, topic: Any, messages: list[tuple[bytes, bytes]], **_: Any) -> None:
         self.published.setdefault(topic.get_topic_name(), []).extend(
             (key, json.loads(value)) for key, value in messages
         )

@@ -22,7 +22,7 @@ class Recorder:
         self.published: list[tuple[str, bytes, bytes]] = []
         self.dead: list[dict[str, Any]] = []
 
-    async def publish(self, topic: Any, messages: list[tuple[bytes, bytes]], *, timeout: float) -> None:
+    async def publish(self, topic: Any, messages: list[tuple[bytes, bytes]], **_: Any) -> None:
         self.published.extend((topic.get_topic_name(), key, value) for key, value in messages)
 
     async def dead_letter(self, event: Any, **kwargs: Any) -> None:

@@ -1,0 +1,177 @@
+"""Redeliver stream offsets that Faust fetched but never handed to an agent.
+
+Seen in the crash tests (tasks, licenses): when a worker starts while events
+are streaming in, Faust resumes its stream partitions and seeks them to their
+committed offsets while its fetcher is already delivering. A run of offsets
+in the middle of a partition then reaches no agent: the agents ack the
+events after it, Faust cannot commit past the hole, and the events in it
+wait for the next restart to be redelivered. Nothing is lost in Kafka, but
+the running worker never processes them (tasks missing their last events
+for minutes, reports that do not match).
+
+A variant is worse: when the fetcher hands over an offset after a hole, Faust
+takes the hole for compaction and acks it (`Consumer._add_gap`), so the
+skipped events are committed unprocessed and lost for good. None of our
+acked topics is compacted (only changelogs are, and Faust does not ack
+those), so here a hole is held open instead of acked.
+
+This service watches Faust's own bookkeeping for such a hole and seeks the
+partition back to it. Every agent is idempotent, so the events after the hole
+that come again change nothing. A hole that is still there after
+`MAX_SEEKS` redeliveries has no records in the broker (a compacted or
+truncated topic): it is then acked the way Faust would have, with an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from mode import Service
+
+from streamapp.logs import position
+
+if TYPE_CHECKING:
+    from streamapp.app import StreamApp
+
+log = logging.getLogger(__name__)
+MAX_SEEKS = 3
+
+
+class Gap(NamedTuple):
+    """Offsets [start, end) of one partition: not acked, while `end` and later are."""
+
+    start: int
+    end: int
+
+
+def find_gap(committed: int | None, acked: Sequence[int], in_flight: Iterable[int]) -> Gap | None:
+    """The hole right after the committed offset, unless an agent still holds an event in it.
+
+    `acked` holds the acked offsets Faust has not committed yet; `in_flight`
+    the offsets handed to a stream and not acked (a slow batch, a concurrent
+    agent). Without a committed offset there is nothing to measure from.
+    """
+    if committed is None or not acked:
+        return None
+    first_acked = min(acked)
+    if first_acked <= committed:
+        return None
+    if any(committed <= offset < first_acked for offset in in_flight):
+        return None
+    return Gap(committed, first_acked)
+
+
+class StreamGapHealer(Service):
+    """Every `interval` s: a gap seen unchanged for `patience` s is redelivered (seek back)."""
+
+    def __init__(self, app: StreamApp, *, interval: float, patience: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app = app
+        self.interval = interval
+        self.patience = patience
+        self.healed = 0
+        self._first_seen: dict[Any, tuple[Gap, float]] = {}
+        self._seeks: dict[tuple[Any, int], int] = {}
+
+    async def on_start(self) -> None:
+        consumer: Any = self.app.consumer
+        consumer._add_gap = self._hold_gap  # Faust calls it when an offset follows a hole
+        self.add_future(self._run())
+
+    async def _hold_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        log.info(
+            "%s: the fetch skipped offsets %d..%d; they stay unacked until redelivered",
+            position(tp.topic, tp.partition, offset_from),
+            offset_from,
+            offset_to - 1,
+        )
+
+    async def _run(self) -> None:
+        while not self.should_stop:
+            await self.sleep(self.interval)
+            try:
+                await self.check()
+            except Exception:
+                # Advisory: a failed check must never take the worker down.
+                log.exception("stream gap check failed")
+
+    async def check(self, now: float | None = None) -> list[tuple[Any, Gap]]:
+        """Seek back every partition whose gap outlasted `patience`; returns what it healed."""
+        now = time.monotonic() if now is None else now
+        consumer: Any = self.app.consumer
+        gaps = current_gaps(
+            consumer.assignment(),
+            consumer._committed_offset,
+            consumer._acked,
+            [(m.tp, m.offset) for m in list(consumer._unacked_messages) if not m.acked],
+        )
+        healed: list[tuple[Any, Gap]] = []
+        for tp, gap in gaps.items():
+            seen = self._first_seen.get(tp)
+            if seen is None or seen[0] != gap:
+                self._first_seen[tp] = (gap, now)
+                continue
+            if now - seen[1] < self.patience:
+                continue
+            where = position(tp.topic, tp.partition, gap.start)
+            del self._first_seen[tp]
+            seeks = self._seeks.get((tp, gap.start), 0)
+            if seeks >= MAX_SEEKS:
+                log.error(
+                    "%s: offsets %d..%d are still missing after %d redeliveries (compacted or "
+                    "deleted in the broker?): acknowledging them unprocessed",
+                    where,
+                    gap.start,
+                    gap.end - 1,
+                    seeks,
+                    extra={"position": where, "missing": gap.end - gap.start},
+                )
+                acknowledge(consumer, tp, gap)
+                del self._seeks[(tp, gap.start)]
+                continue
+            log.warning(
+                "%s: %d offsets up to %d reached no agent for %.0f s; redelivering them",
+                where,
+                gap.end - gap.start,
+                gap.end - 1,
+                now - seen[1],
+                extra={"position": where, "missing": gap.end - gap.start},
+            )
+            self._seeks[(tp, gap.start)] = seeks + 1
+            await consumer.seek(tp, gap.start)
+            self.healed += 1
+            healed.append((tp, gap))
+        for tp in set(self._first_seen) - set(gaps):
+            del self._first_seen[tp]  # closed by itself
+        for key in [key for key in self._seeks if key[0] not in gaps]:
+            del self._seeks[key]  # closed by a redelivery
+        return healed
+
+
+def acknowledge(consumer: Any, tp: Any, gap: Gap) -> None:
+    """Mark the gap's offsets acked, as `Consumer.ack` would each message's."""
+    acked, index = consumer._acked[tp], consumer._acked_index[tp]
+    for offset in range(gap.start, gap.end):
+        if offset not in index:
+            index.add(offset)
+            acked.append(offset)
+
+
+def current_gaps(
+    assignment: Iterable[Any],
+    committed: Mapping[Any, int | None],
+    acked: Mapping[Any, Sequence[int]],
+    in_flight: Iterable[tuple[Any, int]],
+) -> dict[Any, Gap]:
+    held: dict[Any, list[int]] = {}
+    for tp, offset in in_flight:
+        held.setdefault(tp, []).append(offset)
+    gaps = {}
+    for tp in assignment:
+        gap = find_gap(committed.get(tp), acked.get(tp, ()), held.get(tp, ()))
+        if gap is not None:
+            gaps[tp] = gap
+    return gaps
