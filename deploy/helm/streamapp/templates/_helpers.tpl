@@ -72,6 +72,15 @@ app.kubernetes.io/component: worker
 {{- if or .Values.salesforce.existingSecret .Values.salesforce.secret }}true{{ end }}
 {{- end }}
 
+{{/* True (non-empty) when the chart's own Secret holds the carts JWT key. */}}
+{{- define "streamapp.ownsCartsSecret" -}}
+{{- if and (not .Values.carts.existingSecret) .Values.carts.jwtSecret }}true{{ end }}
+{{- end }}
+
+{{- define "streamapp.cartsAuthEnabled" -}}
+{{- if or .Values.carts.existingSecret .Values.carts.jwtSecret }}true{{ end }}
+{{- end }}
+
 {{/*
 Render a config value as the string an env var needs. Helm parses bare YAML
 numbers as float64, which would print 1048576 as "1.048576e+06": whole numbers
@@ -102,8 +111,11 @@ are printed as integers.
 {{- if not (hasPrefix "STREAMAPP_" $key) }}
 {{- fail (printf "config.%s: only STREAMAPP_* settings belong in config (use extraEnv for others)" $key) }}
 {{- end }}
-{{- if has $key (list "STREAMAPP_DATABASE_URL" "STREAMAPP_SALESFORCE_SECRET") }}
-{{- fail (printf "config.%s is a secret: use database.* / salesforce.* (it would land in a ConfigMap)" $key) }}
+{{- if has $key (list "STREAMAPP_DATABASE_URL" "STREAMAPP_SALESFORCE_SECRET" "STREAMAPP_CARTS_JWT_SECRET") }}
+{{- fail (printf "config.%s is a secret: use database.* / salesforce.* / carts.* (it would land in a ConfigMap)" $key) }}
 {{- end }}
+{{- end }}
+{{- if and (not .Values.carts.existingSecret) .Values.carts.jwtSecret (lt (len (toString .Values.carts.jwtSecret)) 32) }}
+{{- fail "carts.jwtSecret must be at least 32 bytes (an HS256 key; the workers would refuse to start)" }}
 {{- end }}
 {{- end }}
