@@ -15,6 +15,8 @@ skipped events are committed unprocessed and lost for good. None of our
 acked topics is compacted (only changelogs are, and Faust does not ack
 those), so here a hole is held open instead of acked.
 
+Faust also commits over a hole of exactly one offset (see `guard_commits`).
+
 This service watches Faust's own bookkeeping for such a hole and seeks the
 partition back to it. Every agent is idempotent, so the events after the hole
 that come again change nothing. A hole that is still there after
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mode import Service
@@ -79,6 +81,7 @@ class StreamGapHealer(Service):
     async def on_start(self) -> None:
         consumer: Any = self.app.consumer
         consumer._add_gap = self._hold_gap  # Faust calls it when an offset follows a hole
+        consumer._new_offset = guard_commits(consumer, consumer._new_offset)
         self.add_future(self._run())
 
     async def _hold_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
@@ -141,7 +144,7 @@ class StreamGapHealer(Service):
                 extra={"position": where, "missing": gap.end - gap.start},
             )
             self._seeks[(tp, gap.start)] = seeks + 1
-            await consumer.seek(tp, gap.start)
+            await seek(consumer, tp, gap.start)
             self.healed += 1
             healed.append((tp, gap))
         for tp in set(self._first_seen) - set(gaps):
@@ -149,6 +152,41 @@ class StreamGapHealer(Service):
         for key in [key for key in self._seeks if key[0] not in gaps]:
             del self._seeks[key]  # closed by a redelivery
         return healed
+
+
+def guard_commits(consumer: Any, new_offset: Callable[[Any], int | None]) -> Callable[[Any], int | None]:
+    """Never commit over a hole at the committed offset.
+
+    Faust's `Consumer._new_offset` lets a one-offset hole through: with 287
+    committed (the next offset to read) and 288 the first acked, its check
+    `min(acked) - committed > 1` is false and it commits past 287, which no
+    agent has seen (the tasks crash test lost single events this way).
+    """
+
+    def guarded(tp: Any) -> int | None:
+        acked = consumer._acked[tp]
+        committed = consumer._committed_offset[tp]
+        if acked and committed is not None and min(acked) > committed:
+            return None  # a hole: the healer redelivers it
+        result: int | None = new_offset(tp)
+        return result
+
+    return guarded
+
+
+async def seek(consumer: Any, tp: Any, offset: int) -> None:
+    """Seek in the consumer's own thread.
+
+    Faust's `Consumer.seek` calls aiokafka's `seek` from the caller's thread,
+    while aiokafka runs in Faust's consumer thread with its own event loop:
+    the fetcher then never woke up again (the licenses crash test stalled
+    after a redelivery). `seek_wait` runs there, as Faust's recovery does.
+    """
+    thread = getattr(consumer, "_thread", None)
+    if thread is not None and hasattr(thread, "seek_wait"):
+        await thread.seek_wait({tp: offset})
+    else:
+        await consumer.seek(tp, offset)
 
 
 def acknowledge(consumer: Any, tp: Any, gap: Gap) -> None:

@@ -197,9 +197,14 @@ async def test_sigkill_mid_stream_gives_identical_reports(worker: Worker, db: as
         f"e.g. {(missing + wrong + extra)[:3]}\n"
         + await diagnose(db, worker.services.broker_url, events, [*missing, *wrong][:3], expected, final)
     )
-    # Nothing doubled: one row per distinct event, whatever was redelivered or replayed.
-    distinct = {TaskWebhook.model_validate(e).event_id() for e in events}
-    count = await db.fetchval(
-        "SELECT count(*) FROM task_events WHERE event_id = ANY($1::uuid[])", list(distinct)
-    )
-    assert count == len(distinct)
+    # Nothing lost or doubled: one row per distinct event, whatever was redelivered or
+    # replayed. Waited for: an event that changes no report (a repeated update) may still
+    # be on its way to PostgreSQL when the reports already match.
+    distinct = list({TaskWebhook.model_validate(e).event_id() for e in events})
+
+    async def rows() -> int:
+        sql = "SELECT count(*) FROM task_events WHERE event_id = ANY($1::uuid[])"
+        n: int = await db.fetchval(sql, distinct)
+        return n
+
+    assert await eventually(rows, lambda n: n == len(distinct), timeout=60) == len(distinct)

@@ -7,7 +7,7 @@ from typing import Any
 
 from faust.types import TP
 
-from streamapp.gaps import MAX_SEEKS, Gap, StreamGapHealer, current_gaps, find_gap
+from streamapp.gaps import MAX_SEEKS, Gap, StreamGapHealer, current_gaps, find_gap, guard_commits
 
 EVENTS = TP("tasks.events", 0)
 OTHER = TP("tasks.events", 1)
@@ -81,6 +81,9 @@ class FakeConsumer:
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp, offset))
 
+    def _new_offset(self, tp: TP) -> int | None:
+        raise AssertionError("not called by the healer itself")
+
 
 class FakeApp:
     def __init__(self, consumer: FakeConsumer) -> None:
@@ -152,3 +155,48 @@ async def test_a_hole_with_no_records_is_acked_after_max_seeks() -> None:
     assert await service.check(now=now + 6) == []  # given up: acked instead of a fourth seek
     assert sorted(consumer.acked[EVENTS]) == [10, 11, 12, 13]
     assert len(consumer.seeks) == MAX_SEEKS
+
+
+class FakeThread:
+    def __init__(self) -> None:
+        self.seeks: list[dict[TP, int]] = []
+
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        self.seeks.append(partitions)
+
+
+async def test_the_seek_runs_in_the_consumer_thread_when_there_is_one() -> None:
+    consumer: Any = FakeConsumer({EVENTS: 5}, {EVENTS: [9]})
+    consumer._thread = FakeThread()
+    service = healer(consumer)
+    await service.check(now=0.0)
+    await service.check(now=10.0)
+    assert consumer._thread.seeks == [{EVENTS: 5}]
+    assert consumer.seeks == []  # not Faust's Consumer.seek, which seeks from this thread
+
+
+class Committing:
+    """Faust's commit arithmetic, reduced to what the guard wraps."""
+
+    def __init__(self, committed: int | None, acked: list[int]) -> None:
+        self._committed_offset = {EVENTS: committed}
+        self._acked = {EVENTS: acked}
+        self.asked: list[TP] = []
+
+    def _new_offset(self, tp: TP) -> int | None:
+        self.asked.append(tp)
+        return max(self._acked[tp]) + 1
+
+
+def test_no_commit_over_a_one_offset_hole() -> None:
+    # 287 is the next offset to read; 288 acked: Faust's own check (> 1) lets this through.
+    consumer = Committing(287, [288, 289])
+    assert guard_commits(consumer, consumer._new_offset)(EVENTS) is None
+    assert consumer.asked == []
+
+
+def test_contiguous_acks_commit_as_faust_would() -> None:
+    consumer = Committing(287, [287, 288])
+    assert guard_commits(consumer, consumer._new_offset)(EVENTS) == 289
+    nothing_committed_yet = Committing(None, [5, 6])
+    assert guard_commits(nothing_committed_yet, nothing_committed_yet._new_offset)(EVENTS) == 7
