@@ -67,6 +67,20 @@ class ValidationFailed(StreamappError):
     reason = "validation_failed"
 
 
+class Conflict(StreamappError):
+    """The request raced another one for the same thing; retrying it is safe."""
+
+    status = 409
+    reason = "conflict"
+
+
+class IdempotencyKeyReused(StreamappError):
+    """The Idempotency-Key was already used for a different request body."""
+
+    status = 422
+    reason = "idempotency_key_reused"
+
+
 class DependencyUnavailable(StreamappError):
     """The broker or the database did not answer; the caller may retry."""
 

@@ -18,7 +18,15 @@ from yarl import URL
 
 from streamapp.auth import bearer, hash_key, is_admin, same
 from streamapp.envelope import derived_id, utcnow
-from streamapp.errors import MalformedBody, NotFound, StreamappError, Unauthorized, ValidationFailed
+from streamapp.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    MalformedBody,
+    NotFound,
+    StreamappError,
+    Unauthorized,
+    ValidationFailed,
+)
 from streamapp.ingest import publish_all
 from streamapp.models.merchants import (
     ClientRecord,
@@ -37,16 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_IDEMPOTENCY_KEY = 255
-
-
-class Conflict(StreamappError):
-    status = 409
-    reason = "conflict"
-
-
-class IdempotencyKeyReused(StreamappError):
-    status = 422
-    reason = "idempotency_key_reused"
 
 
 def parse_transaction(body: bytes) -> Transaction:
