@@ -44,7 +44,9 @@ import asyncpg
 from bench.procstat import MACHINE, CpuMeter, postmaster_pid
 from bench.profile import Profiler, summarise
 from bench.stack import (
+    RESULTS,
     Children,
+    drive,
     free_port,
     python,
     read_json_result,
@@ -55,7 +57,6 @@ from bench.stack import (
 from simulator.records import Population
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
 WEBHOOK = "/salesforce/webhook"
 
 # The floors from the issue.
@@ -649,35 +650,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_id = f"{stamp}-{os.getpid()}"
     tmp = Path(tempfile.mkdtemp(prefix="streamapp-bench-licenses-"))
     run = Run(args, run_id, tmp, Children(log_dir=tmp), version=code_version())
-    code = 0
     # SIGTERM ends us like Ctrl-C does, so the children are stopped either way.
     signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        run_all(run)
-    except KeyboardInterrupt:
-        print("bench: interrupted; stopping children", file=sys.stderr)
-        code = 130
-    except Exception as exc:
-        print(f"bench: failed: {exc!r} (logs in {tmp})", file=sys.stderr)
-        args.keep = True
-        code = 1
-    finally:
+
+    def stop() -> None:
         run.children.stop_all()
         if (run.tmp / "profile.raw").exists():
             RESULTS.mkdir(exist_ok=True)
             shutil.copy(run.tmp / "profile.raw", RESULTS / f"licenses-{stamp}.pyspy.txt")
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"bench: logs and data kept in {tmp}", file=sys.stderr)
-    if run.rows:
-        report = render(run)
-        print(report)
-        RESULTS.mkdir(exist_ok=True)
-        out = RESULTS / f"licenses-{stamp}.md"
-        out.write_text(report)
-        print(f"written to {out.relative_to(ROOT)}", file=sys.stderr)
-    return code
+
+    return drive(
+        "licenses",
+        stamp,
+        tmp,
+        keep=args.keep,
+        body=lambda: run_all(run),
+        stop=stop,
+        report=lambda: render(run) if run.rows else None,
+    )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ import json
 import math
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -61,11 +60,10 @@ from bench.licenses import Step, cpu_line, ms, rate, status_note, verdict
 from bench.merchants_load import transaction
 from bench.merchants_worker import WATCHDOG_ENV
 from bench.procstat import MACHINE, CpuMeter, postmaster_pid
-from bench.stack import Children, free_port, python, read_json_result, start_services, wait_http
+from bench.stack import Children, drive, free_port, python, read_json_result, start_services, wait_http
 from streamapp.models.merchant_catalogue import identify
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
 NORMALIZE = "/normalize_merchant"
 
 # The target: the web view answers within this while every pool process is busy.
@@ -819,31 +817,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Not "streamapp-bench-*": other jobs on this machine clean that pattern up.
     tmp = Path(tempfile.mkdtemp(prefix="merchants-bench-"))
     bench = Bench(args, run_id, tmp, Children(log_dir=tmp), Receiver(), app_id=f"bench-merchants-{run_id}")
-    code = 0
-    try:
-        asyncio.run(run_all(bench))
-    except KeyboardInterrupt:
-        print("bench: interrupted; stopping children", file=sys.stderr)
-        code = 130
-    except Exception as exc:
-        print(f"bench: failed: {exc!r} (logs in {tmp})", file=sys.stderr)
-        args.keep = True
-        code = 1
-    finally:
+
+    def stop() -> None:
         bench.loadavg_after = " / ".join(f"{x:.2f}" for x in os.getloadavg())
         bench.children.stop_all()
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"bench: logs and data kept in {tmp}", file=sys.stderr)
-    if bench.rows:
-        report = render(bench)
-        print(report)
-        RESULTS.mkdir(exist_ok=True)
-        out = RESULTS / f"merchants-{stamp}.md"
-        out.write_text(report)
-        print(f"written to {out.relative_to(ROOT)}", file=sys.stderr)
-    return code
+
+    return drive(
+        "merchants",
+        stamp,
+        tmp,
+        keep=args.keep,
+        body=lambda: asyncio.run(run_all(bench)),
+        stop=stop,
+        report=lambda: render(bench) if bench.rows else None,
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -199,3 +200,47 @@ def read_json_result(proc: subprocess.Popen[str], timeout: float) -> dict[str, A
         raise RuntimeError(f"load generator failed with {proc.returncode}")
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def drive(
+    name: str,
+    stamp: str,
+    tmp: Path,
+    *,
+    keep: bool,
+    body: Callable[[], None],
+    stop: Callable[[], None],
+    report: Callable[[], str | None],
+) -> int:
+    """Run a benchmark's `body`, always `stop` its children, write its report; the exit code.
+
+    Ctrl-C and SIGTERM (see `interrupt_on_sigterm`) stop the children like a
+    normal end; a failure keeps `tmp` (logs, data) for a look.
+    """
+    code = 0
+    try:
+        body()
+    except KeyboardInterrupt:
+        print("bench: interrupted; stopping children", file=sys.stderr)
+        code = 130
+    except Exception as exc:
+        print(f"bench: failed: {exc!r} (logs in {tmp})", file=sys.stderr)
+        keep = True
+        code = 1
+    finally:
+        stop()
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"bench: logs and data kept in {tmp}", file=sys.stderr)
+    text = report()
+    if text:
+        print(text)
+        RESULTS.mkdir(exist_ok=True)
+        out = RESULTS / f"{name}-{stamp}.md"
+        out.write_text(text)
+        print(f"written to {out}", file=sys.stderr)
+    return code
