@@ -49,21 +49,29 @@ class Gap(NamedTuple):
     end: int
 
 
-def find_gap(committed: int | None, acked: Sequence[int], in_flight: Iterable[int]) -> Gap | None:
+def find_gap(
+    committed: int | None,
+    acked: Sequence[int],
+    in_flight: Iterable[int],
+    position: int | None = None,
+) -> Gap | None:
     """The hole right after the committed offset, unless an agent still holds an event in it.
 
     `acked` holds the acked offsets Faust has not committed yet; `in_flight`
     the offsets handed to a stream and not acked (a slow batch, a concurrent
-    agent). Without a committed offset there is nothing to measure from.
+    agent); `position` the consumer's position (the next offset it hands
+    out). With nothing acked, a hole runs up to the position: the last
+    events of a partition can be skipped too, with none after them to show
+    it. Without a committed offset there is nothing to measure from.
     """
-    if committed is None or not acked:
+    if committed is None:
         return None
-    first_acked = min(acked)
-    if first_acked <= committed:
+    end = min(acked) if acked else position
+    if end is None or end <= committed:
         return None
-    if any(committed <= offset < first_acked for offset in in_flight):
+    if any(committed <= offset < end for offset in in_flight):
         return None
-    return Gap(committed, first_acked)
+    return Gap(committed, end)
 
 
 class StreamGapHealer(Service):
@@ -105,11 +113,15 @@ class StreamGapHealer(Service):
         """Seek back every partition whose gap outlasted `patience`; returns what it healed."""
         now = time.monotonic() if now is None else now
         consumer: Any = self.app.consumer
+        # Only streams whose events are acked: changelogs are read, never acked or committed.
+        acked_topics = self.app.topics.acks_enabled_for
+        assigned = [tp for tp in consumer.assignment() if acked_topics(tp.topic)]
         gaps = current_gaps(
-            consumer.assignment(),
+            assigned,
             consumer._committed_offset,
             consumer._acked,
             [(m.tp, m.offset) for m in list(consumer._unacked_messages) if not m.acked],
+            consumer_positions(consumer, assigned),
         )
         healed: list[tuple[Any, Gap]] = []
         for tp, gap in gaps.items():
@@ -203,13 +215,28 @@ def current_gaps(
     committed: Mapping[Any, int | None],
     acked: Mapping[Any, Sequence[int]],
     in_flight: Iterable[tuple[Any, int]],
+    positions: Mapping[Any, int] | None = None,
 ) -> dict[Any, Gap]:
     held: dict[Any, list[int]] = {}
     for tp, offset in in_flight:
         held.setdefault(tp, []).append(offset)
     gaps = {}
     for tp in assignment:
-        gap = find_gap(committed.get(tp), acked.get(tp, ()), held.get(tp, ()))
+        gap = find_gap(committed.get(tp), acked.get(tp, ()), held.get(tp, ()), (positions or {}).get(tp))
         if gap is not None:
             gaps[tp] = gap
     return gaps
+
+
+def consumer_positions(consumer: Any, tps: Iterable[Any]) -> dict[Any, int]:
+    """aiokafka's consumed position per partition (read across threads: a snapshot is enough)."""
+    try:
+        assignment = consumer._thread._consumer._subscription.subscription.assignment
+    except AttributeError:
+        return {}
+    positions = {}
+    for tp in tps:
+        state = assignment.state_value(tp)  # Faust's TP and aiokafka's are equal tuples
+        if state is not None and state.has_valid_position:
+            positions[tp] = state.position
+    return positions

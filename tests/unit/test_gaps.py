@@ -85,9 +85,15 @@ class FakeConsumer:
         raise AssertionError("not called by the healer itself")
 
 
+class FakeTopics:
+    def acks_enabled_for(self, topic: str) -> bool:
+        return not topic.endswith("-changelog")
+
+
 class FakeApp:
     def __init__(self, consumer: FakeConsumer) -> None:
         self.consumer = consumer
+        self.topics = FakeTopics()
 
 
 def healer(consumer: FakeConsumer) -> StreamGapHealer:
@@ -200,3 +206,44 @@ def test_contiguous_acks_commit_as_faust_would() -> None:
     assert guard_commits(consumer, consumer._new_offset)(EVENTS) == 289
     nothing_committed_yet = Committing(None, [5, 6])
     assert guard_commits(nothing_committed_yet, nothing_committed_yet._new_offset)(EVENTS) == 7
+
+
+def test_skipped_last_events_are_a_gap_up_to_the_position() -> None:
+    # Nothing acked after them: only the consumer's position shows the hole.
+    assert find_gap(167, [], [], position=170) == Gap(167, 170)
+    assert find_gap(167, [], [167], position=170) is None  # still being handled
+    assert find_gap(170, [], [], position=170) is None  # caught up
+    assert find_gap(167, [], [], position=None) is None
+
+
+class State:
+    def __init__(self, position: int | None) -> None:
+        self.has_valid_position = position is not None
+        self.position = position
+
+
+class Assignment:
+    def __init__(self, states: dict[TP, State]) -> None:
+        self.states = states
+
+    def state_value(self, tp: TP) -> State | None:
+        return self.states.get(tp)
+
+
+def aiokafka_positions(consumer: Any, positions: dict[TP, int | None]) -> None:
+    """The attribute path `consumer_positions` reads aiokafka's positions from."""
+    subscription = type("Sub", (), {"assignment": Assignment({tp: State(p) for tp, p in positions.items()})})
+    aio = type("Aio", (), {"_subscription": type("S", (), {"subscription": subscription})})
+    consumer._thread = type("Thread", (), {"_consumer": aio, "seek_wait": FakeThread.seek_wait})()
+    consumer._thread.seeks = []
+
+
+async def test_a_tail_gap_is_redelivered_and_changelogs_are_left_alone() -> None:
+    changelog = TP("streamapp-task-events-changelog", 0)
+    consumer: Any = FakeConsumer({EVENTS: 167, OTHER: 5, changelog: 0}, {EVENTS: [], OTHER: []})
+    consumer.assignment = lambda: {EVENTS, OTHER, changelog}
+    aiokafka_positions(consumer, {EVENTS: 170, OTHER: 5, changelog: 900})
+    service = healer(consumer)
+    await service.check(now=0.0)
+    assert await service.check(now=10.0) == [(EVENTS, Gap(167, 170))]
+    assert consumer._thread.seeks == [{EVENTS: 167}]
