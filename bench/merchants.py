@@ -59,7 +59,7 @@ from aiohttp import web
 from bench.licenses import Step, cpu_line, ms, rate, status_note, verdict
 from bench.merchants_load import transaction
 from bench.merchants_worker import WATCHDOG_ENV
-from bench.procstat import MACHINE, CpuMeter, postmaster_pid
+from bench.procstat import MACHINE, CpuMeter, alive, descendants, postmaster_pid
 from bench.stack import Children, drive, free_port, python, read_json_result, start_services, wait_http
 from streamapp.models.merchant_catalogue import identify
 
@@ -77,34 +77,6 @@ NOISE_LIMIT = 0.5
 # --- processes ---------------------------------------------------------------------------
 
 
-def process_table() -> dict[int, tuple[int, str]]:
-    """pid -> (ppid, state) for every process in /proc."""
-    table: dict[int, tuple[int, str]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        table[int(entry.name)] = (int(fields[1]), fields[0])
-    return table
-
-
-def descendants(root: int) -> list[int]:
-    table = process_table()
-    found: list[int] = []
-    stack = [root]
-    while stack:
-        parent = stack.pop()
-        for pid, (ppid, _) in table.items():
-            if ppid == parent:
-                found.append(pid)
-                stack.append(pid)
-    return found
-
-
 def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -115,15 +87,11 @@ def cmdline(pid: int) -> str:
 def sweep(pids: Iterable[int], timeout: float = 5.0) -> list[int]:
     """Wait for a stopped worker's descendants to exit; SIGKILL (and return) the ones that do not."""
 
-    def alive(pid: int) -> bool:
-        entry = process_table().get(pid)
-        return entry is not None and entry[1] not in ("Z", "X")
-
-    pending = [pid for pid in pids if alive(pid)]
+    pending = list(alive(pids))
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
         time.sleep(0.1)
-        pending = [pid for pid in pending if alive(pid)]
+        pending = list(alive(pending))
     for pid in pending:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

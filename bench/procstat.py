@@ -4,28 +4,50 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 TICK = float(os.sysconf("SC_CLK_TCK"))
 
 
-def _read_all() -> dict[int, tuple[int, float]]:
-    """pid -> (ppid, utime + stime in seconds) for every process we may read."""
-    table: dict[int, tuple[int, float]] = {}
+def proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/<pid>/stat after the command name) for every process we may read."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             raw = (entry / "stat").read_text()
         except OSError:
-            continue
+            continue  # exited meanwhile
         # The command name is in parentheses and may contain spaces: split after it.
-        fields = raw[raw.rindex(")") + 2 :].split()
-        ppid = int(fields[1])
-        utime, stime = int(fields[11]), int(fields[12])
-        table[int(entry.name)] = (ppid, (utime + stime) / TICK)
-    return table
+        yield int(entry.name), raw[raw.rindex(")") + 2 :].split()
+
+
+def _read_all() -> dict[int, tuple[int, float]]:
+    """pid -> (ppid, utime + stime in seconds) for every process we may read."""
+    return {pid: (int(f[1]), (int(f[11]) + int(f[12])) / TICK) for pid, f in proc_stats()}
+
+
+def process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (ppid, state) for every process in /proc."""
+    return {pid: (int(f[1]), f[0]) for pid, f in proc_stats()}
+
+
+def descendants(root: int) -> set[int]:
+    """Every live process below `root`."""
+    table = process_table()
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, (ppid, _) in table.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pids: Iterable[int]) -> set[int]:
+    """Those of `pids` still running (a zombie counts as gone)."""
+    table = process_table()
+    return {pid for pid in pids if pid in table and table[pid][1] not in ("Z", "X")}
 
 
 def cpu_seconds(roots: Mapping[str, int]) -> dict[str, float]:

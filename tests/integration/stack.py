@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from bench.procstat import descendants
 from streamapp.embedded import free_port
 
 T = TypeVar("T")
@@ -157,37 +158,6 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below `pid`, from /proc (Linux)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # "pid (comm) state ppid ...": comm may hold spaces, so split after the last ")".
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # exited meanwhile
-        parents[int(stat.parent.name)] = int(fields[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def alive(pids: set[int]) -> set[int]:
-    """Those of `pids` still running (a zombie counts as gone)."""
-    running = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            running.add(pid)
-    return running
 
 
 async def eventually(

@@ -10,9 +10,10 @@ import uuid
 import aiohttp
 import asyncpg
 
+from bench.procstat import alive
 from simulator.records import Population
 from tests.integration.conftest import SECRET
-from tests.integration.stack import Worker, alive, eventually
+from tests.integration.stack import Worker, eventually
 
 RECORDS = 5000
 SENDERS = 32

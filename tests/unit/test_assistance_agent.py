@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -14,21 +13,13 @@ import pytest
 from streamapp.app import StreamApp
 from streamapp.models.assistance import AssistanceRequest
 from streamapp.sink import PostgresSink
+from tests.unit import recording
 
 
-class Recorder:
+class Recorder(recording.Recorder):
     def __init__(self) -> None:
-        self.published: dict[str, list[tuple[bytes, dict[str, Any]]]] = {}
-        self.dead: list[dict[str, Any]] = []
+        super().__init__()
         self.written: list[Any] = []
-
-    async def publish(self, topic: Any, messages: list[tuple[bytes, bytes]], **_: Any) -> None:
-        self.published.setdefault(topic.get_topic_name(), []).extend(
-            (key, json.loads(value)) for key, value in messages
-        )
-
-    async def dead_letter(self, event: Any, **kwargs: Any) -> None:
-        self.dead.append({"value": event.value, **kwargs})
 
 
 @pytest.fixture
