@@ -28,14 +28,70 @@ def event_position(event: Event) -> str:
     return position(message.topic, message.partition, message.offset)
 
 
-class PostgresSink(Generic[T]):
-    """Drains a stream into PostgreSQL in batches.
+Rejecter = Callable[[Event, T, Exception], Awaitable[None]]
+
+
+class PostgresWriter(Generic[T]):
+    """Writes rows to PostgreSQL in one transaction per batch; isolates the rows it refuses.
 
     `write` must be idempotent (upserts keyed by stable ids): Kafka redelivers
     after a crash, and a batch retried after a lost COMMIT reply runs twice.
+    Transient errors (connection lost, serialization failure ...) are retried with
+    backoff for as long as it takes: the caller's events stay unacknowledged, and
+    that is the backpressure. A permanent error (the data itself) splits the
+    batch: every row is written alone, and the ones PostgreSQL refuses go to
+    `reject` (a dead letter) while their batch-mates land.
+    """
+
+    def __init__(self, app: StreamApp, *, name: str, pipeline: str, write: Writer[T]) -> None:
+        self.app = app
+        self.name = name
+        self.pipeline = pipeline
+        self.write = write
+        # Called after each written batch (e.g. to wake a scheduler up).
+        self.after_write: Callable[[], None] | None = None
+
+    async def write_rows(self, rows: Sequence[tuple[Event, T]], reject: Rejecter[T]) -> None:
+        """Write `rows` (each with the event it came from); hand refused ones to `reject`."""
+        if not rows:
+            return
+        try:
+            await self._write([item for _, item in rows])
+        except Exception as exc:
+            log.warning(
+                "%s: batch of %d rejected (%r); writing one by one to isolate the bad rows",
+                self.name,
+                len(rows),
+                exc,
+            )
+            for event, item in rows:
+                try:
+                    await self._write([item])
+                except Exception as row_exc:
+                    await reject(event, item, row_exc)
+        if self.after_write is not None:
+            self.after_write()
+
+    async def _write(self, items: Sequence[T]) -> None:
+        async def attempt() -> None:
+            async with self.app.db.pool.acquire() as conn, conn.transaction():
+                await self.write(conn, items)
+
+        await retry_transient(
+            attempt,
+            what=f"{self.name} write of {len(items)}",
+            initial=self.app.settings.retry_initial_backoff,
+            maximum=self.app.settings.retry_max_backoff,
+        )
+
+
+class PostgresSink(PostgresWriter[T]):
+    """A sink agent's body: drains a stream of encoded rows into PostgreSQL in batches.
+
     The checkpoint order is the one quix-streams documents: the batch is
     committed in PostgreSQL before its events are acknowledged, so a crash
-    replays rather than loses.
+    replays rather than loses. Events that do not decode, and rows PostgreSQL
+    refuses, are dead-lettered with their original bytes.
     """
 
     def __init__(
@@ -47,13 +103,8 @@ class PostgresSink(Generic[T]):
         decode: Callable[[bytes], T],
         write: Writer[T],
     ) -> None:
-        self.app = app
-        self.name = name
-        self.pipeline = pipeline
+        super().__init__(app, name=name, pipeline=pipeline, write=write)
         self.decode = decode
-        self.write = write
-        # Called after each committed batch (e.g. to wake a scheduler up).
-        self.after_write: Callable[[], None] | None = None
 
     async def run(self, stream: Stream) -> None:
         settings = self.app.settings
@@ -70,38 +121,9 @@ class PostgresSink(Generic[T]):
                 await self.app.dead_letters.send_event(
                     event, pipeline=self.pipeline, reason="undecodable", detail=describe(exc)
                 )
-        if not decoded:
-            return
-        try:
-            await self._write([item for _, item in decoded])
-            if self.after_write is not None:
-                self.after_write()
-        except Exception as exc:
-            log.warning(
-                "%s: batch of %d rejected (%r); writing one by one to isolate the bad rows",
-                self.name,
-                len(decoded),
-                exc,
-            )
-            for event, item in decoded:
-                try:
-                    await self._write([item])
-                except Exception as row_exc:
-                    await self.app.dead_letters.send_event(
-                        event,
-                        pipeline=self.pipeline,
-                        reason="sink_rejected",
-                        detail=describe(row_exc),
-                    )
+        await self.write_rows(decoded, self._reject)
 
-    async def _write(self, items: Sequence[T]) -> None:
-        async def attempt() -> None:
-            async with self.app.db.pool.acquire() as conn, conn.transaction():
-                await self.write(conn, items)
-
-        await retry_transient(
-            attempt,
-            what=f"{self.name} write of {len(items)}",
-            initial=self.app.settings.retry_initial_backoff,
-            maximum=self.app.settings.retry_max_backoff,
+    async def _reject(self, event: Event, item: T, exc: Exception) -> None:
+        await self.app.dead_letters.send_event(
+            event, pipeline=self.pipeline, reason="sink_rejected", detail=describe(exc)
         )

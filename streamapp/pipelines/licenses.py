@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 INBOUND = "licenses.inbound"
 UPDATES = "licenses.updates"
 CUSTOMERS = "licenses.customers"
+UPDATES_REPLAY = "licenses.updates.replay"
+CUSTOMERS_REPLAY = "licenses.customers.replay"
 
 
 def register(app: StreamApp) -> None:
@@ -30,6 +32,8 @@ def register(app: StreamApp) -> None:
         inbound=pipeline_topic(app, INBOUND),
         updates=pipeline_topic(app, UPDATES),
         customers=pipeline_topic(app, CUSTOMERS),
+        updates_replay=pipeline_topic(app, UPDATES_REPLAY),
+        customers_replay=pipeline_topic(app, CUSTOMERS_REPLAY),
     )
     state = declare_license_state(app)
     processor = RecordProcessor(app, topics, state)
@@ -40,11 +44,13 @@ def register(app: StreamApp) -> None:
     async def records(stream: Stream) -> None:
         await processor.run(stream)
 
-    @app.agent(topics.updates, name="licenses.updates-sink")
+    # The records agent writes PostgreSQL itself; these two only write the rows it
+    # could not, once they are replayed from the dead-letter topic.
+    @app.agent(topics.updates_replay, name="licenses.updates-sink")
     async def updates(stream: Stream) -> None:
         await updates_sink.run(stream)
 
-    @app.agent(topics.customers, name="licenses.customers-sink")
+    @app.agent(topics.customers_replay, name="licenses.customers-sink")
     async def customers(stream: Stream) -> None:
         await customers_sink.run(stream)
 

@@ -19,7 +19,7 @@ from streamapp.envelope import Envelope
 from streamapp.models.salesforce import CustomerRecord
 from streamapp.settings import Settings
 from tests.integration.conftest import Client
-from tests.integration.stack import Services, Worker, eventually
+from tests.integration.stack import Services, Worker, customer_record, eventually
 
 
 @pytest.fixture
@@ -135,10 +135,46 @@ async def test_replaying_a_still_bad_letter_dead_letters_it_again(
     assert len(both) == 2  # nothing lost: it failed again and is back in the dead-letter topic
 
 
+async def test_records_agent_dead_letters_a_row_postgres_rejects(
+    client: Client, settings: Settings, producer: AIOKafkaProducer, db: asyncpg.Pool
+) -> None:
+    """A NUL byte is valid JSON but not PostgreSQL text: that customer row is dead-lettered as
+    itself (replayable to its sink agent); the record's license rows land, and so does a replay
+    once the row is fixed."""
+    record = customer_record(SKU1=True)
+    record["Name"] = "nul\u0000corp"
+    assert (await client.post("/salesforce/webhook", record))[0] == 202
+    cid = record["Id"]
+    rows = await eventually(
+        lambda: db.fetch("SELECT sku FROM licenses WHERE customer_id = $1", cid), lambda r: len(r) == 1
+    )
+    assert [r["sku"] for r in rows] == ["SKU1"]
+
+    async def refused() -> list[DeadLetter]:
+        return [
+            letter
+            async for _, _, letter in read_dead_letters(settings)
+            if letter.key == cid.encode() and letter.reason == "sink_rejected"
+        ]
+
+    [letter] = await eventually(refused, lambda found: len(found) == 1)
+    assert letter.replay_topic == "licenses.customers.replay"
+    assert "licenses.inbound[" in letter.detail
+    assert await db.fetchval("SELECT count(*) FROM customers WHERE id = $1", cid) == 0
+
+    # The operator fixes the row and sends it to the replay topic: the sink agent writes it.
+    fixed = letter.value.replace(b"\\u0000", b" ")
+    await producer.send_and_wait(letter.replay_topic, key=letter.key, value=fixed)
+    name = await eventually(
+        lambda: db.fetchval("SELECT name FROM customers WHERE id = $1", cid), lambda n: n is not None
+    )
+    assert name == "nul corp"
+
+
 async def test_sink_isolates_a_row_postgres_rejects(
     worker: Worker, settings: Settings, producer: AIOKafkaProducer, db: asyncpg.Pool
 ) -> None:
-    """A row PostgreSQL refuses (a NUL byte in text) is dead-lettered; its batch-mates are written."""
+    """A replayed row PostgreSQL still refuses is dead-lettered again; its batch-mates are written."""
     cid = str(uuid.uuid4())
 
     def update(sku: str) -> bytes:
@@ -151,7 +187,7 @@ async def test_sink_isolates_a_row_postgres_rejects(
     good = update("SKU1")
     undecodable = b'{"update_id": "nope"}'
     for value in (bad, good, undecodable):
-        await producer.send(topic="licenses.updates", key=cid.encode(), value=value)
+        await producer.send(topic="licenses.updates.replay", key=cid.encode(), value=value)
     await producer.flush()
     rejected = await eventually(lambda: letters_with_value(settings, bad), lambda found: len(found) == 1)
     assert [letter.reason for letter in rejected] == ["sink_rejected"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import Any
 
 import pytest
 
@@ -17,10 +16,7 @@ from tests.unit.recording import Recorder
 
 @pytest.fixture
 def recorder(app: StreamApp, monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    rec = Recorder()
-    monkeypatch.setattr("streamapp.ingest.publish_all", rec.publish)
-    monkeypatch.setattr(app.dead_letters, "send_event", rec.dead_letter)
-    return rec
+    return Recorder().install(app, monkeypatch)
 
 
 def envelope(cid: str, event_id: uuid.UUID | None = None, **skus: bool) -> Envelope:
@@ -81,68 +77,65 @@ async def test_bad_records_are_dead_lettered_and_the_rest_processed(
     assert [u["customer_id"] for _, u in recorder.published["licenses.updates"]] == ["c3"]
 
 
-async def test_sink_dead_letters_undecodable_updates(
-    app: StreamApp, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    written: list[Any] = []
+def update_json(sku: str, cid: str = "c1") -> bytes:
+    return json.dumps(
+        {
+            "update_id": str(uuid.uuid4()),
+            "customer_id": cid,
+            "sku": sku,
+            "action": "grant",
+            "effective_at": "2026-01-01T00:00:00Z",
+            "source_event_id": str(uuid.uuid4()),
+        }
+    ).encode()
 
-    async def fake_write(items: Any) -> None:
-        written.extend(items)
 
-    sink_agent = app.agents["licenses.updates-sink"]
-    # The sink object is bound in the agent's closure; reach it through the pipeline's factory.
-    from streamapp.sink import PostgresSink
-
-    monkeypatch.setattr(PostgresSink, "_write", lambda self, items: fake_write(items))
-    update = {
-        "update_id": str(uuid.uuid4()),
-        "customer_id": "c1",
-        "sku": "SKU1",
-        "action": "grant",
-        "effective_at": "2026-01-01T00:00:00Z",
-        "source_event_id": str(uuid.uuid4()),
-    }
-    async with sink_agent.test_context() as tested:
-        await tested.put(json.dumps(update).encode(), key=b"c1")
+async def test_sink_dead_letters_undecodable_updates(app: StreamApp, recorder: Recorder) -> None:
+    async with app.agents["licenses.updates-sink"].test_context() as tested:
+        await tested.put(update_json("SKU1"), key=b"c1")
         await tested.put(b"{}", key=b"c1")
         await asyncio.sleep(0.2)
-    assert [w.customer_id for w in written] == ["c1"]
+    assert [w.customer_id for w in recorder.written] == ["c1"]
     assert [d["reason"] for d in recorder.dead] == ["undecodable"]
 
 
-async def test_sink_isolates_rows_the_database_rejects(
-    app: StreamApp, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from streamapp.sink import PostgresSink
+class DataError(Exception):
+    sqlstate = "22021"  # a data exception: retrying cannot help
 
-    written: list[str] = []
 
-    class DataError(Exception):
-        sqlstate = "22021"  # a data exception: retrying cannot help
-
-    async def fake_write(self: PostgresSink[Any], items: Any) -> None:
-        if any(item.sku == "BAD" for item in items):
-            raise DataError("invalid byte sequence")
-        written.extend(item.sku for item in items)
-
-    monkeypatch.setattr(PostgresSink, "_write", fake_write)
-
-    def update(sku: str) -> bytes:
-        return json.dumps(
-            {
-                "update_id": str(uuid.uuid4()),
-                "customer_id": "c1",
-                "sku": sku,
-                "action": "grant",
-                "effective_at": "2026-01-01T00:00:00Z",
-                "source_event_id": str(uuid.uuid4()),
-            }
-        ).encode()
-
+async def test_sink_isolates_rows_the_database_rejects(app: StreamApp, recorder: Recorder) -> None:
+    recorder.refuse_when = lambda item: item.sku == "BAD"
+    recorder.refuse = DataError("invalid byte sequence")
     async with app.agents["licenses.updates-sink"].test_context() as tested:
         for sku in ("SKU1", "BAD", "SKU2"):
-            await tested.put(update(sku), key=b"c1")
+            await tested.put(update_json(sku), key=b"c1")
         await asyncio.sleep(0.2)
-    assert written == ["SKU1", "SKU2"]
+    assert [item.sku for item in recorder.written] == ["SKU1", "SKU2"]
     assert [d["reason"] for d in recorder.dead] == ["sink_rejected"]
     assert "DataError" in recorder.dead[0]["detail"]
+
+
+async def test_records_write_postgres_before_state(app: StreamApp, recorder: Recorder) -> None:
+    """The records agent writes its license changes and snapshots itself, one batch per write."""
+    await run_records(app, [(b"c5", envelope("c5", SKU1=True, SKU3=True).encode())])
+    kinds = [(type(row).__name__, getattr(row, "sku", None)) for row in recorder.written]
+    assert kinds == [("LicenseUpdate", "SKU1"), ("LicenseUpdate", "SKU3"), ("CustomerSnapshot", None)]
+    assert [u["sku"] for _, u in recorder.published["licenses.updates"]] == ["SKU1", "SKU3"]
+
+
+async def test_records_dead_letter_rows_postgres_refuses(app: StreamApp, recorder: Recorder) -> None:
+    """A refused row is dead-lettered as itself, replayable to its sink; the others land."""
+    recorder.refuse_when = lambda row: getattr(row, "sku", None) == "SKU2"
+    recorder.refuse = DataError("invalid byte sequence")
+    source = envelope("c6", SKU1=True, SKU2=True)
+    await run_records(app, [(b"c6", source.encode())])
+    assert [getattr(row, "sku", "customer") for row in recorder.written] == ["SKU1", "customer"]
+    [letter] = recorder.dead
+    assert letter["reason"] == "sink_rejected"
+    assert letter["topic"] == "licenses.updates.replay"
+    assert json.loads(letter["value"])["sku"] == "SKU2"
+    assert "licenses.inbound" in letter["detail"]
+    assert "DataError" in letter["detail"]
+    # The change was decided: it still reaches the domain topic, and the state has it.
+    assert [u["sku"] for _, u in recorder.published["licenses.updates"]] == ["SKU1", "SKU2"]
+    assert set(app.tables["license-state"].data[b"c6"]["licensed"]) == {"SKU1", "SKU2"}

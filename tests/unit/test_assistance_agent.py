@@ -4,35 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
 from streamapp.app import StreamApp
 from streamapp.models.assistance import AssistanceRequest
-from streamapp.sink import PostgresSink
-from tests.unit import recording
-
-
-class Recorder(recording.Recorder):
-    def __init__(self) -> None:
-        super().__init__()
-        self.written: list[Any] = []
+from tests.unit.recording import Recorder
 
 
 @pytest.fixture
 def recorder(app: StreamApp, monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    rec = Recorder()
-
-    async def write(sink: PostgresSink[Any], items: Sequence[Any]) -> None:
-        rec.written.extend(items)
-
-    monkeypatch.setattr("streamapp.ingest.publish_all", rec.publish)
-    monkeypatch.setattr(app.dead_letters, "send_event", rec.dead_letter)
-    monkeypatch.setattr(PostgresSink, "_write", write)
-    return rec
+    return Recorder().install(app, monkeypatch)
 
 
 def request(channels: tuple[str, ...], request_id: uuid.UUID | None = None) -> AssistanceRequest:
