@@ -89,6 +89,7 @@ class Run:
     profile_text: str = ""
     cpu_notes: list[str] = field(default_factory=list)
     version: str = ""
+    ingest: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def env(self, **extra: str) -> dict[str, str]:
         path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
@@ -98,6 +99,8 @@ class Run:
 
     def cpu_roots(self, **named: int) -> dict[str, int]:
         roots = {"broker": self.services_pid, **named}
+        for i, proc in enumerate(self.ingest):
+            roots[f"ingest{i}"] = proc.pid
         pg = postmaster_pid(self.tmp / "data" / "pgdata")
         if pg is not None:
             roots["postgres"] = pg
@@ -159,7 +162,7 @@ def render(run: Run) -> str:
         "",
         f"`python -m bench.licenses --duration {args.duration:g} --concurrency "
         f"{args.concurrency} --records {args.records} --customers {args.customers} "
-        f"--faust-events {args.faust_events}"
+        f"--faust-events {args.faust_events} --ingest-processes {args.ingest_processes}"
         + (f" --worker-patches {args.worker_patches}" if args.worker_patches else "")
         + f"` at {run.version}, on {os.cpu_count()} cores, Python "
         f"{sys.version.split()[0]}, load average before start {run.args.loadavg}",
@@ -388,6 +391,27 @@ def start_worker(run: Run) -> tuple[subprocess.Popen[str], str]:
     return worker, base
 
 
+def start_ingest(run: Run, processes: int) -> tuple[list[subprocess.Popen[str]], str]:
+    """`processes` ingest processes (`streamapp ingest`) sharing one port (SO_REUSEPORT)."""
+    port = free_port()
+    env = run.env(
+        STREAMAPP_BROKER_URL=run.broker_url,
+        STREAMAPP_DATABASE_URL=run.database_url,
+        STREAMAPP_INGEST_PORT=str(port),
+        STREAMAPP_LOG_LEVEL="WARNING",
+        STREAMAPP_APP_ID=f"bench-{run.run_id}",
+    )
+    env["STREAMAPP_DATA_DIR"] = str(run.tmp / "ingest")
+    procs = [
+        run.children.spawn(f"ingest{i}", python("-m", "streamapp", "ingest"), env=env, cwd=run.tmp)
+        for i in range(processes)
+    ]
+    base = f"http://127.0.0.1:{port}"
+    for proc in procs:
+        wait_http(f"{base}/ready", 120.0, proc)
+    return procs, base
+
+
 # --- (b) end to end --------------------------------------------------------------------
 
 
@@ -538,13 +562,13 @@ def phases(samples: Sequence[tuple[float, int]], result: dict[str, Any]) -> str:
 # --- (a) webhook ingest ----------------------------------------------------------------
 
 
-def ingest(run: Run, worker: subprocess.Popen[str], base: str) -> Row:
+def ingest(run: Run, worker: subprocess.Popen[str], base: str, scenario: str) -> Row:
     meter = CpuMeter(run.cpu_roots(worker=worker.pid))
     meter.start()
     started = time.monotonic()
     result = timed_load(run, base + WEBHOOK)
     seconds = time.monotonic() - started
-    run.cpu_notes.append(cpu_line("streamapp ingest", seconds, meter.stop(), result["cpu_seconds"]))
+    run.cpu_notes.append(cpu_line(scenario, seconds, meter.stop(), result["cpu_seconds"]))
     ok = (
         result["rps"] >= INGEST_FLOOR_RPS
         and result["p99_ms"] is not None
@@ -552,7 +576,7 @@ def ingest(run: Run, worker: subprocess.Popen[str], base: str) -> Row:
         and result["errors"] == 0
     )
     return Row(
-        "streamapp: webhook ingest (agents running)",
+        scenario,
         rate(result["rps"], "req/s"),
         ms(result["p50_ms"]),
         ms(result["p99_ms"]),
@@ -582,7 +606,11 @@ def run_all(run: Run) -> None:
         run.rows.append(naive_baseline(run))
 
     step("starting the streamapp worker")
-    worker, base = start_worker(run)
+    worker, worker_base = start_worker(run)
+    base = worker_base
+    if args.ingest_processes:
+        step(f"starting {args.ingest_processes} ingest process(es)")
+        run.ingest, base = start_ingest(run, args.ingest_processes)
     step("warming up the pipeline (500 records until they land in PostgreSQL)")
     asyncio.run(end_to_end(run, worker, base, warm, profile=False, measured=False))
     step("measuring the idle worker for 5 s")
@@ -593,15 +621,21 @@ def run_all(run: Run) -> None:
     step(f"end to end: {args.records:,} records" + (" (py-spy attached)" if args.profile else ""))
     e2e_row = asyncio.run(end_to_end(run, worker, base, plan, profile=args.profile))
     step(f"ingest: {args.concurrency} clients, {args.duration:g} s")
-    ingest_row = ingest(run, worker, base)
-    run.rows[:0] = [ingest_row, e2e_row]
+    ingest_rows = [ingest(run, worker, base, INGEST_TIER if run.ingest else INGEST_WORKER)]
+    if run.ingest:
+        step(f"ingest on the worker's own port, for comparison: {args.duration:g} s")
+        ingest_rows.append(ingest(run, worker, worker_base, INGEST_WORKER))
+    run.rows[:0] = [*ingest_rows, e2e_row]
     # Ingest, then its baseline, then end to end, then the Faust baseline.
     run.rows.sort(key=lambda r: ORDER.index(r.scenario) if r.scenario in ORDER else 99)
     step("stopping")
 
 
+INGEST_TIER = "streamapp: webhook ingest via the ingest tier (agents running)"
+INGEST_WORKER = "streamapp: webhook ingest on the worker's port (agents running)"
 ORDER = [
-    "streamapp: webhook ingest (agents running)",
+    INGEST_TIER,
+    INGEST_WORKER,
     "baseline: naive aiohttp, 1 INSERT/request",
     "streamapp: end to end, POST -> license_history row",
     "baseline: bare Faust one-agent pass-through (same broker)",
@@ -619,6 +653,12 @@ class Step:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench.licenses", description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=30.0, help="ingest seconds (a, c1)")
+    parser.add_argument(
+        "--ingest-processes",
+        type=int,
+        default=1,
+        help="`streamapp ingest` processes the POSTs go to (0: the worker's own port)",
+    )
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before")
     parser.add_argument("--concurrency", type=int, default=64, help="HTTP clients (and pool)")
     parser.add_argument("--records", type=int, default=50_000, help="end-to-end records (b)")

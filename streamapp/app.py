@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner, murmur2
@@ -21,6 +21,10 @@ from streamapp.settings import Settings
 
 _DEFAULT_PARTITIONER = DefaultPartitioner()
 
+# A worker runs everything; an ingest process only the web server (ingest routes),
+# the producer and the database pool (see streamapp/web/ingest.py).
+Role = Literal["worker", "ingest"]
+
 
 class StreamApp(faust.App):
     """A Faust app that also carries the settings and the resources the pipelines share."""
@@ -31,6 +35,25 @@ class StreamApp(faust.App):
     pipelines: list[Pipeline]
     authenticators: list[Authenticator]
     deliveries: DeliveryService
+    role: Role = "worker"
+    ingest_paths: set[str]
+
+    def ingest_page(self, path: str) -> Callable[[Any], Any]:
+        """`page` for an endpoint that only turns requests into events: ingest processes serve it too."""
+        self.ingest_paths.add(path)
+        return self.page(path)
+
+    def add_worker_service(self, service: ServiceT) -> None:
+        """A service only workers run (agent helpers, schedulers, servers); ingest processes skip it."""
+        if self.role == "worker":
+            self.add_dependency(service)
+
+    def _new_web(self) -> Any:
+        if self.role == "ingest":
+            from streamapp.web.ingest import IngestWeb
+
+            return IngestWeb(self)
+        return super()._new_web()
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         # The database starts before the consumer, so that migrations are applied
@@ -39,8 +62,9 @@ class StreamApp(faust.App):
         return [self.db, *super().on_init_dependencies()]
 
 
-def faust_options(settings: Settings) -> dict[str, Any]:
+def faust_options(settings: Settings, role: Role = "worker") -> dict[str, Any]:
     """Translate our settings into Faust's; kept apart so the mapping is easy to read."""
+    port = settings.ingest_port if role == "ingest" else settings.web_port
     return {
         "broker": settings.kafka_url,
         "store": settings.table_store,
@@ -54,8 +78,8 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "key_serializer": "raw",
         "value_serializer": "raw",
         "web_host": settings.web_host,
-        "web_port": settings.web_port,
-        "canonical_url": f"http://{settings.web_host}:{settings.web_port}",
+        "web_port": port,
+        "canonical_url": f"http://{settings.web_host}:{port}",
         "web_enabled": True,
         "consumer_auto_offset_reset": "earliest",
         # Tables recover from changelogs; on our embedded broker (memory storage) a
@@ -82,10 +106,16 @@ def key_partitioner(key: bytes | None, all_partitions: list[int], available: lis
     return all_partitions[_key_hash(key) % len(all_partitions)]
 
 
-def create_app(settings: Settings, pipelines: Sequence[Pipeline] | None = None) -> StreamApp:
+def create_app(
+    settings: Settings, pipelines: Sequence[Pipeline] | None = None, *, role: Role = "worker"
+) -> StreamApp:
     """Build the app. Nothing here runs at import time: the caller passes the settings."""
     chosen = list(pipelines) if pipelines is not None else discover_pipelines()
-    app = StreamApp(settings.app_id, **faust_options(settings))
+    app = StreamApp(settings.app_id, **faust_options(settings, role))
+    app.role = role
+    # Faust's producer-only boot: web server and producer, no consumer, agents or tables.
+    app.producer_only = role == "ingest"
+    app.ingest_paths = set()
     app.settings = settings
     app.pipelines = chosen
     app.authenticators = []
@@ -101,7 +131,7 @@ def create_app(settings: Settings, pipelines: Sequence[Pipeline] | None = None) 
         connect_timeout=settings.db_connect_timeout,
     )
     app.dead_letters = DeadLetters(app)
-    app.add_dependency(
+    app.add_worker_service(
         StreamGapHealer(app, interval=settings.gap_check_interval, patience=settings.gap_patience)
     )
 

@@ -1,4 +1,4 @@
-"""The `streamapp` command: services, worker, dev, dead-letters."""
+"""The `streamapp` command: services, worker, ingest, dev, dead-letters."""
 
 from __future__ import annotations
 
@@ -12,8 +12,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from streamapp.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from streamapp.app import Role
 
 log = logging.getLogger("streamapp")
 READY_LINE = "STREAMAPP_SERVICES_READY"
@@ -80,12 +84,13 @@ def cmd_services(args: argparse.Namespace) -> int:
 # --- worker -----------------------------------------------------------------------
 
 
-def run_worker(settings: Settings) -> int:
+def run_worker(settings: Settings, role: Role = "worker") -> int:
+    """Run a worker, or (role "ingest") an ingest process: the same app, producer-only."""
     import faust
 
     from streamapp.app import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, role=role)
     from streamapp.logs import logging_config
 
     class Worker(faust.Worker):
@@ -113,6 +118,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(settings)
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    return run_worker(settings, role="ingest")
+
+
 # --- dev --------------------------------------------------------------------------
 
 
@@ -137,11 +147,12 @@ def _stop(proc: subprocess.Popen[str] | None, timeout: float = 15.0) -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    """Services, worker and (with --simulate) the simulator in one process tree."""
+    """Services, worker, ingest processes and (with --simulate) the simulator in one process tree."""
     settings = load_settings()
     _setup_logging(settings)
     services: subprocess.Popen[str] | None = None
     simulator: subprocess.Popen[str] | None = None
+    ingest: list[subprocess.Popen[str]] = []
     # SIGTERM to us ends the worker (Faust handles it); make sure the children go too.
     try:
         if settings.broker_url is None or settings.database_url is None:
@@ -161,12 +172,19 @@ def cmd_dev(args: argparse.Namespace) -> int:
             else:
                 raise RuntimeError("embedded services exited during start-up")
         settings = load_settings()
+        ingest = [
+            _spawn([sys.executable, "-m", "streamapp", "ingest"]) for _ in range(settings.ingest_processes)
+        ]
         if args.simulate:
-            base = f"http://{settings.web_host}:{settings.web_port}"
+            # Webhooks go where production sends them: to the ingest tier, if there is one.
+            port = settings.ingest_port if ingest else settings.web_port
+            base = f"http://{settings.web_host}:{port}"
             simulator = _spawn([sys.executable, "-m", "simulator", "--base", base, *args.simulator_args])
         return run_worker(settings)
     finally:
         _stop(simulator)
+        for proc in ingest:
+            _stop(proc)
         _stop(services)
 
 
@@ -187,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("services", help="run the embedded broker and PostgreSQL").set_defaults(func=cmd_services)
     sub.add_parser("worker", help="run one worker (agents + web views)").set_defaults(func=cmd_worker)
+    sub.add_parser(
+        "ingest", help="run one ingest process (webhooks -> topics only, on STREAMAPP_INGEST_PORT)"
+    ).set_defaults(func=cmd_ingest)
     dev = sub.add_parser("dev", help="services + worker (+ simulator) in one process tree")
     dev.add_argument("--simulate", action="store_true", help="also run the Salesforce simulator")
     dev.add_argument("simulator_args", nargs="*", help="extra simulator arguments (after --)", default=[])

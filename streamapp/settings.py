@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     # Web.
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)
+    # The ingest tier (`streamapp ingest`): processes that only turn webhooks into
+    # events, on their own port (shared by all of them, SO_REUSEPORT), so ingest
+    # keeps its own CPU when the agents are busy. `streamapp dev` starts this many.
+    ingest_port: int = Field(default=6067, ge=0, le=65535)
+    ingest_processes: int = Field(default=1, ge=0, le=64)
     max_body_bytes: int = Field(default=1 * MiB, ge=1024)
     # Ingest waits this long for the broker's acknowledgement before a 503.
     ingest_ack_timeout: float = Field(default=10.0, gt=0)

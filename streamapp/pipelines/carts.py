@@ -18,24 +18,12 @@ BY_USER = "carts.events-by-user"
 
 
 def register(app: StreamApp) -> None:
-    # Imported here: the gRPC modules generate their protobuf code on first import.
-    from streamapp.carts.outbox import OutboxRelay
-    from streamapp.carts.server import CartsServer
-
     topics = CartTopics(events=pipeline_topic(app, EVENTS), by_user=pipeline_topic(app, BY_USER))
     totals = declare_cart_totals(app)
-    relay = OutboxRelay(app, topics.events)
-    server = CartsServer(app, relay)
-    app.add_dependency(relay)
-    app.add_dependency(server)
-
-    # mode's handler type wants `signal` as a required keyword; Faust passes it.
-    @app.on_before_shutdown.connect  # type: ignore[arg-type]
-    async def stop_carts(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        # The app stops its children newest first, which would stop ours (added
-        # first) after the database and the producer they use. This runs before.
-        await server.stop()
-        await relay.stop()
+    if app.role == "worker":
+        # The gRPC server and the outbox relay belong to workers: an ingest
+        # process serves HTTP webhooks only.
+        start_carts_services(app, topics)
 
     by_user = ByUser(app, topics)
     keeper = TotalsKeeper(app, totals)
@@ -47,6 +35,25 @@ def register(app: StreamApp) -> None:
     @app.agent(topics.by_user, name="carts.user-totals")
     async def user_totals(stream: Stream) -> None:
         await keeper.run(stream)
+
+
+def start_carts_services(app: StreamApp, topics: CartTopics) -> None:
+    # Imported here: the gRPC modules generate their protobuf code on first import.
+    from streamapp.carts.outbox import OutboxRelay
+    from streamapp.carts.server import CartsServer
+
+    relay = OutboxRelay(app, topics.events)
+    server = CartsServer(app, relay)
+    app.add_worker_service(relay)
+    app.add_worker_service(server)
+
+    # mode's handler type wants `signal` as a required keyword; Faust passes it.
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def stop_carts(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # The app stops its children newest first, which would stop ours (added
+        # first) after the database and the producer they use. This runs before.
+        await server.stop()
+        await relay.stop()
 
 
 pipeline = Pipeline(name="carts", register=register, migrations="streamapp.db.migrations.carts")

@@ -29,7 +29,7 @@ def register(app: StreamApp) -> None:
     topic = pipeline_topic(app, DELIVERY_TOPIC)
     service = DeliveryService(app)
     app.deliveries = service
-    app.add_dependency(service)
+    app.add_worker_service(service)
 
     async def write(conn: asyncpg.Connection, items: Sequence[tuple[DeliveryRequest, bytes]]) -> None:
         await store.enqueue(conn, items)

@@ -35,7 +35,7 @@ def register(app: StreamApp) -> None:
     client_cache = declare_client_cache(app)
     result_cache = declare_result_cache(app)
     pool = HeuristicPool(settings.merchant_processes, settings.merchant_heuristic_repeat)
-    app.add_dependency(pool)
+    app.add_worker_service(pool)
     processor = NormalizeProcessor(app, topics, result_cache, pool)
     sink = result_sink(app)
     clients = Clients(app, client_cache, topics.clients)

@@ -26,7 +26,7 @@ def register(app: StreamApp) -> None:
     facts = declare_task_facts(app)
     processor = TaskProcessor(app, snapshots, facts)
     sink = snapshot_sink(app)
-    app.add_dependency(ReportService(app))
+    app.add_worker_service(ReportService(app))
 
     @app.agent(inbound, name="tasks.events")
     async def task_events(stream: Stream) -> None:

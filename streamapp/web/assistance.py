@@ -76,7 +76,7 @@ def require_admin(app: StreamApp, request: aioweb.Request) -> None:
 def register_assistance_views(app: StreamApp, requests_topic: Topic, routing: Routing) -> None:
     settings = app.settings
 
-    @app.page("/assistance")
+    @app.ingest_page("/assistance")
     class Assistance(JsonView):
         """Accept a request for help: 202 with its id once it is durable in the topic."""
 

@@ -49,7 +49,7 @@ def register_license_views(app: StreamApp, inbound: Topic) -> None:
     settings = app.settings
     secret = settings.salesforce_secret.get_secret_value() if settings.salesforce_secret else None
 
-    @app.page("/salesforce/webhook")
+    @app.ingest_page("/salesforce/webhook")
     class SalesforceWebhook(JsonView):
         """Customer records from Salesforce: the simulator's JSON or a SOAP Outbound Message."""
 

@@ -169,7 +169,7 @@ def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clie
                 body["api_key"] = api_key
             return self.json(body, status=status)
 
-    @app.page("/normalize_merchant")
+    @app.ingest_page("/normalize_merchant")
     class NormalizeMerchant(JsonView):
         """Accept a transaction: 202 with a request id once it is durable; the answer comes later."""
 

@@ -73,7 +73,7 @@ def register_task_views(app: StreamApp, inbound: Topic) -> None:
     settings = app.settings
     secret = settings.tasks_secret.get_secret_value() if settings.tasks_secret else None
 
-    @app.page("/tasks/webhook")
+    @app.ingest_page("/tasks/webhook")
     class TasksWebhook(JsonView):
         """Task created / updated / deleted: 202 with the event id once durable."""
 
