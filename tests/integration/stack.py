@@ -82,11 +82,20 @@ class Services:
 
 
 class Worker:
-    """One real `streamapp worker` process against the embedded stack."""
+    """One real `streamapp worker` (or, `command="ingest"`, ingest) process against the embedded stack."""
 
-    def __init__(self, services: Services, log_dir: Path, **settings: str) -> None:
+    def __init__(
+        self,
+        services: Services,
+        log_dir: Path,
+        *,
+        command: str = "worker",
+        port: int | None = None,
+        **settings: str,
+    ) -> None:
         self.services = services
-        self.port = free_port()
+        self.command = command
+        self.port = port if port is not None else free_port()
         self.log_dir = log_dir
         self.settings = settings
         self.proc: subprocess.Popen[bytes] | None = None
@@ -100,16 +109,17 @@ class Worker:
         env = {
             **os.environ,
             **self.services.env,
-            "STREAMAPP_WEB_PORT": str(self.port),
-            "STREAMAPP_DATA_DIR": str(self.log_dir / "worker-data"),
+            "STREAMAPP_INGEST_PORT" if self.command == "ingest" else "STREAMAPP_WEB_PORT": str(self.port),
+            "STREAMAPP_DATA_DIR": str(self.log_dir / f"{self.command}-data"),
             "STREAMAPP_LOG_LEVEL": "INFO",
             **self.settings,
         }
         self.starts += 1
-        self.log_path = self.log_dir / f"worker-{self.port}-{self.starts}.log"
+        # Several ingest processes share a port: the object id keeps their logs apart.
+        self.log_path = self.log_dir / f"{self.command}-{self.port}-{self.starts}-{id(self):x}.log"
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streamapp", "worker"],
+                [sys.executable, "-m", "streamapp", self.command],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -18,11 +18,14 @@ from tests.integration.stack import eventually
 
 async def test_dev_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
     web_port = free_port()
+    ingest_port = free_port()
     env = {
         **os.environ,
         "STREAMAPP_DATA_DIR": str(tmp_path / "data"),
         "STREAMAPP_EMBEDDED_BROKER_PORT": str(free_port()),
         "STREAMAPP_WEB_PORT": str(web_port),
+        # The simulator posts to the ingest process, the worker processes.
+        "STREAMAPP_INGEST_PORT": str(ingest_port),
         # The carts gRPC server's default port (9111) may be taken by another run.
         "STREAMAPP_CARTS_GRPC_PORT": str(free_port()),
         "STREAMAPP_APP_ID": "devtest",
@@ -50,12 +53,16 @@ async def test_dev_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
                 except aiohttp.ClientError:
                     return 0
 
-            # The simulator's records reach the table: broker, worker and simulator all run.
+            # The simulator's records reach the table: broker, ingest, worker and simulator all run.
             assert await eventually(customers_seen, lambda n: n > 0, timeout=120) > 0
+            async with session.get(f"http://127.0.0.1:{ingest_port}/ready") as response:
+                assert response.status == 200
         assert (tmp_path / "data" / "services.env").is_file()
         descendants = psutil.Process(proc.pid).children(recursive=True)
         names = {p.name() for p in descendants}
         assert any("tansu" in name for name in names), names
+        commands = [" ".join(p.cmdline()) for p in descendants]
+        assert any("streamapp ingest" in c for c in commands), commands
     finally:
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.wait, 60)
