@@ -23,6 +23,37 @@ def proc_stats() -> Iterator[tuple[int, list[str]]]:
         yield int(entry.name), raw[raw.rindex(")") + 2 :].split()
 
 
+def listens_on(pid: int, port: int) -> bool:
+    """Whether `pid` itself holds a listening TCP socket on `port`.
+
+    Processes sharing a port with SO_REUSEPORT all answer on it, so an HTTP
+    probe cannot tell which one is up; the socket table can.
+    """
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local_address is HEXIP:HEXPORT; state 0A is LISTEN; field 9 is the inode.
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
 def _read_all() -> dict[int, tuple[int, float]]:
     """pid -> (ppid, utime + stime in seconds) for every process we may read."""
     return {pid: (int(f[1]), (int(f[11]) + int(f[12])) / TICK) for pid, f in proc_stats()}

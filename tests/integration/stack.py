@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from bench.procstat import descendants
+from bench.procstat import descendants, listens_on
 from streamapp.embedded import free_port
 
 T = TypeVar("T")
@@ -133,7 +133,9 @@ class Worker:
                     raise RuntimeError(f"worker exited with {self.proc.returncode}")
                 try:
                     async with session.get(f"{self.url}/ready") as response:
-                        if response.status == 200:
+                        # Ingest processes share a port: the answer may come from
+                        # another one, so this process must also hold a listener.
+                        if response.status == 200 and (self.proc is None or listens_on(self.proc.pid, self.port)):
                             return
                 except aiohttp.ClientError:
                     pass
