@@ -135,7 +135,8 @@ class Worker:
                     async with session.get(f"{self.url}/ready") as response:
                         # Ingest processes share a port: the answer may come from
                         # another one, so this process must also hold a listener.
-                        if response.status == 200 and (self.proc is None or listens_on(self.proc.pid, self.port)):
+                        mine = self.proc is None or listens_on(self.proc.pid, self.port)
+                        if response.status == 200 and mine:
                             return
                 except aiohttp.ClientError:
                     pass
