@@ -1,6 +1,7 @@
 """HTTP load generator for the benchmarks; runs in its own process so it cannot starve the server.
 
-Two modes, both with one aiohttp connection per client (pool size = concurrency):
+Two modes, both with one keep-alive connection per client (`bench/http_client.py`,
+which costs a fraction of aiohttp's client CPU per request):
 
 - duration: every client POSTs freshly generated license-changing records in a loop
   for `--warmup + --duration` seconds; only requests started after the warm-up and
@@ -24,8 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-
+from bench.http_client import Connection, ProtocolError
 from simulator.records import Population
 
 MAX_ATTEMPTS = 8
@@ -50,21 +50,19 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
     return sorted_values[rank]
 
 
-async def post(session: aiohttp.ClientSession, url: str, body: bytes, tally: Tally) -> bool:
+async def post(connection: Connection, body: bytes, tally: Tally) -> bool:
     """One POST with no Content-Type header (the simulator's wire format); True on 2xx."""
     try:
-        async with session.post(url, data=body, skip_auto_headers=["Content-Type"]) as response:
-            await response.read()
-            tally.statuses[str(response.status)] += 1
-            return 200 <= response.status < 300
-    except (aiohttp.ClientError, TimeoutError) as exc:
+        response = await connection.post(body)
+        tally.statuses[str(response.status)] += 1
+        return 200 <= response.status < 300
+    except (OSError, ProtocolError, TimeoutError) as exc:
         tally.statuses[type(exc).__name__] += 1
         return False
 
 
 async def duration_client(
-    session: aiohttp.ClientSession,
-    url: str,
+    connection: Connection,
     population: Population,
     window: tuple[float, float],
     tally: Tally,
@@ -75,7 +73,7 @@ async def duration_client(
         started = time.perf_counter()
         if started >= measure_to:
             return
-        ok = await post(session, url, body, tally)
+        ok = await post(connection, body, tally)
         finished = time.perf_counter()
         if started >= measure_from and finished <= measure_to:
             tally.latencies.append(finished - started)
@@ -83,14 +81,14 @@ async def duration_client(
                 tally.errors += 1
 
 
-async def plan_client(session: aiohttp.ClientSession, url: str, bodies: Sequence[str], tally: Tally) -> None:
+async def plan_client(connection: Connection, bodies: Sequence[str], tally: Tally) -> None:
     for text in bodies:
         body = text.encode()
         for attempt in range(MAX_ATTEMPTS):
             started = time.perf_counter()
             if tally.first_post is None:
                 tally.first_post = time.monotonic()
-            ok = await post(session, url, body, tally)
+            ok = await post(connection, body, tally)
             finished = time.perf_counter()
             tally.latencies.append(finished - started)
             if ok:
@@ -102,12 +100,12 @@ async def plan_client(session: aiohttp.ClientSession, url: str, bodies: Sequence
 
 async def run(args: argparse.Namespace, plan: list[list[str]] | None) -> dict[str, Any]:
     tally = Tally()
-    connector = aiohttp.TCPConnector(limit=args.concurrency, limit_per_host=args.concurrency)
-    timeout = aiohttp.ClientTimeout(total=args.request_timeout)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    clients = len(plan) if plan is not None else args.concurrency
+    connections = [Connection(args.url, args.request_timeout) for _ in range(clients)]
+    try:
         if plan is not None:
             started = time.perf_counter()
-            await asyncio.gather(*(plan_client(session, args.url, b, tally) for b in plan))
+            await asyncio.gather(*(plan_client(c, b, tally) for c, b in zip(connections, plan, strict=True)))
             elapsed = time.perf_counter() - started
         else:
             # One population per client keeps the generated records valid and cheap;
@@ -117,16 +115,18 @@ async def run(args: argparse.Namespace, plan: list[list[str]] | None) -> dict[st
             await asyncio.gather(
                 *(
                     duration_client(
-                        session,
-                        args.url,
+                        connection,
                         Population(max(1, args.customers // args.concurrency), args.seed + i),
                         window,
                         tally,
                     )
-                    for i in range(args.concurrency)
+                    for i, connection in enumerate(connections)
                 )
             )
             elapsed = args.duration
+    finally:
+        for connection in connections:
+            connection.close()
     latencies = sorted(tally.latencies)
     p50 = percentile(latencies, 0.50)
     p99 = percentile(latencies, 0.99)

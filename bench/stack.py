@@ -7,6 +7,7 @@ order) with PDEATHSIG set, so even a SIGKILLed benchmark takes them along.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -244,3 +245,37 @@ def drive(
         out.write_text(text)
         print(f"written to {out}", file=sys.stderr)
     return code
+
+
+async def group_lag(broker_url: str, group: str, topic: str) -> int:
+    """Events of `topic` the consumer group has not committed yet: how far the workers are behind."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker_url.removeprefix("kafka://"), group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # fills the metadata partitions_for_topic reads
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        ends = await consumer.end_offsets(tps)
+        lag = 0
+        for tp in tps:
+            committed = await consumer.committed(tp)
+            lag += ends[tp] - (committed or 0)
+        return lag
+    finally:
+        await consumer.stop()
+
+
+async def wait_drained(broker_url: str, group: str, topic: str, timeout: float) -> tuple[int, float | None]:
+    """(the lag now, seconds until the group caught up or None if it did not within `timeout`)."""
+    started = time.monotonic()
+    first = await group_lag(broker_url, group, topic)
+    lag = first
+    while lag > 0:
+        if time.monotonic() - started > timeout:
+            return first, None
+        await asyncio.sleep(0.5)
+        lag = await group_lag(broker_url, group, topic)
+    return first, time.monotonic() - started

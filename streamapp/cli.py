@@ -100,6 +100,10 @@ def run_worker(settings: Settings, role: Role = "worker") -> int:
             # aiokafka and mode would be built and formatted. We are a service.
             self.spinner = None
 
+    if role == "worker" and settings.worker_nice:
+        # Also inherited by what the worker starts (the heuristics pool), never by
+        # ingest processes, which `dev` starts before this.
+        os.nice(settings.worker_nice)
     worker = Worker(
         app,
         loglevel=settings.log_level,

@@ -48,7 +48,13 @@ class Settings(BaseSettings):
     # events, on their own port (shared by all of them, SO_REUSEPORT), so ingest
     # keeps its own CPU when the agents are busy. `streamapp dev` starts this many.
     ingest_port: int = Field(default=6067, ge=0, le=65535)
-    ingest_processes: int = Field(default=1, ge=0, le=64)
+    # Two: one per core of a small host. A single process saturates its event loop
+    # near 3,000 req/s and then spends more CPU per request, not less (bench/licenses.py).
+    ingest_processes: int = Field(default=2, ge=0, le=64)
+    # Added to a worker's nice value at start: webhooks are answered first and the
+    # agents work off the backlog with what CPU is left (the topics hold it durably).
+    # Only relative to other processes on the same host; 0 keeps the inherited value.
+    worker_nice: int = Field(default=5, ge=0, le=19)
     max_body_bytes: int = Field(default=1 * MiB, ge=1024)
     # Ingest waits this long for the broker's acknowledgement before a 503.
     ingest_ack_timeout: float = Field(default=10.0, gt=0)

@@ -61,8 +61,12 @@ async def test_dev_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
         descendants = psutil.Process(proc.pid).children(recursive=True)
         names = {p.name() for p in descendants}
         assert any("tansu" in name for name in names), names
-        commands = [" ".join(p.cmdline()) for p in descendants]
-        assert any("streamapp ingest" in c for c in commands), commands
+        ingest = [p for p in descendants if "streamapp ingest" in " ".join(p.cmdline())]
+        assert len(ingest) == 2, [p.cmdline() for p in descendants]  # STREAMAPP_INGEST_PROCESSES
+        # The worker (the dev process itself) yields the CPU to the webhooks; the
+        # ingest processes keep ours.
+        assert psutil.Process(proc.pid).nice() == os.nice(0) + 5  # STREAMAPP_WORKER_NICE
+        assert {p.nice() for p in ingest} == {os.nice(0)}
     finally:
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.wait, 60)
