@@ -29,8 +29,35 @@ if command -v helm >/dev/null; then
         --set salesforce.secret=s >/dev/null
     helm template t "$chart" --set database.existingSecret=pg \
         --set salesforce.existingSecret=sf --set topics.create=false >/dev/null
+    echo "== helm template (ingest tier on / autoscaled / off)"
+    out=$(helm template t "$chart" --set database.url=u)
+    for want in "kind: Deployment" "name: t-streamapp-ingest" "STREAMAPP_INGEST_PORT" \
+        "containerPort: 6067" "maxUnavailable: 0"; do
+        grep -q "$want" <<<"$out" || { echo "ingest on: no '$want' in the output" >&2; exit 1; }
+    done
+    if grep -q "kind: HorizontalPodAutoscaler" <<<"$out"; then
+        echo "ingest on: an HPA without ingest.autoscaling.enabled" >&2
+        exit 1
+    fi
+    helm lint --strict "$chart" --set database.url=u --set ingest.autoscaling.enabled=true
+    out=$(helm template t "$chart" --set database.url=u --set ingest.autoscaling.enabled=true \
+        --show-only templates/ingest-hpa.yaml --show-only templates/ingest-deployment.yaml)
+    grep -q "kind: HorizontalPodAutoscaler" <<<"$out" || { echo "autoscaling: no HPA" >&2; exit 1; }
+    if grep -q "^  replicas:" <<<"$out"; then
+        echo "autoscaling: the Deployment still sets replicas (the HPA owns them)" >&2
+        exit 1
+    fi
+    out=$(helm template t "$chart" --set database.url=u --set ingest.enabled=false \
+        --set ingest.replicaCount=0)
+    if grep -qE "kind: (Deployment|HorizontalPodAutoscaler)|streamapp-ingest" <<<"$out"; then
+        echo "ingest off: ingest objects rendered" >&2
+        exit 1
+    fi
     echo "== helm template refuses bad values"
-    for bad in "replicaCount=99" "config.STREAMAPP_DATABASE_URL=x" "config.OTHER=x"; do
+    for bad in "replicaCount=99" "config.STREAMAPP_DATABASE_URL=x" "config.OTHER=x" \
+        "ingest.replicaCount=0" "ingest.port=0" "ingest.rollingUpdate.maxSurge=0" \
+        "ingest.autoscaling.enabled=true,ingest.autoscaling.maxReplicas=1" \
+        "ingest.autoscaling.enabled=true,ingest.resources.requests.cpu=null"; do
         if helm template t "$chart" --set database.url=u --set "$bad" >/dev/null 2>&1; then
             echo "expected a failure with --set $bad" >&2
             exit 1

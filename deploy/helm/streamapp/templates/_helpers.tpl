@@ -41,6 +41,25 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: worker
 {{- end }}
 
+{{/* The ingest tier's Deployment, Service, PDB and HPA (<fullname> is at most 50 characters). */}}
+{{- define "streamapp.ingestName" -}}
+{{- printf "%s-ingest" (include "streamapp.fullname" .) }}
+{{- end }}
+
+{{/* Like streamapp.labels, with component "ingest": the workers' selector never matches these pods. */}}
+{{- define "streamapp.ingestLabels" -}}
+helm.sh/chart: {{ include "streamapp.chart" . }}
+{{ include "streamapp.ingestSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "streamapp.ingestSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "streamapp.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: ingest
+{{- end }}
+
 {{- define "streamapp.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "streamapp.fullname" .) .Values.serviceAccount.name }}
@@ -82,6 +101,57 @@ app.kubernetes.io/component: worker
 {{- end }}
 
 {{/*
+Pod annotations that roll the pods when the ConfigMap or the Secret changes.
+*/}}
+{{- define "streamapp.configChecksums" -}}
+checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
+checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256sum }}
+{{- end }}
+
+{{/* envFrom of every streamapp container: the chart's ConfigMap, then extraEnvFrom. */}}
+{{- define "streamapp.envFrom" -}}
+- configMapRef:
+    name: {{ include "streamapp.fullname" . }}
+{{- with .Values.extraEnvFrom }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The env entries workers and ingest processes share: the broker, the secrets, then
+extraEnv (last, so it can add what the chart does not set). Called with
+(dict "root" $ "carts" BOOL): the carts JWT key only where `carts` is true (the
+workers, which run the carts gRPC server; the ingest tier never verifies a token).
+*/}}
+{{- define "streamapp.env" -}}
+{{- $root := .root -}}
+- name: STREAMAPP_BROKER_URL
+  value: {{ $root.Values.broker.url | quote }}
+- name: STREAMAPP_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $root.Values.database.existingSecret | default (include "streamapp.secretName" $root) }}
+      key: {{ $root.Values.database.existingSecretKey }}
+{{- if include "streamapp.salesforceEnabled" $root }}
+- name: STREAMAPP_SALESFORCE_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $root.Values.salesforce.existingSecret | default (include "streamapp.secretName" $root) }}
+      key: {{ $root.Values.salesforce.existingSecretKey }}
+{{- end }}
+{{- if and .carts (include "streamapp.cartsAuthEnabled" $root) }}
+- name: STREAMAPP_CARTS_JWT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $root.Values.carts.existingSecret | default (include "streamapp.secretName" $root) }}
+      key: {{ $root.Values.carts.existingSecretKey }}
+{{- end }}
+{{- with $root.Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
 Render a config value as the string an env var needs. Helm parses bare YAML
 numbers as float64, which would print 1048576 as "1.048576e+06": whole numbers
 are printed as integers.
@@ -117,5 +187,40 @@ are printed as integers.
 {{- end }}
 {{- if and (not .Values.carts.existingSecret) .Values.carts.jwtSecret (lt (len (toString .Values.carts.jwtSecret)) 32) }}
 {{- fail "carts.jwtSecret must be at least 32 bytes (an HS256 key; the workers would refuse to start)" }}
+{{- end }}
+{{- if .Values.ingest.enabled }}
+{{- include "streamapp.validateIngest" . }}
+{{- end }}
+{{- end }}
+
+{{/* The ingest tier's values (only when ingest.enabled). */}}
+{{- define "streamapp.validateIngest" -}}
+{{- $ingest := .Values.ingest }}
+{{- $scaling := $ingest.autoscaling }}
+{{- if $scaling.enabled }}
+{{- if lt (int $scaling.minReplicas) 1 }}
+{{- fail "ingest.autoscaling.minReplicas must be at least 1" }}
+{{- end }}
+{{- if lt (int $scaling.maxReplicas) (int $scaling.minReplicas) }}
+{{- fail (printf "ingest.autoscaling.maxReplicas (%d) is smaller than minReplicas (%d)" (int $scaling.maxReplicas) (int $scaling.minReplicas)) }}
+{{- end }}
+{{- if lt (int $scaling.targetCPUUtilizationPercentage) 1 }}
+{{- fail "ingest.autoscaling.targetCPUUtilizationPercentage must be at least 1" }}
+{{- end }}
+{{- if not (dig "requests" "cpu" "" ($ingest.resources | default dict)) }}
+{{- fail "ingest.autoscaling needs ingest.resources.requests.cpu (CPU utilization is measured against it)" }}
+{{- end }}
+{{- else if lt (int $ingest.replicaCount) 1 }}
+{{- fail (printf "ingest.replicaCount (%d) must be at least 1 while ingest.enabled (set ingest.enabled=false for no ingest tier)" (int $ingest.replicaCount)) }}
+{{- end }}
+{{- range $key, $port := dict "ingest.port" $ingest.port "ingest.service.port" $ingest.service.port }}
+{{- if or (lt (int $port) 1) (gt (int $port) 65535) }}
+{{- fail (printf "%s must be a port number (1-65535), not %v" $key $port) }}
+{{- end }}
+{{- end }}
+{{- $surge := toString $ingest.rollingUpdate.maxSurge }}
+{{- $unavailable := toString $ingest.rollingUpdate.maxUnavailable }}
+{{- if and (has $surge (list "0" "0%" "<nil>")) (has $unavailable (list "0" "0%" "<nil>")) }}
+{{- fail "ingest.rollingUpdate: maxSurge and maxUnavailable cannot both be 0 (keep maxUnavailable 0 and maxSurge >= 1)" }}
 {{- end }}
 {{- end }}
