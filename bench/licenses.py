@@ -41,7 +41,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.procstat import MACHINE, CpuMeter, postmaster_pid
+from bench.procstat import MACHINE, CpuMeter, listens_on, postmaster_pid
 from bench.profile import Profiler, summarise
 from bench.stack import (
     RESULTS,
@@ -413,6 +413,12 @@ def start_ingest(run: Run, processes: int) -> tuple[list[subprocess.Popen[str]],
     base = f"http://127.0.0.1:{port}"
     for proc in procs:
         wait_http(f"{base}/ready", 120.0, proc)
+        # Any of them may have answered: each must hold its own listener before the load.
+        deadline = time.monotonic() + 60.0
+        while not listens_on(proc.pid, port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ingest process {proc.pid} is not listening on {port}")
+            time.sleep(0.2)
     return procs, base
 
 

@@ -84,6 +84,19 @@ def cmd_services(args: argparse.Namespace) -> int:
 # --- worker -----------------------------------------------------------------------
 
 
+def yield_cpu(nice: int) -> None:
+    """Let the webhooks have the CPU first: a worker works off a backlog, ingest answers people.
+
+    Set before Faust starts its threads and children (the heuristics pool), which
+    inherit it; `dev` starts the ingest processes before this, so they do not.
+    """
+    os.nice(nice)
+    if hasattr(os, "sched_setscheduler"):  # Linux
+        # SCHED_BATCH: the worker's wake-ups do not preempt a running ingest process,
+        # which would add a scheduler slice to that request's latency.
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+
+
 def run_worker(settings: Settings, role: Role = "worker") -> int:
     """Run a worker, or (role "ingest") an ingest process: the same app, producer-only."""
     import faust
@@ -101,9 +114,7 @@ def run_worker(settings: Settings, role: Role = "worker") -> int:
             self.spinner = None
 
     if role == "worker" and settings.worker_nice:
-        # Also inherited by what the worker starts (the heuristics pool), never by
-        # ingest processes, which `dev` starts before this.
-        os.nice(settings.worker_nice)
+        yield_cpu(settings.worker_nice)
     worker = Worker(
         app,
         loglevel=settings.log_level,

@@ -51,10 +51,11 @@ class Settings(BaseSettings):
     # Two: one per core of a small host. A single process saturates its event loop
     # near 3,000 req/s and then spends more CPU per request, not less (bench/licenses.py).
     ingest_processes: int = Field(default=2, ge=0, le=64)
-    # Added to a worker's nice value at start: webhooks are answered first and the
-    # agents work off the backlog with what CPU is left (the topics hold it durably).
-    # Only relative to other processes on the same host; 0 keeps the inherited value.
-    worker_nice: int = Field(default=5, ge=0, le=19)
+    # Added to a worker's nice value at start (with SCHED_BATCH): webhooks are
+    # answered first and the agents work off the backlog with the CPU left (the
+    # topics hold it durably). Matters only against other processes on the same
+    # host; 0 leaves the worker's priority alone.
+    worker_nice: int = Field(default=10, ge=0, le=19)
     max_body_bytes: int = Field(default=1 * MiB, ge=1024)
     # Ingest waits this long for the broker's acknowledgement before a 503.
     ingest_ack_timeout: float = Field(default=10.0, gt=0)
