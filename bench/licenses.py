@@ -94,6 +94,8 @@ class Run:
     cpu_notes: list[str] = field(default_factory=list)
     version: str = ""
     ingest: list[subprocess.Popen[str]] = field(default_factory=list)
+    # Workers after the first (`--workers`); they share the partitions with it.
+    more_workers: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def env(self, **extra: str) -> dict[str, str]:
         path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
@@ -103,6 +105,8 @@ class Run:
 
     def cpu_roots(self, **named: int) -> dict[str, int]:
         roots = {"broker": self.services_pid, **named}
+        for i, proc in enumerate(self.more_workers, start=2):
+            roots[f"worker{i}"] = proc.pid
         for i, proc in enumerate(self.ingest):
             roots[f"ingest{i}"] = proc.pid
         pg = postmaster_pid(self.tmp / "data" / "pgdata")
@@ -166,7 +170,8 @@ def render(run: Run) -> str:
         "",
         f"`python -m bench.licenses --duration {args.duration:g} --concurrency "
         f"{args.concurrency} --records {args.records} --customers {args.customers} "
-        f"--faust-events {args.faust_events} --ingest-processes {args.ingest_processes}"
+        f"--faust-events {args.faust_events} --ingest-processes {args.ingest_processes} "
+        f"--workers {args.workers}"
         + (f" --worker-patches {args.worker_patches}" if args.worker_patches else "")
         + f"` at {run.version}, on {os.cpu_count()} cores, Python "
         f"{sys.version.split()[0]}, load average before start {run.args.loadavg}",
@@ -371,7 +376,7 @@ def naive_baseline(run: Run) -> Row:
 # --- the worker ------------------------------------------------------------------------
 
 
-def start_worker(run: Run) -> tuple[subprocess.Popen[str], str]:
+def start_worker(run: Run, index: int = 1) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     env = run.env(
         STREAMAPP_BROKER_URL=run.broker_url,
@@ -383,13 +388,15 @@ def start_worker(run: Run) -> tuple[subprocess.Popen[str], str]:
         STREAMAPP_APP_ID=f"bench-{run.run_id}",
     )
     # A worker's working directory collects Faust's `<app id>-data`; keep it in our temp dir.
-    env["STREAMAPP_DATA_DIR"] = str(run.tmp / "worker")
+    env["STREAMAPP_DATA_DIR"] = str(run.tmp / f"worker{index}")
     argv = python("-m", "streamapp", "worker")
     if run.args.worker_patches:
         # An experiment: the same worker with candidate fixes (bench/patched_worker.py).
         env["BENCH_WORKER_PATCHES"] = run.args.worker_patches
         argv = python("-m", "bench.patched_worker")
-    worker = run.children.spawn("worker", argv, env=env, cwd=run.tmp)
+    cwd = run.tmp / f"worker{index}"
+    cwd.mkdir(exist_ok=True)
+    worker = run.children.spawn(f"worker{index}", argv, env=env, cwd=cwd)
     base = f"http://127.0.0.1:{port}"
     wait_http(f"{base}/ready", 120.0, worker)
     return worker, base
@@ -531,8 +538,8 @@ async def end_to_end(
     throughput = plan.records * rows_done / plan.expected_rows / elapsed if elapsed > 0 else 0.0
     if measured:
         run.cpu_notes.append(cpu_line("end to end", cpu_seconds, cpu, result["cpu_seconds"]))
-        worker_us = cpu["worker"] / plan.records * 1e6
-        run.cpu_notes.append(f"end to end: worker ~{worker_us:.0f} us CPU per record")
+        worker_us = sum(v for k, v in cpu.items() if k.startswith("worker")) / plan.records * 1e6
+        run.cpu_notes.append(f"end to end: workers ~{worker_us:.0f} us CPU per record")
     lag50 = float(latency["p50"]) if latency["p50"] is not None else None
     lag99 = float(latency["p99"]) if latency["p99"] is not None else None
     return Row(
@@ -621,8 +628,9 @@ def run_all(run: Run) -> None:
         step(f"baseline: naive aiohttp + INSERT, {args.concurrency} clients, {args.duration:g} s")
         run.rows.append(naive_baseline(run))
 
-    step("starting the streamapp worker")
+    step(f"starting {args.workers} streamapp worker(s)")
     worker, worker_base = start_worker(run)
+    run.more_workers = [start_worker(run, i)[0] for i in range(2, args.workers + 1)]
     base = worker_base
     if args.ingest_processes:
         step(f"starting {args.ingest_processes} ingest process(es)")
@@ -687,6 +695,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples/s")
     parser.add_argument("--skip-baselines", action="store_true")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        # One per core: a worker's agents run on one event loop, so one worker uses
+        # one core however large the backlog (capped by the 4 default partitions).
+        default=max(1, min(os.cpu_count() or 1, Settings.model_fields["topic_partitions"].default)),
+        help="streamapp worker processes, sharing the topics' partitions (default: one per core)",
+    )
     parser.add_argument(
         "--worker-patches",
         default="",
