@@ -2,8 +2,9 @@
 
     python -m bench.licenses [--duration 30] [--concurrency 64] [--records 50000]
 
-Starts its own embedded broker and PostgreSQL (`streamapp services`) and its own
-worker on free ports, measures
+Starts its own embedded broker and PostgreSQL (`streamapp services`), its own
+workers (`--workers`, one per core) and ingest processes (`--ingest-processes`,
+STREAMAPP_INGEST_PROCESSES) on free ports, measures
 
   (a) ingest: POST /salesforce/webhook from `--concurrency` clients for `--duration` s,
   (b) end to end: `--records` license-changing records, from the first POST until the
@@ -11,7 +12,8 @@ worker on free ports, measures
   (c) baselines: a naive aiohttp + one-INSERT-per-request server under the same load,
       and a bare one-agent Faust pass-through on the same broker,
 
-profiles the worker with py-spy during (b), prints a markdown table and writes it
+profiles the first worker with py-spy during (b), reports after each ingest phase
+how far the workers fell behind and how long they took to catch up, prints a markdown table and writes it
 to bench/results/licenses-<timestamp>.md. Not part of the test suite.
 
 Experiments: `--worker-patches quiet-logging,direct-producer` runs the same worker
