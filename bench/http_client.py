@@ -11,6 +11,7 @@ malformed status line) is an error counted as such, never a guessed success.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -90,7 +91,7 @@ class _Protocol(asyncio.Protocol):
 class Connection:
     """One client's connection to `url`'s host; (re)opened on demand."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, headers: Mapping[str, str] | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or parts.hostname is None:
             raise ValueError(f"only http:// URLs are supported: {url}")
@@ -98,7 +99,8 @@ class Connection:
         self.port = parts.port or 80
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.timeout = timeout
-        self._head = f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n".encode()
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        self._head = f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{extra}".encode()
         self._protocol: _Protocol | None = None
 
     async def post(self, body: bytes) -> Response:

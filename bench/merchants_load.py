@@ -1,6 +1,6 @@
 """Load for the merchants benchmark; runs in its own process so it cannot starve the worker.
 
-`--concurrency` clients POST /normalize_merchant (one aiohttp connection each),
+`--concurrency` clients POST /normalize_merchant (one keep-alive connection each),
 authenticated as one client and cycling through the descriptions in
 `--descriptions` (a JSON list), while one more client GETs /health every
 `--health-interval` seconds. Without `--rate` the clients post back to back
@@ -25,6 +25,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.http_client import Connection
 from bench.loadgen import Tally, percentile, post
 
 
@@ -33,8 +34,7 @@ def transaction(description: str) -> bytes:
 
 
 async def post_client(
-    session: aiohttp.ClientSession,
-    url: str,
+    connection: Connection,
     bodies: Sequence[bytes],
     first: int,
     window: tuple[float, float],
@@ -46,7 +46,7 @@ async def post_client(
         started = time.perf_counter()
         if started >= measure_to:
             return
-        ok = await post(session, url, bodies[index % len(bodies)], tally)
+        ok = await post(connection, bodies[index % len(bodies)], tally)
         index += 1
         finished = time.perf_counter()
         if started >= measure_from and finished <= measure_to:
@@ -56,8 +56,7 @@ async def post_client(
 
 
 async def paced_client(
-    session: aiohttp.ClientSession,
-    url: str,
+    connection: Connection,
     bodies: Sequence[bytes],
     first: int,
     schedule: tuple[float, float],
@@ -72,7 +71,7 @@ async def paced_client(
         delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        ok = await post(session, url, bodies[index % len(bodies)], tally)
+        ok = await post(connection, bodies[index % len(bodies)], tally)
         index += 1
         if scheduled >= measure_from:
             tally.latencies.append(time.perf_counter() - scheduled)
@@ -127,27 +126,28 @@ async def run(args: argparse.Namespace, descriptions: Sequence[str]) -> dict[str
     posts, health = Tally(), Tally()
     auth = {"client-id": args.client_id, "Authorization": f"Bearer {args.api_key}"}
     timeout = aiohttp.ClientTimeout(total=args.request_timeout)
-    connector = aiohttp.TCPConnector(limit=args.concurrency, limit_per_host=args.concurrency)
-    async with (
-        aiohttp.ClientSession(connector=connector, timeout=timeout, headers=auth) as session,
-        aiohttp.ClientSession(timeout=timeout) as probe,
-    ):
-        now = time.perf_counter()
-        window = (now + args.warmup, now + args.warmup + args.duration)
-        url = args.base + "/normalize_merchant"
-        if args.rate > 0:
-            interval = args.concurrency / args.rate
-            clients = [
-                paced_client(
-                    session, url, bodies, i, (now + i * interval / args.concurrency, interval), window, posts
-                )
-                for i in range(args.concurrency)
-            ]
-        else:
-            clients = [post_client(session, url, bodies, i, window, posts) for i in range(args.concurrency)]
-        await asyncio.gather(
-            health_client(probe, args.base + "/health", args.health_interval, window, health), *clients
-        )
+    url = args.base + "/normalize_merchant"
+    connections = [Connection(url, args.request_timeout, headers=auth) for _ in range(args.concurrency)]
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as probe:
+            now = time.perf_counter()
+            window = (now + args.warmup, now + args.warmup + args.duration)
+            if args.rate > 0:
+                interval = args.concurrency / args.rate
+                clients = [
+                    paced_client(
+                        c, bodies, i, (now + i * interval / args.concurrency, interval), window, posts
+                    )
+                    for i, c in enumerate(connections)
+                ]
+            else:
+                clients = [post_client(c, bodies, i, window, posts) for i, c in enumerate(connections)]
+            await asyncio.gather(
+                health_client(probe, args.base + "/health", args.health_interval, window, health), *clients
+            )
+    finally:
+        for connection in connections:
+            connection.close()
     return {
         "post": summary(posts, args.duration),
         "health": summary(health, args.duration),
