@@ -16,8 +16,6 @@ profiles the first worker with py-spy during (b), reports after each ingest phas
 how far the workers fell behind and how long they took to catch up, prints a markdown table and writes it
 to bench/results/licenses-<timestamp>.md. Not part of the test suite.
 
-Experiments: `--worker-patches quiet-logging,direct-producer` runs the same worker
-with candidate fixes applied in-process (bench/patched_worker.py), and
 `python -m bench.publish_path` measures the publish path alone; the machine is
 usually shared, so compare runs by the "not ours" CPU they report.
 """
@@ -173,9 +171,7 @@ def render(run: Run) -> str:
         f"`python -m bench.licenses --duration {args.duration:g} --concurrency "
         f"{args.concurrency} --records {args.records} --customers {args.customers} "
         f"--faust-events {args.faust_events} --ingest-processes {args.ingest_processes} "
-        f"--workers {args.workers}"
-        + (f" --worker-patches {args.worker_patches}" if args.worker_patches else "")
-        + f"` at {run.version}, on {os.cpu_count()} cores, Python "
+        f"--workers {args.workers}" + f"` at {run.version}, on {os.cpu_count()} cores, Python "
         f"{sys.version.split()[0]}, load average before start {run.args.loadavg}",
         "",
         "| scenario | throughput | p50 | p99 | notes |",
@@ -392,10 +388,6 @@ def start_worker(run: Run, index: int = 1) -> tuple[subprocess.Popen[str], str]:
     # A worker's working directory collects Faust's `<app id>-data`; keep it in our temp dir.
     env["STREAMAPP_DATA_DIR"] = str(run.tmp / f"worker{index}")
     argv = python("-m", "streamapp", "worker")
-    if run.args.worker_patches:
-        # An experiment: the same worker with candidate fixes (bench/patched_worker.py).
-        env["BENCH_WORKER_PATCHES"] = run.args.worker_patches
-        argv = python("-m", "bench.patched_worker")
     cwd = run.tmp / f"worker{index}"
     cwd.mkdir(exist_ok=True)
     worker = run.children.spawn(f"worker{index}", argv, env=env, cwd=cwd)
@@ -704,11 +696,6 @@ def build_parser() -> argparse.ArgumentParser:
         # one core however large the backlog (capped by the 4 default partitions).
         default=max(1, min(os.cpu_count() or 1, Settings.model_fields["topic_partitions"].default)),
         help="streamapp worker processes, sharing the topics' partitions (default: one per core)",
-    )
-    parser.add_argument(
-        "--worker-patches",
-        default="",
-        help="experiment: comma-separated candidate fixes from bench/patched_worker.py",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, profile)")
     return parser

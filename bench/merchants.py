@@ -27,8 +27,7 @@ processed twice). Then
 CPU use per process (worker, pool, broker, PostgreSQL, load generator, and what other
 processes on the machine used) is listed per phase: on a shared 2-core machine, read
 the numbers with it. Prints a markdown table and writes it to
-bench/results/merchants-<timestamp>.md. `--pool-watchdog` runs the worker with the
-pool fix proposed in the report (bench/merchants_worker.py). Not part of the test suite.
+bench/results/merchants-<timestamp>.md. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -58,7 +57,6 @@ from aiohttp import web
 
 from bench.licenses import Step, cpu_line, ms, rate, status_note, verdict
 from bench.merchants_load import transaction
-from bench.merchants_worker import WATCHDOG_ENV
 from bench.procstat import MACHINE, CpuMeter, alive, descendants, postmaster_pid
 from bench.stack import Children, drive, free_port, python, read_json_result, start_services, wait_http
 from streamapp.models.merchant_catalogue import identify
@@ -251,10 +249,6 @@ async def start_worker(bench: Bench, *, pool_size: int, repeat: int, label: str)
         STREAMAPP_DATA_DIR=str(bench.tmp / "worker"),
     )
     argv = python("-m", "streamapp", "worker")
-    if bench.args.pool_watchdog:
-        # An experiment: the same worker with the proposed pool fix (bench/merchants_worker.py).
-        env[WATCHDOG_ENV] = "1"
-        argv = python("-m", "bench.merchants_worker")
     proc = bench.children.spawn(f"worker-{label}", argv, env=env, cwd=bench.tmp)
     base = f"http://127.0.0.1:{port}"
     await asyncio.to_thread(wait_http, f"{base}/ready", 120.0, proc)
@@ -671,7 +665,6 @@ def render(bench: Bench) -> str:
         f"the bench process, so STREAMAPP_MERCHANT_HEURISTIC_REPEAT={bench.light_repeat:,} "
         f"(~{args.light_seconds:g} s) for the throughput runs and {bench.heavy_repeat:,} "
         f"(~{args.heavy_seconds:g} s) for the saturation run (pool of {args.pool_size}"
-        + (", experiment: pool processes exit with the worker" if args.pool_watchdog else "")
         + f"); {args.concurrency} POST clients, closed loop"
         + (f" or sharing a schedule of {args.paced_rate:g} req/s" if args.paced_rate else "")
         + f", + 1 GET /health probe every {args.health_interval:g} s; "
@@ -763,11 +756,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-acceptance", action="store_true")
-    parser.add_argument(
-        "--pool-watchdog",
-        action="store_true",
-        help="experiment: pool processes exit with the worker (bench/merchants_worker.py)",
-    )
     parser.add_argument("--max-load", type=float, default=0.0, help="first wait for loadavg(1 min) <= this")
     parser.add_argument("--max-wait", type=float, default=600.0, help="... for at most this many seconds")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
