@@ -1,16 +1,17 @@
-"""Core views every deployment has: liveness, readiness and table inspection."""
+"""Core views every deployment has: liveness, readiness, consumer lag and table inspection."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from faust.types import TableT
 from faust.web import Request, Response, View
 
-from streamapp.errors import NotFound
+from streamapp.errors import DependencyUnavailable, NotFound
 from streamapp.web.base import JsonView
 
 if TYPE_CHECKING:
@@ -31,6 +32,23 @@ async def broker_reachable(broker_url: str, timeout: float = 2.0) -> bool:
             except (OSError, TimeoutError):
                 continue
     return False
+
+
+def partition_lags(
+    assigned: Iterable[Any], committed: Mapping[Any, int | None], ends: Mapping[Any, int]
+) -> list[dict[str, Any]]:
+    """Per partition: the end offset, the committed offset and the events between them.
+
+    The committed offset is where a restart resumes, so the lag is also what a
+    crash would replay. Never committed: everything up to the end counts.
+    """
+    rows = []
+    for tp in sorted(assigned, key=lambda tp: (tp.topic, tp.partition)):
+        end = ends.get(tp)
+        done = committed.get(tp)
+        lag = None if end is None else max(0, end - (done or 0))
+        rows.append({"topic": tp.topic, "partition": tp.partition, "committed": done, "end": end, "lag": lag})
+    return rows
 
 
 def jsonable(value: Any) -> Any:
@@ -67,6 +85,30 @@ def register_core_views(app: StreamApp) -> None:
             ready = broker_ok and (db_ok or app.role == "ingest")
             status = "ready" if all(checks.values()) else "degraded" if ready else "unavailable"
             return self.json({"status": status, "checks": checks}, status=200 if ready else 503)
+
+    @app.page("/lag")
+    class Lag(JsonView):
+        """How far this worker's agents are behind, per topic and partition it holds.
+
+        Workers yield the CPU to the ingest tier (STREAMAPP_WORKER_NICE), so under
+        a burst the lag grows on purpose; it must come back down after. Each worker
+        reports its own partitions: sum them for a topic's total.
+        """
+
+        async def get(self, request: Request) -> Response:
+            consumer: Any = app.consumer
+            # Changelogs are read to rebuild tables, never committed: only acked streams.
+            acked = app.topics.acks_enabled_for
+            try:
+                assigned = [tp for tp in consumer.assignment() if acked(tp.topic)]
+                ends = await consumer.highwaters(*assigned) if assigned else {}
+            except Exception as exc:  # not started yet, or the broker does not answer
+                raise DependencyUnavailable(f"consumer offsets unavailable: {exc!r}") from exc
+            rows = partition_lags(assigned, consumer._committed_offset, ends)
+            topics: dict[str, int] = {}
+            for row in rows:
+                topics[row["topic"]] = topics.get(row["topic"], 0) + (row["lag"] or 0)
+            return self.json({"total": sum(topics.values()), "topics": topics, "partitions": rows})
 
     @app.page("/tables/")
     class Tables(JsonView):
