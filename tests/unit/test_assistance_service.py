@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -12,12 +13,13 @@ from streamapp.assistance.service import Routing, RoutingUnavailable
 from streamapp.settings import Settings
 
 
-def routing(tmp_path: Path, text: str | None, **settings: object) -> Routing:
+def routing(tmp_path: Path, text: str | None, **settings: Any) -> Routing:
     path = tmp_path / "routes.toml"
     if text is not None:
         path.write_text(text)
     app = SimpleNamespace(settings=Settings(assistance_routing_file=path, **settings))
-    return Routing(app, env={})
+    # A stand-in for the StreamApp: the routing service reads only `app.settings` here.
+    return Routing(app, env={})  # type: ignore[arg-type]
 
 
 async def test_a_bad_file_stops_a_prod_worker(tmp_path: Path) -> None:
@@ -53,7 +55,7 @@ def test_read_merges_the_environment_override(tmp_path: Path) -> None:
 def test_the_packaged_default_is_read_when_no_file_is_named() -> None:
     app = SimpleNamespace(settings=Settings())
     service = Routing(
-        app,
+        app,  # type: ignore[arg-type]  # a stand-in for the StreamApp, as in routing() above
         env={
             "STREAMAPP_ASSISTANCE_SLACK_WEBHOOK_URL": "https://h.test/x",
             "STREAMAPP_ASSISTANCE_PRICING_EMAIL_TO": "p@x.test",

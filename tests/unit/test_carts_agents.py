@@ -6,9 +6,10 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from faust.types import TableT
 
 from streamapp.app import StreamApp
 from streamapp.models.cart_events import cart_event
@@ -72,7 +73,8 @@ async def test_totals_per_user_ignore_replays(app: StreamApp, recorder: Recorder
             (key, b"[]"),
         ],
     )
-    totals = app.tables["cart-totals"].data[key]
+    # app.tables is typed by the base collection, which does not declare `data`: this one is a Table.
+    totals = cast("TableT[Any, Any]", app.tables["cart-totals"]).data[key]
     assert Decimal(totals["price_total"]) == Decimal("13.30")
     assert totals["items"] == 5
     assert {k: v["version"] for k, v in totals["carts"].items()} == {str(a): 3, str(b): 1}

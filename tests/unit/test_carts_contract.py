@@ -6,6 +6,8 @@ breaks it must fail here, not in production.
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
@@ -127,7 +129,8 @@ def test_message_fields(message: str) -> None:
     for field in descriptor.fields:
         shape: tuple[object, ...] = (field.number, field.type)
         if field.type == MSG:
-            shape += (field.message_type.full_name,)
+            # A message-typed field always has its message type (None is for scalar fields).
+            shape += (cast(Descriptor, field.message_type).full_name,)
         if field.is_repeated:
             shape += (REPEATED,)
         actual[field.name] = shape

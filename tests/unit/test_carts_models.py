@@ -88,17 +88,17 @@ def test_page_request_refuses(args: tuple[str, str, int, int], field: str) -> No
 def test_uuids_and_quantities() -> None:
     value = uuid.uuid4()
     assert parse_uuid(str(value), "x") == value
-    for bad in ("", "nope", "1234"):
+    for bad_uuid in ("", "nope", "1234"):
         with pytest.raises(ValidationFailed):
-            parse_uuid(bad, "cart_uuid")
+            parse_uuid(bad_uuid, "cart_uuid")
     assert quantity_to_add(1, 10) == 1
     assert quantity_to_set(0, 10) == 0
-    for bad in (0, -1, 11):
+    for bad_quantity in (0, -1, 11):
         with pytest.raises(ValidationFailed):
-            quantity_to_add(bad, 10)
-    for bad in (-1, 11):
+            quantity_to_add(bad_quantity, 10)
+    for bad_quantity in (-1, 11):
         with pytest.raises(ValidationFailed):
-            quantity_to_set(bad, 10)
+            quantity_to_set(bad_quantity, 10)
 
 
 def test_address_fields() -> None:

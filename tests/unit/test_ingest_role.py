@@ -15,7 +15,7 @@ from streamapp.web.ingest import IngestWeb, only_ingest_routes
 
 SETTINGS = Settings(
     broker_url="kafka://127.0.0.1:1",
-    database_url="postgresql://nobody@127.0.0.1:1/none",  # type: ignore[arg-type]
+    database_url="postgresql://nobody@127.0.0.1:1/none",
     ingest_port=7777,
 )
 WEBHOOKS = {"/salesforce/webhook", "/tasks/webhook", "/assistance", "/normalize_merchant"}

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from streamapp.envelope import Envelope
-from streamapp.models.licenses import RECENT_EVENTS, LicenseState, decide
+from streamapp.models.licenses import RECENT_EVENTS, Decision, LicenseState, decide
 from streamapp.models.salesforce import CustomerRecord
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -37,7 +37,7 @@ def apply(
     rec: CustomerRecord,
     at: datetime = T0,
     event_id: uuid.UUID | None = None,
-):  # type: ignore[no-untyped-def]
+) -> tuple[Decision, Envelope]:
     e = env(rec, at, event_id)
     return decide(state, e, rec), e
 

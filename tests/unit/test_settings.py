@@ -54,7 +54,7 @@ def test_services_env_file_fills_in_urls(tmp_path: Path, monkeypatch: pytest.Mon
 def test_prod_requires_a_webhook_secret() -> None:
     with pytest.raises(ValidationError, match="STREAMAPP_SALESFORCE_SECRET"):
         Settings(env="prod")
-    assert Settings(env="prod", salesforce_secret="x").salesforce_auth_enabled  # type: ignore[arg-type]
+    assert Settings(env="prod", salesforce_secret="x").salesforce_auth_enabled
 
 
 def test_empty_secret_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def tr(kind: str, minute: float, content: str = "c") -> Transition:
-    return Transition(kind=kind, at=T0 + timedelta(minutes=minute), content=content, event_id=uuid.uuid4())  # type: ignore[arg-type]
+    return Transition(kind=kind, at=T0 + timedelta(minutes=minute), content=content, event_id=uuid.uuid4())
 
 
 def test_intervals_are_aligned_and_half_open() -> None:

@@ -17,7 +17,7 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 def fact(event: str, minute: int, content: str = "c", completed: bool = False, arrival: int = 0) -> TaskFact:
     return TaskFact(
         event_id=uuid.uuid4(),
-        event=event,  # type: ignore[arg-type]
+        event=event,
         ts=T0 + timedelta(minutes=minute),
         user_id="u1",
         content=content,
