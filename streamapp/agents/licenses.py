@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -114,12 +113,8 @@ class RecordProcessor:
                 rows.append((event, decision.customer))
 
         await self.writer.write_rows(rows, self.reject)
-        # One wait for both acknowledgements: the two topics are read independently,
-        # and a crash before the table write re-publishes both with the same ids.
-        await asyncio.gather(
-            publish_durably(self.app.settings, self.topics.updates, encoded(rows, LicenseUpdate)),
-            publish_durably(self.app.settings, self.topics.customers, encoded(rows, CustomerSnapshot)),
-        )
+        await publish_durably(self.app.settings, self.topics.updates, encoded(rows, LicenseUpdate))
+        await publish_durably(self.app.settings, self.topics.customers, encoded(rows, CustomerSnapshot))
         writes = [(event, key, dump_state(state)) for key, (event, state) in states.items()]
         await put_all(self.app.settings, self.table, writes)
 
