@@ -40,7 +40,7 @@ import asyncpg
 import grpc
 import jwt
 
-from bench.procstat import MACHINE, CpuMeter, postmaster_pid
+from bench.procstat import BENCH, CpuMeter, postmaster_pid, shares
 from bench.stack import Children, free_port, python, read_json_result, start_services, wait_http, wait_line
 from streamapp.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc
 
@@ -197,12 +197,9 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def cpu_note(run: Run, phase: str, seconds: float, cpu: dict[str, float], loadgen: float) -> None:
-    machine = cpu.pop(MACHINE, 0.0)
-    cpu.pop("bench", None)
-    cpu["loadgen"] = loadgen
-    parts = [f"{name} {used / seconds:.0%}" for name, used in cpu.items()]
-    parts.append(f"not ours {max(0.0, machine - sum(cpu.values())) / seconds:.0%}")
-    run.cpu_notes.append(f"{phase}: " + ", ".join(parts) + " of one core")
+    named = {k: v for k, v in cpu.items() if k != BENCH}
+    named["loadgen"] = loadgen
+    run.cpu_notes.append(f"{phase}: " + ", ".join(shares(named, seconds)) + " of one core")
 
 
 def load(

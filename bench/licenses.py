@@ -41,7 +41,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.procstat import MACHINE, CpuMeter, listens_on, postmaster_pid
+from bench.procstat import CpuMeter, listens_on, postmaster_pid, shares
 from bench.profile import Profiler, summarise
 from bench.stack import (
     RESULTS,
@@ -132,15 +132,8 @@ def verdict(ok: bool) -> str:
 
 def cpu_line(phase: str, seconds: float, cpu: dict[str, float], loadgen: float | None) -> str:
     """Each process's share of one core; "not ours" is what other processes on the machine used."""
-    cpu = dict(cpu)
-    machine = cpu.pop(MACHINE, None)
-    if loadgen is not None:
-        cpu["loadgen"] = loadgen
-    parts = [f"{name} {used / seconds:.0%}" for name, used in cpu.items()]
-    if machine is not None:
-        others = max(0.0, machine - sum(cpu.values()))
-        parts.append(f"not ours {others / seconds:.0%}")
-    return f"{phase} ({seconds:.1f} s): " + ", ".join(parts) + " of one core"
+    named = {**cpu, "loadgen": loadgen} if loadgen is not None else cpu
+    return f"{phase} ({seconds:.1f} s): " + ", ".join(shares(named, seconds)) + " of one core"
 
 
 def code_version() -> str:

@@ -109,13 +109,36 @@ def postmaster_pid(pgdata: Path) -> int | None:
 
 MACHINE = "machine"
 BENCH = "bench"
+# Time the hypervisor gave our virtual CPUs to another guest: on a shared host a
+# run with much of it was slower for reasons outside the machine.
+STOLEN = "stolen"
+
+
+def _cpu_fields() -> list[int]:
+    """user nice system idle iowait irq softirq steal, all cores, from /proc/stat."""
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
 
 
 def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy (all cores), from /proc/stat."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields) - idle) / TICK
+    """CPU seconds the machine's processes and kernel spent busy (all cores; not stolen time)."""
+    fields = _cpu_fields()
+    return (sum(fields[:3]) + fields[5] + fields[6]) / TICK  # user nice system, irq softirq
+
+
+def stolen_seconds() -> float:
+    """CPU seconds our virtual CPUs were runnable but the hypervisor ran someone else."""
+    return _cpu_fields()[7] / TICK
+
+
+def shares(cpu: Mapping[str, float], seconds: float) -> list[str]:
+    """Each named subtree's share of one core, then what other processes used and what was stolen."""
+    named = {k: v for k, v in cpu.items() if k not in (MACHINE, STOLEN)}
+    parts = [f"{name} {used / seconds:.0%}" for name, used in named.items()]
+    if MACHINE in cpu:
+        parts.append(f"not ours {max(0.0, cpu[MACHINE] - sum(named.values())) / seconds:.0%}")
+    if STOLEN in cpu:
+        parts.append(f"stolen by the hypervisor {cpu[STOLEN] / seconds:.0%}")
+    return parts
 
 
 def own_seconds() -> float:
@@ -127,8 +150,9 @@ def own_seconds() -> float:
 class CpuMeter:
     """CPU seconds per named subtree between `start()` and `stop()`.
 
-    The result also holds `machine` (every core, every process) and `bench` (this
-    process), so a caller can tell how much went to processes that are not ours.
+    The result also holds `machine` (every core, every process), `stolen` (by the
+    hypervisor) and `bench` (this process), so a caller can tell how much went to
+    processes that are not ours, and how much the host took away.
     """
 
     def __init__(self, roots: Mapping[str, int]) -> None:
@@ -138,6 +162,7 @@ class CpuMeter:
     def _sample(self) -> dict[str, float]:
         sample = cpu_seconds(self.roots)
         sample[MACHINE] = machine_busy_seconds()
+        sample[STOLEN] = stolen_seconds()
         sample[BENCH] = own_seconds()
         return sample
 

