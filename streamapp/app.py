@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Literal
 
 import faust
@@ -18,6 +18,7 @@ from streamapp.gaps import StreamGapHealer
 from streamapp.outbound.service import DeliveryService
 from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.settings import Settings
+from streamapp.typing import Stream
 
 _DEFAULT_PARTITIONER = DefaultPartitioner()
 
@@ -42,6 +43,16 @@ class StreamApp(faust.App):
         """`page` for an endpoint that only turns requests into events: ingest processes serve it too."""
         self.ingest_paths.add(path)
         return self.page(path)
+
+    def run_agent(
+        self, channel: Any, name: str, run: Callable[[Stream], Awaitable[None]], **options: Any
+    ) -> None:
+        """An agent named `name` on `channel` whose stream a processor's or sink's `run` consumes."""
+
+        async def agent(stream: Stream) -> None:
+            await run(stream)
+
+        self.agent(channel, name=name, **options)(agent)
 
     def add_worker_service(self, service: ServiceT) -> None:
         """A service only workers run (agent helpers, schedulers, servers); ingest processes skip it."""

@@ -13,7 +13,6 @@ from streamapp.web.assistance import bot_authenticator, register_assistance_view
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
-    from streamapp.typing import Stream
 
 REQUESTS = "assistance.requests"
 
@@ -27,9 +26,7 @@ def register(app: StreamApp) -> None:
     processor = RequestProcessor(app, deliveries)
     app.authenticators.append(bot_authenticator(app))
 
-    @app.agent(requests, name="assistance.requests")
-    async def assistance_requests(stream: Stream) -> None:
-        await processor.run(stream)
+    app.run_agent(requests, "assistance.requests", processor.run)
 
     register_assistance_views(app, requests, routing)
 

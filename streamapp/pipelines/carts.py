@@ -11,7 +11,6 @@ from streamapp.topics import pipeline_topic
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
-    from streamapp.typing import Stream
 
 EVENTS = "carts.events"
 BY_USER = "carts.events-by-user"
@@ -28,13 +27,8 @@ def register(app: StreamApp) -> None:
     by_user = ByUser(app, topics)
     keeper = TotalsKeeper(app, totals)
 
-    @app.agent(topics.events, name="carts.by-user")
-    async def events(stream: Stream) -> None:
-        await by_user.run(stream)
-
-    @app.agent(topics.by_user, name="carts.user-totals")
-    async def user_totals(stream: Stream) -> None:
-        await keeper.run(stream)
+    app.run_agent(topics.events, "carts.by-user", by_user.run)
+    app.run_agent(topics.by_user, "carts.user-totals", keeper.run)
 
 
 def start_carts_services(app: StreamApp, topics: CartTopics) -> None:

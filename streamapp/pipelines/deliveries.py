@@ -17,7 +17,6 @@ from streamapp.web.deliveries import register_delivery_views
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
-    from streamapp.typing import Stream
 
 
 def decode(raw: bytes) -> tuple[DeliveryRequest, bytes]:
@@ -37,9 +36,7 @@ def register(app: StreamApp) -> None:
     sink = PostgresSink(app, name="deliveries.enqueue", pipeline="deliveries", decode=decode, write=write)
     sink.after_write = service.poke
 
-    @app.agent(topic, name="deliveries.enqueue")
-    async def enqueue(stream: Stream) -> None:
-        await sink.run(stream)
+    app.run_agent(topic, "deliveries.enqueue", sink.run)
 
     register_delivery_views(app)
 

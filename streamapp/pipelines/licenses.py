@@ -17,7 +17,6 @@ from streamapp.web.licenses import register_license_views
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
-    from streamapp.typing import Stream
 
 INBOUND = "licenses.inbound"
 UPDATES = "licenses.updates"
@@ -40,19 +39,12 @@ def register(app: StreamApp) -> None:
     updates_sink = license_update_sink(app)
     customers_sink = customer_sink(app)
 
-    @app.agent(topics.inbound, name="licenses.records")
-    async def records(stream: Stream) -> None:
-        await processor.run(stream)
+    app.run_agent(topics.inbound, "licenses.records", processor.run)
 
     # The records agent writes PostgreSQL itself; these two only write the rows it
     # could not, once they are replayed from the dead-letter topic.
-    @app.agent(topics.updates_replay, name="licenses.updates-sink")
-    async def updates(stream: Stream) -> None:
-        await updates_sink.run(stream)
-
-    @app.agent(topics.customers_replay, name="licenses.customers-sink")
-    async def customers(stream: Stream) -> None:
-        await customers_sink.run(stream)
+    app.run_agent(topics.updates_replay, "licenses.updates-sink", updates_sink.run)
+    app.run_agent(topics.customers_replay, "licenses.customers-sink", customers_sink.run)
 
     register_license_views(app, topics.inbound)
 

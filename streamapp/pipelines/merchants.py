@@ -41,20 +41,13 @@ def register(app: StreamApp) -> None:
     clients = Clients(app, client_cache, topics.clients)
     app.authenticators.append(clients.authenticate)
 
-    @app.agent(topics.requests, name="merchants.normalize")
-    async def normalize(stream: Stream) -> None:
-        await processor.run_triage(stream)
+    app.run_agent(topics.requests, "merchants.normalize", processor.run_triage)
 
     # Several actors: while one waits for the pool, the others take the next misses.
     # Requests are independent, so sharing a partition's events is fine; Faust
     # commits only up to the lowest unacknowledged offset.
-    @app.agent(topics.heavy, name="merchants.heavy", concurrency=pool.processes)
-    async def heavy(stream: Stream) -> None:
-        await processor.run(stream)
-
-    @app.agent(topics.results, name="merchants.results-sink")
-    async def results(stream: Stream) -> None:
-        await sink.run(stream)
+    app.run_agent(topics.heavy, "merchants.heavy", processor.run, concurrency=pool.processes)
+    app.run_agent(topics.results, "merchants.results-sink", sink.run)
 
     @app.agent(topics.clients, name="merchants.clients")
     async def client_updates(stream: Stream) -> None:

@@ -13,7 +13,6 @@ from streamapp.web.tasks import register_task_views
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
-    from streamapp.typing import Stream
 
 EVENTS = "tasks.events"
 SNAPSHOTS = "tasks.snapshots"
@@ -28,13 +27,8 @@ def register(app: StreamApp) -> None:
     sink = snapshot_sink(app)
     app.add_worker_service(ReportService(app))
 
-    @app.agent(inbound, name="tasks.events")
-    async def task_events(stream: Stream) -> None:
-        await processor.run(stream)
-
-    @app.agent(snapshots, name="tasks.snapshots-sink")
-    async def task_snapshots(stream: Stream) -> None:
-        await sink.run(stream)
+    app.run_agent(inbound, "tasks.events", processor.run)
+    app.run_agent(snapshots, "tasks.snapshots-sink", sink.run)
 
     register_task_views(app, inbound)
 
