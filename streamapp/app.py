@@ -52,6 +52,8 @@ class StreamApp(faust.App):
         async def agent(stream: Stream) -> None:
             await run(stream)
 
+        # Faust labels the agent's logs with the function's name: make it this agent's.
+        agent.__name__ = agent.__qualname__ = name
         self.agent(channel, name=name, **options)(agent)
 
     def add_worker_service(self, service: ServiceT) -> None:

@@ -113,9 +113,7 @@ class StreamGapHealer(Service):
         """Seek back every partition whose gap outlasted `patience`; returns what it healed."""
         now = time.monotonic() if now is None else now
         consumer: Any = self.app.consumer
-        # Only streams whose events are acked: changelogs are read, never acked or committed.
-        acked_topics = self.app.topics.acks_enabled_for
-        assigned = [tp for tp in consumer.assignment() if acked_topics(tp.topic)]
+        assigned = acked_assignment(self.app)
         gaps = current_gaps(
             assigned,
             consumer._committed_offset,
@@ -226,6 +224,16 @@ def current_gaps(
         if gap is not None:
             gaps[tp] = gap
     return gaps
+
+
+def acked_assignment(app: Any) -> list[Any]:
+    """The partitions this worker consumes whose events are acked and committed.
+
+    Changelog partitions are left out: they are read to rebuild tables, never
+    acked or committed.
+    """
+    acked = app.topics.acks_enabled_for
+    return [tp for tp in app.consumer.assignment() if acked(tp.topic)]
 
 
 def consumer_positions(consumer: Any, tps: Iterable[Any]) -> dict[Any, int]:

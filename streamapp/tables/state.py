@@ -26,8 +26,8 @@ async def put_all(
       SIGKILL in that window loses the new state of events that will never
       be redelivered (the tasks crash test lost facts this way). So the
       changelog is published and acknowledged here, before the caller acks.
-    - Partition. Inside `take_events` Faust's current event is the last of the
-      batch, so the changelog would go to that event's partition. Keys must
+    - Partition. In a batch, Faust's current event is not the one that carried
+      the key, so the changelog could go to another event's partition. Keys must
       stay co-partitioned with their source topic, or recovery and
       `table_route` would look for them on the wrong worker.
 

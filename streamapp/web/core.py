@@ -12,6 +12,7 @@ from faust.types import TableT
 from faust.web import Request, Response, View
 
 from streamapp.errors import DependencyUnavailable, NotFound
+from streamapp.gaps import acked_assignment
 from streamapp.web.base import JsonView
 
 if TYPE_CHECKING:
@@ -97,10 +98,8 @@ def register_core_views(app: StreamApp) -> None:
 
         async def get(self, request: Request) -> Response:
             consumer: Any = app.consumer
-            # Changelogs are read to rebuild tables, never committed: only acked streams.
-            acked = app.topics.acks_enabled_for
             try:
-                assigned = [tp for tp in consumer.assignment() if acked(tp.topic)]
+                assigned = acked_assignment(app)
                 ends = await consumer.highwaters(*assigned) if assigned else {}
             except Exception as exc:  # not started yet, or the broker does not answer
                 raise DependencyUnavailable(f"consumer offsets unavailable: {exc!r}") from exc

@@ -22,8 +22,14 @@ async def test_lag_is_listed_per_partition_and_comes_back_to_zero(client: Client
     assert sorted(ends_before) == [0, 1, 2, 3]
 
     sent = [customer_record(SKU2=True) for _ in range(20)]
-    for record in sent:
-        assert (await client.post("/salesforce/webhook", record))[0] == 202
+    # Right after the first assignment the worker recovers its tables, and a POST
+    # then may wait ~5 s and answer 503 dependency_unavailable (retry; nothing was
+    # accepted). Run alone, this test starts there: let the first one be retried.
+    first = await eventually(lambda: client.post("/salesforce/webhook", sent[0]), lambda r: r[0] == 202)
+    assert first[0] == 202, first
+    for record in sent[1:]:
+        answer = await client.post("/salesforce/webhook", record)
+        assert answer[0] == 202, answer
 
     _, body = await eventually(
         lambda: client.get("/lag"),
