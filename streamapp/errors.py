@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
+import aiokafka.errors
 import asyncpg
+import faust.exceptions
 
 
 class StreamappError(Exception):
@@ -97,9 +99,24 @@ class ProcessingFailed(StreamappError):
 
 
 # SQLSTATE classes that mean "the server or the connection, not your data":
-# 08 connection exception, 40 transaction rollback (serialization, deadlock),
-# 53 insufficient resources, 57 operator intervention (shutdown, cancel), 58 system error.
-_RETRIABLE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+# 08 connection exception, 28 invalid authorization (28P01 while a rotated password
+# propagates), 40 transaction rollback (serialization, deadlock), 53 insufficient
+# resources, 57 operator intervention (shutdown, cancel), 58 system error.
+_RETRIABLE_SQLSTATE_CLASSES = frozenset({"08", "28", "40", "53", "57", "58"})
+# Single codes of otherwise permanent classes: 25006 read-only transaction (we hit a
+# replica during a failover), 55P03 lock not available, 55006 object in use.
+_RETRIABLE_SQLSTATES = frozenset({"25006", "55P03", "55006"})
+
+# Broker errors that no retry can cure: the message itself is wrong for the topic.
+# Every other Kafka error (connection, timeout, not leader, authorization while a
+# config is being fixed ...) is the broker's and is retried, never dead-lettered at once.
+_PERMANENT_KAFKA_ERRORS: tuple[type[BaseException], ...] = (
+    aiokafka.errors.MessageSizeTooLargeError,
+    aiokafka.errors.RecordTooLargeError,
+    aiokafka.errors.InvalidTopicError,
+    aiokafka.errors.CorruptRecordException,
+    aiokafka.errors.UnsupportedCodecError,
+)
 
 
 def is_retriable(exc: BaseException) -> bool:
@@ -110,11 +127,18 @@ def is_retriable(exc: BaseException) -> bool:
         return True
     sqlstate = getattr(exc, "sqlstate", None)
     if isinstance(sqlstate, str) and len(sqlstate) == 5:
-        return sqlstate[:2] in _RETRIABLE_SQLSTATE_CLASSES
+        return sqlstate[:2] in _RETRIABLE_SQLSTATE_CLASSES or sqlstate in _RETRIABLE_SQLSTATES
     # asyncpg's InterfaceError (pool closing, connection lost mid-call) has no SQLSTATE.
     if isinstance(exc, asyncpg.InterfaceError):
         return True
-    # aiokafka's KafkaError carries `retriable` as class data.
+    # Faust's services refuse work while starting or stopping (the producer between
+    # a rebalance's stop and start): the same call succeeds a moment later.
+    if isinstance(exc, faust.exceptions.NotReady):
+        return True
+    if isinstance(exc, _PERMANENT_KAFKA_ERRORS):
+        return False
+    if isinstance(exc, aiokafka.errors.KafkaError):
+        return True
     return bool(getattr(exc, "retriable", False))
 
 

@@ -56,7 +56,13 @@ class Settings(BaseSettings):
     # topics hold it durably). Matters only against other processes on the same
     # host; 0 leaves the worker's priority alone.
     worker_nice: int = Field(default=10, ge=0, le=19)
-    max_body_bytes: int = Field(default=1 * MiB, ge=1024)
+    # A request body must fit in one message with its envelope (~1 KB of event id,
+    # source, key and time, plus JSON escaping of the odd character): 64 KiB under
+    # the producer limit, so a body the limit lets through is never refused by the
+    # producer (that came back as a 503 senders retry forever). Checked below.
+    max_body_bytes: int = Field(default=1 * MiB - 64 * 1024, ge=1024)
+    # The producer's largest request; real brokers refuse more by default (message.max.bytes).
+    producer_max_request_bytes: int = Field(default=1 * MiB, ge=64 * 1024)
     # Ingest waits this long for the broker's acknowledgement before a 503.
     ingest_ack_timeout: float = Field(default=10.0, gt=0)
 
@@ -150,6 +156,12 @@ class Settings(BaseSettings):
     # Sinks: batch size and the longest a partial batch waits.
     sink_batch_size: int = Field(default=2000, ge=1)
     sink_batch_within: float = Field(default=0.25, gt=0)
+    # Dead letters larger than this keep their original bytes in PostgreSQL
+    # (`dead_letter_payloads`): base64 and the letter's fields must fit the producer limit.
+    dead_letter_max_bytes: int = Field(default=900_000, ge=4096)
+    # Edge limits: an event time further in the future than this is refused (422).
+    # A year-9999 time would make every later change of that entity look stale.
+    max_future_skew: float = Field(default=300.0, ge=0)
     # Retry of transient infrastructure errors: exponential backoff with a cap.
     retry_initial_backoff: float = Field(default=0.2, gt=0)
     retry_max_backoff: float = Field(default=30.0, gt=0)
@@ -189,6 +201,14 @@ class Settings(BaseSettings):
     @property
     def merchant_processes(self) -> int:
         return self.merchant_pool_size or os.cpu_count() or 1
+
+    @model_validator(mode="after")
+    def _body_fits_a_message(self) -> Settings:
+        if self.max_body_bytes + 64 * 1024 > self.producer_max_request_bytes:
+            raise ValueError(
+                "STREAMAPP_MAX_BODY_BYTES must be at least 64 KiB below STREAMAPP_PRODUCER_MAX_REQUEST_BYTES"
+            )
+        return self
 
     @model_validator(mode="after")
     def _prod_needs_auth(self) -> Settings:

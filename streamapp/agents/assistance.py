@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from streamapp.batching import for_each_batch
 from streamapp.errors import describe
-from streamapp.ingest import publish_durably
 from streamapp.models.assistance import PIPELINE, AssistanceRequest, deliveries_for
-from streamapp.sink import PostgresSink
+from streamapp.runtime.effects import Effects, Invalid, Output
+from streamapp.runtime.runner import BatchRuntime
 from streamapp.typing import Event, Stream, Topic
 
 if TYPE_CHECKING:
@@ -47,43 +46,36 @@ async def write_requests(conn: asyncpg.Connection, requests: Sequence[Assistance
 
 
 class RequestProcessor:
-    """Notifications first (a person is waiting for help), then the record.
+    """Each request: one delivery per channel (a person is waiting for help), and the record.
 
-    Both steps are idempotent (delivery ids derive from the request id and the
-    channel), so a crash between them replays the batch harmlessly.
+    Both effects are idempotent (delivery ids derive from the request id and the
+    channel; rows are keyed by request id), so a replayed batch changes nothing.
     """
 
+    name = "assistance.requests"
+    pipeline = PIPELINE
+
     def __init__(self, app: StreamApp, deliveries: Topic) -> None:
-        self.app = app
-        self.deliveries = deliveries
-        self.records = PostgresSink(
-            app,
-            name="assistance.requests",
-            pipeline=PIPELINE,
-            decode=AssistanceRequest.model_validate_json,
-            write=write_requests,
-        )
+        self.deliveries = deliveries.get_topic_name()
+        self.batch_size = app.settings.sink_batch_size
+        self.batch_within = app.settings.sink_batch_within
+        self.runtime: BatchRuntime[AssistanceRequest] = BatchRuntime(app, self, write=write_requests)
 
     async def run(self, stream: Stream) -> None:
-        settings = self.app.settings
-        await for_each_batch(
-            stream, settings.sink_batch_size, settings.sink_batch_within, self.handle, "assistance.requests"
-        )
+        await self.runtime.run(stream)
 
-    async def handle(self, events: Sequence[Event]) -> None:
-        valid: list[Event] = []
-        messages: list[tuple[bytes, bytes]] = []
+    def plan(self, events: Sequence[Event]) -> Effects[AssistanceRequest]:
+        effects: Effects[AssistanceRequest] = Effects()
         for event in events:
             try:
                 request = AssistanceRequest.model_validate_json(event.value)
                 deliveries = deliveries_for(request)
             except Exception as exc:
-                await self.app.dead_letters.send_event(
-                    event, pipeline=PIPELINE, reason="invalid_request", detail=describe(exc)
-                )
+                effects.invalid.append(Invalid(event, describe(exc)))
                 continue
-            valid.append(event)
-            messages += [(d.endpoint_id.encode(), d.model_dump_json().encode()) for d in deliveries]
-        await publish_durably(self.app.settings, self.deliveries, messages)
-        if valid:
-            await self.records.handle(valid)
+            effects.rows.append(request)
+            effects.outputs += [
+                Output(self.deliveries, d.endpoint_id.encode(), d.model_dump_json().encode())
+                for d in deliveries
+            ]
+        return effects

@@ -10,15 +10,14 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from faust.types import TableT
 
-from streamapp.batching import for_each_batch
 from streamapp.envelope import Envelope
 from streamapp.errors import describe
-from streamapp.ingest import publish_durably
 from streamapp.models.licenses import CustomerSnapshot, LicenseState, LicenseUpdate, decide
 from streamapp.models.salesforce import CustomerRecord
-from streamapp.sink import PostgresSink, PostgresWriter, event_position
+from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
+from streamapp.runtime.runner import BatchRuntime
+from streamapp.sink import PostgresSink
 from streamapp.tables.licenses import dump_state, load_state
-from streamapp.tables.state import put_all
 from streamapp.typing import Event, Stream, Topic
 
 if TYPE_CHECKING:
@@ -26,11 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PIPELINE = "licenses"
-
-# The record agent's batches: large enough to amortise the acknowledgement wait,
-# short enough in time that a lone record is not held back noticeably.
-RECORD_BATCH = 500
-RECORD_WITHIN = 0.05
 
 
 @dataclass
@@ -51,35 +45,39 @@ LicenseRow = LicenseUpdate | CustomerSnapshot
 class RecordProcessor:
     """Turns customer records into license changes, keeping per-customer state in a table.
 
-    Per batch, in this order (each step durable before the next):
-      1. decide every record against the state (pending writes of the batch included);
-      2. write the license changes and customer snapshots to PostgreSQL (one
-         idempotent transaction; rows PostgreSQL refuses are dead-lettered);
-      3. publish them to the domain topics and wait for the broker's ack;
-      4. write the new states to the table (changelog acknowledged first).
-    A crash anywhere replays the batch from the old state: the same update ids
-    come out (derived from the source event) and change nothing already written.
-    The other order could lose a change for good.
+    `plan` decides every record against the state (the batch's pending states
+    included): license changes and customer snapshots become rows for PostgreSQL
+    and messages for the domain topics, the new states become table writes. The
+    runtime applies them in its one order (`streamapp/runtime/runner.py`). The
+    update ids derive from the source event, so a replay changes nothing.
 
     The agent writes PostgreSQL itself rather than through sink agents on the
     domain topics: each consumed hop costs Faust ~150-450 us of CPU per event, two
     of them were most of this pipeline's cost (see the README's Performance).
     """
 
+    name = "licenses.records"
+    pipeline = PIPELINE
+    # Large enough to amortise the acknowledgement wait, short enough in time that
+    # a lone record is not held back noticeably.
+    batch_size = 500
+    batch_within = 0.05
+
     def __init__(self, app: StreamApp, topics: LicenseTopics, table: TableT[bytes, Any]) -> None:
-        self.app = app
         self.topics = topics
         self.table = table
-        self.writer: PostgresWriter[LicenseRow] = PostgresWriter(
-            app, name="licenses.records", pipeline=PIPELINE, write=write_license_rows
+        self.updates_topic = topics.updates.get_topic_name()
+        self.customers_topic = topics.customers.get_topic_name()
+        self.runtime: BatchRuntime[LicenseRow] = BatchRuntime(
+            app, self, write=write_license_rows, table=table
         )
 
     async def run(self, stream: Stream) -> None:
-        await for_each_batch(stream, RECORD_BATCH, RECORD_WITHIN, self.handle, "licenses.records")
+        await self.runtime.run(stream)
 
-    async def handle(self, events: Sequence[Event]) -> None:
+    def plan(self, events: Sequence[Event]) -> Effects[LicenseRow]:
+        effects: Effects[LicenseRow] = Effects()
         states: dict[bytes, tuple[Event, LicenseState]] = {}
-        rows: list[tuple[Event, LicenseRow]] = []
         for event in events:
             envelope: Envelope | None = None
             try:
@@ -89,57 +87,23 @@ class RecordProcessor:
                 current = states[key][1] if key in states else load_state(self.table.get(key))
                 decision = decide(current, envelope, record)
             except Exception as exc:
-                log.warning(
-                    "licenses: cannot process %s: %r",
-                    event_position(event),
-                    exc,
-                    extra={
-                        "position": event_position(event),
-                        "event_id": getattr(envelope, "event_id", None),
-                    },
-                )
-                await self.app.dead_letters.send_event(
-                    event,
-                    pipeline=PIPELINE,
-                    reason="invalid_record",
-                    detail=describe(exc),
-                    event_id=str(envelope.event_id) if envelope else None,
-                )
+                event_id = str(envelope.event_id) if envelope else None
+                effects.invalid.append(Invalid(event, describe(exc), event_id))
                 continue
             if decision.state is not None:
                 states[key] = (event, decision.state)
-            rows.extend((event, update) for update in decision.updates)
+            for update in decision.updates:
+                effects.rows.append(update)
+                effects.outputs.append(Output(self.updates_topic, key, update.model_dump_json().encode()))
             if decision.customer is not None:
-                rows.append((event, decision.customer))
-
-        await self.writer.write_rows(rows, self.reject)
-        await publish_durably(self.app.settings, self.topics.updates, encoded(rows, LicenseUpdate))
-        await publish_durably(self.app.settings, self.topics.customers, encoded(rows, CustomerSnapshot))
-        writes = [(event, key, dump_state(state)) for key, (event, state) in states.items()]
-        await put_all(self.app.settings, self.table, writes)
-
-    async def reject(self, event: Event, row: LicenseRow, exc: Exception) -> None:
-        """Dead-letter a row PostgreSQL refused, replayable to the sink agent of its kind."""
-        if isinstance(row, LicenseUpdate):
-            replay, row_id = self.topics.updates_replay, row.update_id
-        else:
-            replay, row_id = self.topics.customers_replay, row.source_event_id
-        await self.app.dead_letters.send(
-            pipeline=PIPELINE,
-            reason="sink_rejected",
-            detail=f"{describe(exc)} (a row of the record at {event_position(event)})",
-            topic=replay.get_topic_name(),
-            key=row.customer_id.encode(),
-            value=row.model_dump_json().encode(),
-            event_id=str(row_id),
-        )
-
-
-def encoded(rows: Sequence[tuple[Event, LicenseRow]], kind: type[LicenseRow]) -> list[tuple[bytes, bytes]]:
-    """The rows of one kind as (customer id, JSON) messages, in batch order."""
-    return [
-        (row.customer_id.encode(), row.model_dump_json().encode()) for _, row in rows if isinstance(row, kind)
-    ]
+                effects.rows.append(decision.customer)
+                value = decision.customer.model_dump_json().encode()
+                effects.outputs.append(Output(self.customers_topic, key, value))
+        effects.state = [
+            StateWrite(key, dump_state(state), event.message.partition)
+            for key, (event, state) in states.items()
+        ]
+        return effects
 
 
 # --- sinks ------------------------------------------------------------------------

@@ -12,16 +12,15 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from faust.types import TableT
 
-from streamapp.batching import for_each_batch
 from streamapp.envelope import derived_id, utcnow
 from streamapp.errors import describe
 from streamapp.heuristics import HeuristicPool
-from streamapp.ingest import publish_durably
 from streamapp.models.merchants import MerchantResult, NormalizeRequest, description_key
 from streamapp.outbound.models import DeliveryRequest
 from streamapp.retry import retry_transient
+from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
+from streamapp.runtime.runner import BatchRuntime
 from streamapp.sink import PostgresSink, event_position
-from streamapp.tables.state import put_all
 from streamapp.typing import Event, Stream, Topic
 
 if TYPE_CHECKING:
@@ -61,16 +60,51 @@ def delivery_for(result: MerchantResult) -> DeliveryRequest:
     )
 
 
-class NormalizeProcessor:
-    """Answers requests from the result cache, or runs the heuristic in the process pool.
+class Triage:
+    """Agent `merchants.normalize`: answers cache hits at once, forwards misses to `merchants.heavy`.
 
-    Two stages, so that a cache hit never waits behind seconds of heuristics:
-    `triage` (agent `merchants.normalize`) answers hits at once and forwards misses
-    to `merchants.heavy`; `handle` (agent `merchants.heavy`) checks the cache again
-    (an earlier batch may have answered the same description), runs the distinct
-    uncached descriptions in parallel, one per pool process, and answers. As in the
-    licenses agent, outputs are acknowledged before the cache is written.
+    Two stages, so that a cache hit never waits behind seconds of heuristics.
     """
+
+    name = "merchants.normalize"
+    pipeline = PIPELINE
+    batch_size = 500
+    batch_within = 0.05
+
+    def __init__(self, app: StreamApp, topics: MerchantTopics, cache: TableT[bytes, Any]) -> None:
+        self.app = app
+        self.topics = topics
+        self.cache = cache
+        self.runtime: BatchRuntime[Any] = BatchRuntime(app, self)
+
+    async def run(self, stream: Stream) -> None:
+        await self.runtime.run(stream)
+
+    def plan(self, events: Sequence[Event]) -> Effects[Any]:
+        effects: Effects[Any] = Effects()
+        requests = decode_requests(events, effects)
+        answers = cached(self.cache, requests, self.app.settings.merchant_cache_ttl)
+        hits = [r for r in requests if r[2] in answers]
+        effects.outputs += answer(self.topics, hits, answers, {}, cache_hit=True)
+        heavy = self.topics.heavy.get_topic_name()
+        effects.outputs += [
+            Output(heavy, key, event.value) for event, _, key in requests if key not in answers
+        ]
+        return effects
+
+
+class Heavy:
+    """Agent `merchants.heavy`: runs the heuristic for cache misses in the process pool, then answers.
+
+    The cache is checked again (an earlier batch may have answered the same
+    description); the distinct uncached descriptions run in parallel, one per
+    pool process, in the runtime's `prepare` step (the only I/O before `plan`).
+    The runtime acknowledges the answers before it writes the cache.
+    """
+
+    name = "merchants.heavy"
+    pipeline = PIPELINE
+    batch_within = 0.05
 
     def __init__(
         self, app: StreamApp, topics: MerchantTopics, cache: TableT[bytes, Any], pool: HeuristicPool
@@ -79,100 +113,48 @@ class NormalizeProcessor:
         self.topics = topics
         self.cache = cache
         self.pool = pool
-
-    async def run_triage(self, stream: Stream) -> None:
-        await for_each_batch(stream, 500, 0.05, self.triage, "merchants.normalize")
+        self.batch_size = max(2, pool.processes * 2)
+        # What `prepare` found for a batch, by the identity of the batch's list (the
+        # runtime hands `plan` the very list it gave `prepare`). Several actors share
+        # this processor, so per batch, never one shared answer set.
+        self._prepared: dict[int, tuple[dict[bytes, str], dict[bytes, BaseException], float]] = {}
+        self.runtime: BatchRuntime[Any] = BatchRuntime(app, self, table=cache, prepare=self.prepare)
 
     async def run(self, stream: Stream) -> None:
-        batch = max(2, self.pool.processes * 2)
-        await for_each_batch(stream, batch, 0.05, self.handle, "merchants.heavy")
+        await self.runtime.run(stream)
 
-    async def triage(self, events: Sequence[Event]) -> None:
-        requests = await self._decode(events)
-        answers = self._cached(requests)
-        await self._answer([r for r in requests if r[2] in answers], answers, {}, cache_hit=True)
-        misses = [(key, event.value) for event, _, key in requests if key not in answers]
-        await publish_durably(self.app.settings, self.topics.heavy, misses)
-
-    def _cached(self, requests: list[tuple[Event, NormalizeRequest, bytes]]) -> dict[bytes, str]:
-        ttl = self.app.settings.merchant_cache_ttl
+    async def prepare(self, events: Sequence[Event]) -> None:
         now = time.time()
-        answers: dict[bytes, str] = {}
-        for _, _, key in requests:
-            cached = self.cache.get(key)
-            if cached is not None and now - float(cached["at"]) < ttl:
-                answers[key] = str(cached["merchant"])
-        return answers
-
-    async def _decode(self, events: Sequence[Event]) -> list[tuple[Event, NormalizeRequest, bytes]]:
-        requests: list[tuple[Event, NormalizeRequest, bytes]] = []
-        for event in events:
-            try:
-                request = NormalizeRequest.model_validate_json(event.value)
-            except Exception as exc:
-                await self.app.dead_letters.send_event(
-                    event, pipeline=PIPELINE, reason="invalid_request", detail=describe(exc)
-                )
-                continue
-            requests.append((event, request, description_key(request.transaction.description).encode()))
-        return requests
-
-    async def handle(self, events: Sequence[Event]) -> None:
-        now = time.time()
-        requests = await self._decode(events)
-        answers = self._cached(requests)
-        hits = [item for item in requests if item[2] in answers]
-        await self._answer(hits, answers, {}, cache_hit=True)
-        misses = [item for item in requests if item[2] not in answers]
-        to_run = {key: req.transaction.description for _, req, key in misses}
+        requests = decode_requests(events, Effects())
+        answers = cached(self.cache, requests, self.app.settings.merchant_cache_ttl)
+        to_run = {key: req.transaction.description for _, req, key in requests if key not in answers}
         computed = await asyncio.gather(*(self._identify(d) for d in to_run.values()), return_exceptions=True)
         failures: dict[bytes, BaseException] = {}
         for key, outcome in zip(to_run, computed, strict=True):
+            if isinstance(outcome, asyncio.CancelledError):
+                raise outcome
             if isinstance(outcome, BaseException):
                 failures[key] = outcome
             else:
                 answers[key] = outcome
-        await self._answer(misses, answers, failures, cache_hit=False)
-        writes: dict[bytes, tuple[Event, bytes, dict[str, Any]]] = {}
-        for event, _, key in misses:
-            if key in answers and key not in writes:
-                writes[key] = (event, key, {"merchant": answers[key], "at": now})
-        await put_all(self.app.settings, self.cache, list(writes.values()))
+        self._prepared[id(events)] = (answers, failures, now)
 
-    async def _answer(
-        self,
-        requests: list[tuple[Event, NormalizeRequest, bytes]],
-        answers: dict[bytes, str],
-        failures: dict[bytes, BaseException],
-        *,
-        cache_hit: bool,
-    ) -> None:
-        """Publish results and deliveries for `requests` and wait until both are durable."""
-        results: list[tuple[bytes, bytes]] = []
-        deliveries: list[tuple[bytes, bytes]] = []
-        for event, request, key in requests:
-            failure = failures.get(key)
-            result = MerchantResult(
-                request_id=request.request_id,
-                client_id=request.client_id,
-                status="failed" if failure else "done",
-                merchant=None if failure else answers[key],
-                cache_hit=cache_hit,
-                finished_at=utcnow(),
-                error=describe(failure) if failure else None,
-            )
-            if failure is not None:
-                log.error(
-                    "merchants: heuristic failed for %s: %s",
-                    event_position(event),
-                    describe(failure),
-                    extra={"position": event_position(event), "event_id": str(request.request_id)},
-                )
-            results.append((str(request.request_id).encode(), result.model_dump_json().encode()))
-            delivery = delivery_for(result)
-            deliveries.append((delivery.endpoint_id.encode(), delivery.model_dump_json().encode()))
-        await publish_durably(self.app.settings, self.topics.results, results)
-        await publish_durably(self.app.settings, self.topics.deliveries, deliveries)
+    def plan(self, events: Sequence[Event]) -> Effects[Any]:
+        answers, failures, now = self._prepared.pop(id(events))
+        effects: Effects[Any] = Effects()
+        requests = decode_requests(events, effects)
+        fresh = cached(self.cache, requests, self.app.settings.merchant_cache_ttl)
+        hits = [item for item in requests if item[2] in fresh]
+        effects.outputs += answer(self.topics, hits, answers, {}, cache_hit=True)
+        misses = [item for item in requests if item[2] not in fresh]
+        effects.outputs += answer(self.topics, misses, answers, failures, cache_hit=False)
+        written: set[bytes] = set()
+        for event, _, key in misses:
+            if key in answers and key not in written:
+                written.add(key)
+                state = {"merchant": answers[key], "at": now}
+                effects.state.append(StateWrite(key, state, event.message.partition))
+        return effects
 
     async def _identify(self, description: str) -> str:
         settings = self.app.settings
@@ -183,6 +165,67 @@ class NormalizeProcessor:
             maximum=settings.retry_max_backoff,
             max_attempts=3,
         )
+
+
+Request = tuple[Event, NormalizeRequest, bytes]
+
+
+def decode_requests(events: Sequence[Event], effects: Effects[Any]) -> list[Request]:
+    """The requests of `events` with their description keys; the rest refused in `effects`."""
+    requests: list[Request] = []
+    for event in events:
+        try:
+            request = NormalizeRequest.model_validate_json(event.value)
+        except Exception as exc:
+            effects.invalid.append(Invalid(event, describe(exc)))
+            continue
+        requests.append((event, request, description_key(request.transaction.description).encode()))
+    return requests
+
+
+def cached(cache: TableT[bytes, Any], requests: list[Request], ttl: float) -> dict[bytes, str]:
+    now = time.time()
+    answers: dict[bytes, str] = {}
+    for _, _, key in requests:
+        entry = cache.get(key)
+        if entry is not None and now - float(entry["at"]) < ttl:
+            answers[key] = str(entry["merchant"])
+    return answers
+
+
+def answer(
+    topics: MerchantTopics,
+    requests: list[Request],
+    answers: dict[bytes, str],
+    failures: dict[bytes, BaseException],
+    *,
+    cache_hit: bool,
+) -> list[Output]:
+    """A result and a delivery for each of `requests`."""
+    results, deliveries = topics.results.get_topic_name(), topics.deliveries.get_topic_name()
+    outputs: list[Output] = []
+    for event, request, key in requests:
+        failure = failures.get(key)
+        result = MerchantResult(
+            request_id=request.request_id,
+            client_id=request.client_id,
+            status="failed" if failure else "done",
+            merchant=None if failure else answers[key],
+            cache_hit=cache_hit,
+            finished_at=utcnow(),
+            error=describe(failure) if failure else None,
+        )
+        if failure is not None:
+            log.error(
+                "merchants: heuristic failed for %s: %s",
+                event_position(event),
+                describe(failure),
+                extra={"position": event_position(event), "event_id": str(request.request_id)},
+            )
+        outputs.append(Output(results, str(request.request_id).encode(), result.model_dump_json().encode()))
+        delivery = delivery_for(result)
+        outputs.append(Output(deliveries, delivery.endpoint_id.encode(), delivery.model_dump_json().encode()))
+    return outputs
 
 
 async def write_results(conn: asyncpg.Connection, results: Sequence[MerchantResult]) -> None:

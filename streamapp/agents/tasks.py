@@ -9,10 +9,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from faust.types import TableT
 
-from streamapp.batching import for_each_batch
 from streamapp.envelope import Envelope
 from streamapp.errors import describe
-from streamapp.ingest import publish_durably
 from streamapp.models.tasks import (
     MAX_EVENTS_PER_TASK,
     TaskFact,
@@ -20,8 +18,9 @@ from streamapp.models.tasks import (
     facts_from_table,
     facts_to_table,
 )
-from streamapp.sink import PostgresSink, event_position
-from streamapp.tables.state import put_all
+from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
+from streamapp.runtime.runner import BatchRuntime
+from streamapp.sink import PostgresSink
 from streamapp.typing import Event, Stream, Topic
 
 if TYPE_CHECKING:
@@ -34,19 +33,25 @@ PIPELINE = "tasks"
 class TaskProcessor:
     """Adds each event to its task's fact set and emits the task's new snapshot.
 
-    A redelivered event is already in the set and changes nothing. As in every
-    agent here, the snapshots are acknowledged before the table is written.
+    A redelivered event is already in the set and changes nothing. The runtime
+    acknowledges the snapshots before it writes the table.
     """
 
+    name = "tasks.events"
+    pipeline = PIPELINE
+    batch_size = 500
+    batch_within = 0.05
+
     def __init__(self, app: StreamApp, snapshots: Topic, table: TableT[bytes, Any]) -> None:
-        self.app = app
-        self.snapshots = snapshots
+        self.snapshots = snapshots.get_topic_name()
         self.table = table
+        self.runtime: BatchRuntime[Any] = BatchRuntime(app, self, table=table)
 
     async def run(self, stream: Stream) -> None:
-        await for_each_batch(stream, 500, 0.05, self.handle, "tasks.events")
+        await self.runtime.run(stream)
 
-    async def handle(self, events: Sequence[Event]) -> None:
+    def plan(self, events: Sequence[Event]) -> Effects[Any]:
+        effects: Effects[Any] = Effects()
         changed: dict[bytes, tuple[Event, list[TaskFact]]] = {}
         for event in events:
             envelope: Envelope | None = None
@@ -61,32 +66,13 @@ class TaskProcessor:
                     raise ValueError(f"task has {len(facts)} events, the most one task may have")
                 changed[key] = (event, [*facts, fact])
             except Exception as exc:
-                log.warning(
-                    "tasks: cannot process %s: %s",
-                    event_position(event),
-                    describe(exc),
-                    extra={
-                        "position": event_position(event),
-                        "event_id": str(getattr(envelope, "event_id", "")),
-                    },
-                )
-                await self.app.dead_letters.send_event(
-                    event,
-                    pipeline=PIPELINE,
-                    reason="invalid_task_event",
-                    detail=describe(exc),
-                    event_id=str(envelope.event_id) if envelope else None,
-                )
-        snapshots = [
-            (key, TaskSnapshot.of(key.decode(), facts).model_dump_json().encode())
-            for key, (_, facts) in changed.items()
-        ]
-        await publish_durably(self.app.settings, self.snapshots, snapshots)
-        await put_all(
-            self.app.settings,
-            self.table,
-            [(event, key, facts_to_table(facts)) for key, (event, facts) in changed.items()],
-        )
+                event_id = str(envelope.event_id) if envelope else None
+                effects.invalid.append(Invalid(event, describe(exc), event_id))
+        for key, (event, facts) in changed.items():
+            snapshot = TaskSnapshot.of(key.decode(), facts).model_dump_json().encode()
+            effects.outputs.append(Output(self.snapshots, key, snapshot))
+            effects.state.append(StateWrite(key, facts_to_table(facts), event.message.partition))
+        return effects
 
 
 UPSERT_TASKS = """

@@ -34,7 +34,7 @@ def register(app: StreamApp) -> None:
         await store.enqueue(conn, items)
 
     sink = PostgresSink(app, name="deliveries.enqueue", pipeline="deliveries", decode=decode, write=write)
-    sink.after_write = service.poke
+    sink.runtime.after_apply = service.poke
 
     app.run_agent(topic, "deliveries.enqueue", sink.run)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from streamapp.agents.merchants import MerchantTopics, NormalizeProcessor, result_sink
+from streamapp.agents.merchants import Heavy, MerchantTopics, Triage, result_sink
 from streamapp.heuristics import HeuristicPool
 from streamapp.outbound.models import DELIVERY_TOPIC
 from streamapp.pipeline import Pipeline
@@ -36,17 +36,18 @@ def register(app: StreamApp) -> None:
     result_cache = declare_result_cache(app)
     pool = HeuristicPool(settings.merchant_processes, settings.merchant_heuristic_repeat)
     app.add_worker_service(pool)
-    processor = NormalizeProcessor(app, topics, result_cache, pool)
+    triage = Triage(app, topics, result_cache)
+    heavy = Heavy(app, topics, result_cache, pool)
     sink = result_sink(app)
     clients = Clients(app, client_cache, topics.clients)
     app.authenticators.append(clients.authenticate)
 
-    app.run_agent(topics.requests, "merchants.normalize", processor.run_triage)
+    app.run_agent(topics.requests, "merchants.normalize", triage.run)
 
     # Several actors: while one waits for the pool, the others take the next misses.
     # Requests are independent, so sharing a partition's events is fine; Faust
     # commits only up to the lowest unacknowledged offset.
-    app.run_agent(topics.heavy, "merchants.heavy", processor.run, concurrency=pool.processes)
+    app.run_agent(topics.heavy, "merchants.heavy", heavy.run, concurrency=pool.processes)
     app.run_agent(topics.results, "merchants.results-sink", sink.run)
 
     @app.agent(topics.clients, name="merchants.clients")

@@ -60,7 +60,7 @@ async def test_undecodable_record_is_dead_lettered(
     assert len(letters) == 1
     letter = letters[0]
     assert letter.pipeline == "licenses"
-    assert letter.reason == "invalid_record"
+    assert letter.reason == "invalid"
     assert (letter.topic, letter.partition, letter.offset) == (
         "licenses.inbound",
         meta.partition,
@@ -90,7 +90,7 @@ async def test_replay_reinjects_the_original(
     envelope = Envelope(event_id=uuid.uuid4(), source="test", key=customer.id, payload=customer.model_dump())
     letter = DeadLetter(
         pipeline="licenses",
-        reason="sink_rejected",
+        reason="rejected",
         detail="simulated",
         topic="licenses.inbound",
         partition=0,
@@ -120,7 +120,7 @@ async def test_replay_reinjects_the_original(
     assert str(letter.dead_letter_id) in out
     assert "1 dead letter(s)" in out
     assert await list_letters(settings, args(ids=[str(letter.dead_letter_id)], json=True)) == 0
-    assert '"reason": "sink_rejected"' in capsys.readouterr().out
+    assert '"reason": "rejected"' in capsys.readouterr().out
 
 
 async def test_replaying_a_still_bad_letter_dead_letters_it_again(
@@ -154,7 +154,7 @@ async def test_records_agent_dead_letters_a_row_postgres_rejects(
         return [
             letter
             async for _, _, letter in read_dead_letters(settings)
-            if letter.key == cid.encode() and letter.reason == "sink_rejected"
+            if letter.key == cid.encode() and letter.reason == "rejected"
         ]
 
     [letter] = await eventually(refused, lambda found: len(found) == 1)
@@ -190,10 +190,10 @@ async def test_sink_isolates_a_row_postgres_rejects(
         await producer.send(topic="licenses.updates.replay", key=cid.encode(), value=value)
     await producer.flush()
     rejected = await eventually(lambda: letters_with_value(settings, bad), lambda found: len(found) == 1)
-    assert [letter.reason for letter in rejected] == ["sink_rejected"]
+    assert [letter.reason for letter in rejected] == ["rejected"]
     assert "UntranslatableCharacterError" in rejected[0].detail or "0x00" in rejected[0].detail
     broken = await eventually(lambda: letters_with_value(settings, undecodable), lambda f: len(f) == 1)
-    assert [letter.reason for letter in broken] == ["undecodable"]
+    assert [letter.reason for letter in broken] == ["invalid"]
     rows = await eventually(
         lambda: db.fetch("SELECT sku, active FROM licenses WHERE customer_id = $1", cid),
         lambda r: len(r) == 1,
@@ -204,7 +204,7 @@ async def test_sink_isolates_a_row_postgres_rejects(
 def test_cli_lists_dead_letters(services: Services, worker: Worker) -> None:
     env = {**os.environ, "STREAMAPP_BROKER_URL": services.broker_url}
     done = subprocess.run(
-        [sys.executable, "-m", "streamapp", "dead-letters", "list", "--reason", "invalid_record"],
+        [sys.executable, "-m", "streamapp", "dead-letters", "list", "--reason", "invalid"],
         env=env,
         capture_output=True,
         text=True,

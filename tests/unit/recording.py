@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from streamapp.app import StreamApp
-from streamapp.sink import PostgresWriter
+from streamapp.runtime.effects import Output
+from streamapp.runtime.runner import BatchRuntime
 
 
 class Recorder:
-    """Records what agents send through `publish_all`, the dead-letter sender and PostgreSQL writers.
+    """Records what the runtime sends (`ingest.send_all`), dead-letters and writes to PostgreSQL.
 
     A writer refuses (raises `refuse`) any batch holding an item for which
     `refuse_when(item)` is true, as PostgreSQL refuses a whole transaction.
@@ -27,17 +28,18 @@ class Recorder:
         self.refuse: Exception = Exception("refused")
 
     def install(self, app: StreamApp, monkeypatch: pytest.MonkeyPatch) -> Recorder:
-        monkeypatch.setattr("streamapp.ingest.publish_all", self.publish)
+        monkeypatch.setattr("streamapp.ingest.send_all", self.publish)
         monkeypatch.setattr(app.dead_letters, "send_event", self.dead_letter)
         monkeypatch.setattr(app.dead_letters, "send", self.dead_letter_message)
-        # Installed on the class, so it is called as a method of every writer and sink.
-        monkeypatch.setattr(PostgresWriter, "_write", self._writer())
+        # Installed on the class, so it is called as a method of every runtime.
+        monkeypatch.setattr(BatchRuntime, "_write", self._writer())
         return self
 
-    async def publish(self, topic: Any, messages: list[tuple[bytes, bytes]], **_: Any) -> None:
-        self.published.setdefault(topic.get_topic_name(), []).extend(
-            (key, json.loads(value)) for key, value in messages
-        )
+    async def publish(self, producer: Any, outputs: Sequence[Output], **_: Any) -> None:
+        for output in outputs:
+            if output.topic.endswith("-changelog"):
+                continue  # table state: the tests read the table itself
+            self.published.setdefault(output.topic, []).append((output.key or b"", json.loads(output.value)))
 
     async def dead_letter(self, event: Any, **kwargs: Any) -> None:
         self.dead.append({"value": event.value, **kwargs})
@@ -48,7 +50,7 @@ class Recorder:
     def _writer(self) -> Any:
         recorder = self
 
-        async def write(writer: PostgresWriter[Any], items: Sequence[Any]) -> None:
+        async def write(runtime: BatchRuntime[Any], items: Sequence[Any]) -> None:
             if recorder.refuse_when is not None and any(recorder.refuse_when(i) for i in items):
                 raise recorder.refuse
             recorder.written.extend(items)

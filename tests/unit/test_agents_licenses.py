@@ -74,7 +74,7 @@ async def test_bad_records_are_dead_lettered_and_the_rest_processed(
     good = envelope("c3", SKU1=True)
     bad_payload = Envelope(event_id=uuid.uuid4(), source="t", key="c4", payload={"id": "c4"})
     await run_records(app, [(b"x", b"\x00garbage"), (b"c4", bad_payload.encode()), (b"c3", good.encode())])
-    assert [d["reason"] for d in recorder.dead] == ["invalid_record", "invalid_record"]
+    assert [d["reason"] for d in recorder.dead] == ["invalid", "invalid"]
     assert recorder.dead[0]["value"] == b"\x00garbage"
     assert recorder.dead[1]["event_id"] == str(bad_payload.event_id)
     assert [u["customer_id"] for _, u in recorder.published["licenses.updates"]] == ["c3"]
@@ -99,7 +99,7 @@ async def test_sink_dead_letters_undecodable_updates(app: StreamApp, recorder: R
         await tested.put(b"{}", key=b"c1")
         await asyncio.sleep(0.2)
     assert [w.customer_id for w in recorder.written] == ["c1"]
-    assert [d["reason"] for d in recorder.dead] == ["undecodable"]
+    assert [d["reason"] for d in recorder.dead] == ["invalid"]
 
 
 class DataError(Exception):
@@ -114,7 +114,7 @@ async def test_sink_isolates_rows_the_database_rejects(app: StreamApp, recorder:
             await tested.put(update_json(sku), key=b"c1")
         await asyncio.sleep(0.2)
     assert [item.sku for item in recorder.written] == ["SKU1", "SKU2"]
-    assert [d["reason"] for d in recorder.dead] == ["sink_rejected"]
+    assert [d["reason"] for d in recorder.dead] == ["rejected"]
     assert "DataError" in recorder.dead[0]["detail"]
 
 
@@ -126,20 +126,23 @@ async def test_records_write_postgres_before_state(app: StreamApp, recorder: Rec
     assert [u["sku"] for _, u in recorder.published["licenses.updates"]] == ["SKU1", "SKU3"]
 
 
-async def test_records_dead_letter_rows_postgres_refuses(app: StreamApp, recorder: Recorder) -> None:
-    """A refused row is dead-lettered as itself, replayable to its sink; the others land."""
+async def test_records_dead_letter_a_record_postgres_refuses(app: StreamApp, recorder: Recorder) -> None:
+    """A record whose rows PostgreSQL refuses is dead-lettered alone (replayable to the inbound
+    topic); its batch-mate lands, and nothing of the refused one is published or kept in state."""
     recorder.refuse_when = lambda row: getattr(row, "sku", None) == "SKU2"
     recorder.refuse = DataError("invalid byte sequence")
-    source = envelope("c6", SKU1=True, SKU2=True)
-    await run_records(app, [(b"c6", source.encode())])
-    assert [getattr(row, "sku", "customer") for row in recorder.written] == ["SKU1", "customer"]
+    refused = envelope("c6", SKU1=True, SKU2=True)
+    fine = envelope("c7", SKU1=True)
+    await run_records(app, [(b"c6", refused.encode()), (b"c7", fine.encode())])
+    assert [(row.customer_id, getattr(row, "sku", "customer")) for row in recorder.written] == [
+        ("c7", "SKU1"),
+        ("c7", "customer"),
+    ]
     [letter] = recorder.dead
-    assert letter["reason"] == "sink_rejected"
-    assert letter["topic"] == "licenses.updates.replay"
-    assert json.loads(letter["value"])["sku"] == "SKU2"
-    assert "licenses.inbound" in letter["detail"]
+    assert letter["reason"] == "rejected"
+    assert letter["value"] == refused.encode()
     assert "DataError" in letter["detail"]
-    # The change was decided: it still reaches the domain topic, and the state has it.
-    assert [u["sku"] for _, u in recorder.published["licenses.updates"]] == ["SKU1", "SKU2"]
+    assert [k for k, _ in recorder.published["licenses.updates"]] == [b"c7"]
     table = cast("TableT[Any, Any]", app.tables["license-state"])
-    assert set(table.data[b"c6"]["licensed"]) == {"SKU1", "SKU2"}
+    assert b"c6" not in table.data
+    assert set(table.data[b"c7"]["licensed"]) == {"SKU1"}

@@ -49,5 +49,5 @@ async def test_one_delivery_per_channel_then_the_record(app: StreamApp, recorder
     assert {d["subject_id"] for _, d in published} == {str(rid)}
     assert published[0][1]["message"]["title"] == "Assistance needed: urgent"
     assert [r.request_id for r in recorder.written] == [rid, rid]  # an idempotent insert, twice
-    assert [d["reason"] for d in recorder.dead] == ["invalid_request"]
+    assert [d["reason"] for d in recorder.dead] == ["invalid"]
     assert recorder.dead[0]["value"] == b"not json"

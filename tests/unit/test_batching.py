@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streamapp.batching import for_each_batch
+from streamapp.runtime.batches import for_each_batch
 
 
 class FakeStream:
@@ -33,6 +33,19 @@ class FakeStream:
     async def ack(self, event: Any) -> bool:
         self.acked.append(event)
         return True
+
+
+class Message:
+    def __init__(self, offset: int) -> None:
+        self.topic, self.partition, self.offset = "test", 0, offset
+
+
+class Item:
+    """An event as the loop sees it: something with a `.message` position."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.message = Message(n)
 
 
 async def run(
@@ -88,13 +101,33 @@ async def test_a_partial_batch_waits_at_most_within() -> None:
         await task
 
 
-async def test_an_error_in_handle_is_logged_and_the_batch_still_acked(
+async def test_a_batch_whose_handling_raised_is_not_acked_but_handed_over_again(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    stream, batches = await run([1, 2, 3], size=2, within=0.05, fail_on=1)
-    assert batches == [[1, 2], [3]]
-    assert stream.acked == [1, 2, 3]
-    assert "unexpected error handling a batch of 2" in caplog.text
+    """Found: an exception from `handle` was logged and the whole batch acked (committed, lost)."""
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    stream = FakeStream(queue)
+    attempts: list[tuple[list[Any], list[Any]]] = []
+
+    async def handle(events: Sequence[Any]) -> None:
+        attempts.append((list(events), list(stream.acked)))
+        if len(attempts) < 3:
+            raise RuntimeError("the dead-letter topic is unreachable")
+
+    for item in (Item(1), Item(2)):
+        queue.put_nowait(item)
+    task = asyncio.create_task(
+        for_each_batch(stream, 2, 0.05, handle, "test", retry_initial=0.01, retry_max=0.02)  # type: ignore[arg-type]
+    )
+    await asyncio.sleep(0.4)
+    queue.put_nowait(None)
+    await asyncio.wait_for(task, 5)
+    # The same batch three times; nothing acked before the attempt that succeeded.
+    assert [[i.n for i in batch] for batch, _ in attempts] == [[1, 2], [1, 2], [1, 2]]
+    assert [acked for _, acked in attempts] == [[], [], []]
+    assert [i.n for i in stream.acked] == [1, 2]
+    assert "was not applied (nothing of it acked)" in caplog.text
+    assert "test[0]@1" in caplog.text  # the position of the batch's first event
 
 
 async def test_a_stream_that_fails_ends_the_loop_with_its_error() -> None:

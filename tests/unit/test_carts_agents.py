@@ -14,6 +14,7 @@ from faust.types import TableT
 from streamapp.app import StreamApp
 from streamapp.models.cart_events import cart_event
 from streamapp.models.carts import CartView, EntryRow, ItemRow
+from streamapp.runtime.effects import Output
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -23,8 +24,10 @@ class Recorder:
         self.published: list[tuple[str, bytes, bytes]] = []
         self.dead: list[dict[str, Any]] = []
 
-    async def publish(self, topic: Any, messages: list[tuple[bytes, bytes]], **_: Any) -> None:
-        self.published.extend((topic.get_topic_name(), key, value) for key, value in messages)
+    async def publish(self, producer: Any, outputs: list[Output], **_: Any) -> None:
+        self.published.extend(
+            (o.topic, o.key or b"", o.value) for o in outputs if not o.topic.endswith("-changelog")
+        )
 
     async def dead_letter(self, event: Any, **kwargs: Any) -> None:
         self.dead.append({"value": event.value, **kwargs})
@@ -33,7 +36,7 @@ class Recorder:
 @pytest.fixture
 def recorder(app: StreamApp, monkeypatch: pytest.MonkeyPatch) -> Recorder:
     rec = Recorder()
-    monkeypatch.setattr("streamapp.ingest.publish_all", rec.publish)
+    monkeypatch.setattr("streamapp.ingest.send_all", rec.publish)
     monkeypatch.setattr(app.dead_letters, "send_event", rec.dead_letter)
     return rec
 
@@ -56,7 +59,7 @@ async def test_events_are_rekeyed_by_user_unchanged(app: StreamApp, recorder: Re
     raw = event_bytes(cart, user, 1, "2", 1)
     await feed(app, "carts.by-user", [(str(cart).encode(), raw), (str(cart).encode(), b"{not json")])
     assert recorder.published == [("carts.events-by-user", str(user).encode(), raw)]
-    assert [d["reason"] for d in recorder.dead] == ["invalid_cart_event"]
+    assert [d["reason"] for d in recorder.dead] == ["invalid"]
 
 
 async def test_totals_per_user_ignore_replays(app: StreamApp, recorder: Recorder) -> None:

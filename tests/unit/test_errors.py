@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import aiokafka.errors
 import asyncpg
+import faust.exceptions
 import pytest
 
 from streamapp.errors import (
@@ -51,6 +53,21 @@ class KafkaLike(Exception):
         (asyncpg.InterfaceError("pool is closing"), True),
         (KafkaLike(), True),
         (ValueError("x"), False),
+        # Found: every producer error became a retriable 503, so a message too large
+        # for the broker was retried forever and stalled its agent.
+        (aiokafka.errors.MessageSizeTooLargeError(), False),
+        (aiokafka.errors.RecordTooLargeError(), False),
+        (aiokafka.errors.InvalidTopicError(), False),
+        (PayloadTooLarge(), False),
+        # Transient: never dead-letter on these.
+        (aiokafka.errors.KafkaTimeoutError(), True),  # its class says retriable=False
+        (aiokafka.errors.KafkaConnectionError(), True),
+        (aiokafka.errors.NotLeaderForPartitionError(), True),
+        (aiokafka.errors.ProducerClosed(), True),
+        (FakePgError("28P01"), True),  # password rotated, not yet everywhere
+        (FakePgError("25006"), True),  # read-only: a replica during failover
+        (FakePgError("22001"), False),  # value too long: the data
+        (faust.exceptions.NotReady("Producer service not yet started"), True),
     ],
 )
 def test_is_retriable(exc: BaseException, retriable: bool) -> None:

@@ -1,4 +1,4 @@
-"""The batch loop every batching agent runs: take events, handle, ack, never let an error escape."""
+"""The batch loop under the runtime: take events in batches, ack each only once its batch was handled."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+from streamapp.logs import position
+from streamapp.retry import backoff_delays
 from streamapp.typing import Event, Stream, concrete
 
 log = logging.getLogger(__name__)
@@ -18,6 +20,9 @@ async def for_each_batch(
     within: float,
     handle: Callable[[Sequence[Event]], Awaitable[None]],
     name: str,
+    *,
+    retry_initial: float = 0.2,
+    retry_max: float = 30.0,
 ) -> None:
     """Feed `handle` batches of up to `size` events, waiting at most `within` s for a partial one.
 
@@ -27,9 +32,11 @@ async def for_each_batch(
     bounded queue, this one cuts batches from the queue, and an event is
     acked only after the batch that holds it was handled.
 
-    `handle` dead-letters per event; an exception reaching here is a bug in it.
-    It is logged and the agent goes on: a crashed agent would stop the whole
-    partition, and Faust would redeliver nothing before a restart anyway.
+    `handle` (the runtime) applies or dead-letters every event of a batch. If it
+    raises all the same, nothing of the batch is acked: the same batch is handed
+    to it again after a backoff, for as long as it takes. Acking it would commit
+    events that were never applied (they were lost this way before); stopping
+    the agent would stall the partition until a restart. The lag shows the stall.
     """
     manual = concrete(stream).noack()
     queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=2 * size)
@@ -44,12 +51,24 @@ async def for_each_batch(
             batch = await next_batch(queue, reader, size, within)
             if not batch:
                 return  # the stream ended (the worker is stopping)
-            try:
-                await handle(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("%s: unexpected error handling a batch of %d", name, len(batch))
+            delays = backoff_delays(retry_initial, retry_max)
+            while True:
+                try:
+                    await handle(batch)
+                    break
+                except Exception:
+                    first = batch[0].message
+                    where = position(first.topic, first.partition, first.offset)
+                    delay = next(delays)
+                    log.exception(
+                        "%s: a batch of %d from %s was not applied (nothing of it acked), retrying in %.1fs",
+                        name,
+                        len(batch),
+                        where,
+                        delay,
+                        extra={"position": where},
+                    )
+                    await asyncio.sleep(delay)
             for event in batch:
                 await manual.ack(event)
     finally:

@@ -1,0 +1,53 @@
+"""What a processor's plan asks the runtime to do: rows, messages, table state, and refused events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from streamapp.typing import Event
+
+R = TypeVar("R")
+
+# The two kinds of failure a dead letter can record. A reader switches on these.
+INVALID = "invalid"  # the plan refused the event: it does not decode, validate or obey the rules
+REJECTED = "rejected"  # applying the event's effects failed for good (PostgreSQL data, message size ...)
+REASONS = (INVALID, REJECTED)
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One message for a topic. `partition` None: the key decides."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    partition: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateWrite:
+    """`table[key] = value`, with the changelog on `partition` (the source event's, for co-partitioning)."""
+
+    key: Any
+    value: Any
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """An event the plan refused, and why; the runtime dead-letters it before anything else."""
+
+    event: Event
+    detail: str
+    event_id: str | None = None
+
+
+@dataclass(slots=True)
+class Effects(Generic[R]):
+    """Everything one batch changes, applied by the runtime in the order its fields are listed."""
+
+    invalid: list[Invalid] = field(default_factory=list)
+    rows: list[R] = field(default_factory=list)
+    outputs: list[Output] = field(default_factory=list)
+    state: list[StateWrite] = field(default_factory=list)

@@ -1,0 +1,208 @@
+"""The one place the order of effects is written: plan a batch, apply it, and only then ack it.
+
+Per batch, each step durable before the next (quix-streams' `Checkpoint.commit()`
+order, with dead letters first):
+
+  1. plan: the processor's pure `plan(events)` -> `Effects` (reads table state);
+  2. dead letters of the events the plan refused, acknowledged by the broker;
+  3. PostgreSQL: the batch's rows in one idempotent transaction;
+  4. output messages: all sent, then one wait for all acknowledgements;
+  5. table state: the changelog acknowledged first, then the local table;
+  6. the caller (`batches.for_each_batch`) acks the events.
+
+A crash anywhere replays the batch from the old state: outputs derive their ids
+from the source events, so what was already written changes nothing.
+
+If a step raises, nothing of the batch is acked. A transient error (errors
+classified by `is_retriable`) is retried with backoff in that step. Any other
+error narrows the batch down: it is split in halves and each half planned and
+applied again, in order, until the events that cause it stand alone; those
+alone are dead-lettered (`rejected`) and their batch-mates proceed. Re-planning
+is sound because table state is written last, so a half sees exactly the state
+the events before it left.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import asyncpg
+from faust.types import TableT
+
+from streamapp import ingest
+from streamapp.errors import describe
+from streamapp.logs import position
+from streamapp.retry import retry_transient
+from streamapp.runtime.batches import for_each_batch
+from streamapp.runtime.effects import INVALID, REJECTED, Effects, Invalid, Output, StateWrite
+from streamapp.typing import Event, Stream
+
+if TYPE_CHECKING:
+    from streamapp.app import StreamApp
+
+R = TypeVar("R")
+log = logging.getLogger(__name__)
+
+Writer = Callable[[asyncpg.Connection, Sequence[Any]], Awaitable[None]]
+
+
+class Processor(Protocol[R]):
+    """What a batching agent declares, once. The runtime does everything else."""
+
+    name: str  # the agent's name, in logs
+    pipeline: str  # in dead letters
+    batch_size: int
+    batch_within: float  # the longest a partial batch waits, s
+
+    def plan(self, events: Sequence[Event]) -> Effects[R]:
+        """Pure: the effects of `events` given the current table state. Refuse bad events
+        by returning them in `Effects.invalid`; an exception narrows the batch down."""
+        ...
+
+
+class BatchRuntime(Generic[R]):
+    """Runs one processor: batches from its stream, effects applied in order, acks after.
+
+    `write` (rows into PostgreSQL, idempotent) and `table` (where `Effects.state`
+    goes) are the processor's resources; `prepare` is an optional async step
+    before `plan` for lookups a pure plan cannot do (the merchants heuristics pool),
+    whose results the processor keeps for `plan`.
+    """
+
+    def __init__(
+        self,
+        app: StreamApp,
+        processor: Processor[R],
+        *,
+        write: Writer | None = None,
+        table: TableT[Any, Any] | None = None,
+        prepare: Callable[[Sequence[Event]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.app = app
+        self.processor = processor
+        self.write = write
+        self.table = table
+        self.prepare = prepare
+        # Called after each applied batch (e.g. to wake a scheduler up).
+        self.after_apply: Callable[[], None] | None = None
+
+    async def run(self, stream: Stream) -> None:
+        p, settings = self.processor, self.app.settings
+        await for_each_batch(
+            stream,
+            p.batch_size,
+            p.batch_within,
+            self.process,
+            p.name,
+            retry_initial=settings.retry_initial_backoff,
+            retry_max=settings.retry_max_backoff,
+        )
+
+    async def process(self, events: Sequence[Event]) -> None:
+        """Apply or dead-letter every event of `events`; raise only if even that failed."""
+        lettered: set[int] = set()
+        await self._settle(list(events), lettered)
+        if self.after_apply is not None:
+            self.after_apply()
+
+    async def _settle(self, events: list[Event], lettered: set[int]) -> None:
+        try:
+            if self.prepare is not None:
+                await self.prepare(events)
+            effects = self.processor.plan(events)
+        except Exception as exc:  # a pure plan: its errors are never transient
+            await self._narrow(events, lettered, exc)
+            return
+        try:
+            await self.apply(effects, lettered)
+        except Exception as exc:  # every transient error was retried inside apply
+            await self._narrow(events, lettered, exc)
+
+    async def _narrow(self, events: list[Event], lettered: set[int], exc: Exception) -> None:
+        if len(events) == 1:
+            [event] = events
+            await self._dead_letter(Invalid(event, describe(exc)), REJECTED, lettered)
+            return
+        log.warning(
+            "%s: a batch of %d from %s failed (%s); narrowing it down",
+            self.processor.name,
+            len(events),
+            _where(events[0]),
+            describe(exc),
+            extra={"position": _where(events[0])},
+        )
+        middle = len(events) // 2
+        await self._settle(events[:middle], lettered)
+        await self._settle(events[middle:], lettered)
+
+    async def apply(self, effects: Effects[R], lettered: set[int]) -> None:
+        """Steps 2-5 of the module docstring, each retried while its errors are transient."""
+        for refused in effects.invalid:
+            await self._dead_letter(refused, INVALID, lettered)
+        if effects.rows and self.write is not None:
+            await self._write(effects.rows)
+        if effects.outputs:
+            await self._retry(lambda: publish(self.app, effects.outputs), f"publish {len(effects.outputs)}")
+        if effects.state and self.table is not None:
+            await self._put_state(self.table, effects.state)
+
+    async def _write(self, rows: Sequence[R]) -> None:
+        write = self.write
+        assert write is not None
+
+        async def attempt() -> None:
+            async with self.app.db.pool.acquire() as conn, conn.transaction():
+                await write(conn, rows)
+
+        await self._retry(attempt, f"write {len(rows)} rows")
+
+    async def _put_state(self, table: TableT[Any, Any], writes: Sequence[StateWrite]) -> None:
+        from streamapp.tables.state import changelog_messages
+
+        messages = changelog_messages(table, writes)
+        await self._retry(lambda: publish(self.app, messages), f"changelog {len(messages)}")
+        for write in writes:
+            table.data[write.key] = write.value
+
+    async def _retry(self, operation: Callable[[], Awaitable[None]], what: str) -> None:
+        settings = self.app.settings
+        await retry_transient(
+            operation,
+            what=f"{self.processor.name}: {what}",
+            initial=settings.retry_initial_backoff,
+            maximum=settings.retry_max_backoff,
+        )
+
+    async def _dead_letter(self, refused: Invalid, reason: str, lettered: set[int]) -> None:
+        event = refused.event
+        if id(event) in lettered:  # planned again while narrowing: one letter is enough
+            return
+        where = _where(event)
+        log.warning(
+            "%s: dead-lettering %s (%s): %s",
+            self.processor.name,
+            where,
+            reason,
+            refused.detail,
+            extra={"position": where, "event_id": refused.event_id},
+        )
+        await self.app.dead_letters.send_event(
+            event,
+            pipeline=self.processor.pipeline,
+            reason=reason,
+            detail=refused.detail,
+            event_id=refused.event_id,
+        )
+        lettered.add(id(event))
+
+
+async def publish(app: StreamApp, outputs: Sequence[Output]) -> None:
+    """Send every output, then wait once for all acknowledgements."""
+    await ingest.send_all(app.producer, outputs, timeout=app.settings.ingest_ack_timeout)
+
+
+def _where(event: Event) -> str:
+    message = event.message
+    return position(message.topic, message.partition, message.offset)

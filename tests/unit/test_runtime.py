@@ -1,0 +1,164 @@
+"""The batch runtime: effects in one order, acks only after them, narrowing to the bad events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from types import SimpleNamespace
+from typing import Any, cast
+
+import aiokafka.errors
+import pytest
+
+from streamapp.app import StreamApp
+from streamapp.runtime.effects import INVALID, REJECTED, Effects, Invalid, Output
+from streamapp.runtime.runner import BatchRuntime
+from streamapp.settings import Settings
+
+
+class Message:
+    def __init__(self, offset: int) -> None:
+        self.topic, self.partition, self.offset = "in", 0, offset
+
+
+class Item:
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.value = str(n).encode()
+        self.message = Message(n)
+
+
+class Journal:
+    """One ordered log of everything observable: dead letters, rows, messages, acks."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, int]] = []
+        self.fail_publish: list[BaseException] = []
+
+    async def dead_letter(self, event: Item, **kwargs: Any) -> None:
+        self.log.append((f"dead:{kwargs['reason']}", event.n))
+
+    async def send_all(self, producer: Any, outputs: Sequence[Output], **_: Any) -> None:
+        if self.fail_publish:
+            raise self.fail_publish.pop(0)
+        for output in outputs:
+            if b"big" in output.value:
+                raise aiokafka.errors.MessageSizeTooLargeError()
+        self.log += [("out", int(o.value.split(b":")[0])) for o in outputs]
+
+
+class Pool:
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Any]:
+        @contextlib.asynccontextmanager
+        async def transaction() -> AsyncIterator[None]:
+            yield
+
+        yield SimpleNamespace(transaction=transaction)
+
+
+class Doubler:
+    """Plans a row and a message per event; raises for `poison`, refuses `invalid`."""
+
+    name = "test.doubler"
+    pipeline = "test"
+    batch_size = 100
+    batch_within = 0.01
+
+    def __init__(self, poison: set[int], invalid: set[int], big: set[int] | None = None) -> None:
+        self.poison, self.invalid, self.big = poison, invalid, big or set()
+        self.plans = 0
+
+    def plan(self, events: Sequence[Any]) -> Effects[int]:
+        self.plans += 1
+        effects: Effects[int] = Effects()
+        for event in events:
+            if event.n in self.poison:
+                raise TypeError("can't compare offset-naive and offset-aware datetimes")
+            if event.n in self.invalid:
+                effects.invalid.append(Invalid(event, "bad"))
+                continue
+            effects.rows.append(event.n)
+            suffix = b":big" if event.n in self.big else b""
+            effects.outputs.append(Output("out", None, str(event.n).encode() + suffix))
+        return effects
+
+
+def runtime(journal: Journal, processor: Doubler, monkeypatch: pytest.MonkeyPatch) -> BatchRuntime[int]:
+    monkeypatch.setattr("streamapp.ingest.send_all", journal.send_all)
+    app = SimpleNamespace(
+        settings=Settings(retry_initial_backoff=0.001, retry_max_backoff=0.002),
+        dead_letters=SimpleNamespace(send_event=journal.dead_letter),
+        db=SimpleNamespace(pool=Pool(journal)),
+        producer=None,
+    )
+
+    async def write(conn: Any, rows: Sequence[int]) -> None:
+        journal.log += [("row", n) for n in rows]
+
+    return BatchRuntime(cast(StreamApp, app), processor, write=write)
+
+
+async def test_a_plan_raising_for_one_event_of_100_dead_letters_it_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    journal = Journal()
+    rt = runtime(journal, Doubler(poison={37}, invalid={5}), monkeypatch)
+    await rt.process([Item(n) for n in range(100)])
+    dead = [n for kind, n in journal.log if kind.startswith("dead")]
+    assert dead == [5, 37]
+    assert ("dead:" + REJECTED, 37) in journal.log
+    assert ("dead:" + INVALID, 5) in journal.log  # once, although planned again while narrowing
+    applied = sorted(n for kind, n in journal.log if kind == "row")
+    assert applied == sorted(set(range(100)) - {5, 37})
+    # Every applied event reached both PostgreSQL and the topic.
+    assert sorted(n for kind, n in journal.log if kind == "out") == applied
+
+
+async def test_a_message_too_large_is_narrowed_down_to_its_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found: MessageSizeTooLargeError was retried forever; now it dead-letters its event only."""
+    journal = Journal()
+    rt = runtime(journal, Doubler(poison=set(), invalid=set(), big={3}), monkeypatch)
+    await asyncio.wait_for(rt.process([Item(n) for n in range(8)]), 5)
+    assert [n for kind, n in journal.log if kind == "dead:" + REJECTED] == [3]
+    assert sorted({n for kind, n in journal.log if kind == "out"}) == [0, 1, 2, 4, 5, 6, 7]
+
+
+async def test_a_broker_outage_is_retried_never_dead_lettered(monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = Journal()
+    journal.fail_publish = [aiokafka.errors.KafkaConnectionError(), aiokafka.errors.KafkaTimeoutError()]
+    rt = runtime(journal, Doubler(poison=set(), invalid=set()), monkeypatch)
+    await rt.process([Item(n) for n in range(4)])
+    assert not [kind for kind, _ in journal.log if kind.startswith("dead")]
+    assert [n for kind, n in journal.log if kind == "out"] == [0, 1, 2, 3]
+
+
+async def test_nothing_is_acked_before_its_effects(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.unit.test_batching import FakeStream
+
+    journal = Journal()
+    rt = runtime(journal, Doubler(poison={2}, invalid=set()), monkeypatch)
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    stream = FakeStream(queue)
+    original = stream.ack
+
+    async def ack(event: Any) -> bool:
+        journal.log.append(("ack", event.n))
+        return await original(event)
+
+    stream.ack = ack  # type: ignore[method-assign]
+    for n in range(10):
+        queue.put_nowait(Item(n))
+    task = asyncio.create_task(rt.run(stream))  # type: ignore[arg-type]
+    await asyncio.sleep(0.2)
+    queue.put_nowait(None)
+    await asyncio.wait_for(task, 5)
+    for n in range(10):
+        acked_at = journal.log.index(("ack", n))
+        done = ("dead:" + REJECTED, n) if n == 2 else ("out", n)
+        assert journal.log.index(done) < acked_at
+    assert sorted(n for kind, n in journal.log if kind == "ack") == list(range(10))
