@@ -133,7 +133,8 @@ def create_app(
     app.settings = settings
     app.pipelines = chosen
     app.authenticators = []
-    migrations: list[Migration] = []
+    # The core's own tables (oversized dead-letter payloads) come first.
+    migrations: list[Migration] = load_migrations("core", "streamapp.db.migrations.core")
     for pipeline in chosen:
         if pipeline.migrations:
             migrations.extend(load_migrations(pipeline.name, pipeline.migrations))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import uuid
 from collections.abc import AsyncIterator
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streamapp.deadletters import DEAD_LETTER_TOPIC, DeadLetter
+from streamapp.deadletters import DEAD_LETTER_TOPIC, DeadLetter, PayloadFetcher
 from streamapp.settings import Settings
 
 
@@ -23,7 +25,20 @@ def bootstrap(broker_url: str) -> list[str]:
 
 
 async def read_dead_letters(settings: Settings) -> AsyncIterator[tuple[int, int, DeadLetter]]:
-    """Every dead letter from the beginning to the current end, with partition and offset."""
+    """Every dead letter from the beginning to the current end, with partition and offset.
+
+    A letter sent twice (a batch narrowed down, or replayed after a crash, before
+    its ack) has one id: only its first copy is yielded.
+    """
+    seen: set[uuid.UUID] = set()
+    async for partition, offset, letter in _read_all(settings):
+        if letter.dead_letter_id in seen:
+            continue
+        seen.add(letter.dead_letter_id)
+        yield partition, offset, letter
+
+
+async def _read_all(settings: Settings) -> AsyncIterator[tuple[int, int, DeadLetter]]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(settings.kafka_url), enable_auto_commit=False)
     await consumer.start()
     try:
@@ -77,10 +92,11 @@ async def list_letters(settings: Settings, args: argparse.Namespace) -> int:
                 )
             )
         else:
+            stored = "[bytes in PostgreSQL] " if letter.payload_in_postgres else ""
             print(
                 f"{letter.dead_letter_id}  {letter.failed_at:%Y-%m-%d %H:%M:%S}  "
                 f"{letter.pipeline:<10} {letter.reason:<16} {letter.position:<32} "
-                f"event={letter.event_id or '-'}  {letter.detail[:120]}"
+                f"event={letter.event_id or '-'}  {stored}{letter.detail[:120]}"
             )
         shown += 1
         if shown >= args.limit:
@@ -101,18 +117,46 @@ async def replay_letters(settings: Settings, args: argparse.Namespace) -> int:
             print(f"would replay {letter.dead_letter_id} -> {letter.replay_topic}")
         print(f"{len(chosen)} dead letter(s) would be replayed")
         return 0
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(settings.kafka_url), acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap(settings.kafka_url),
+        acks="all",
+        max_request_size=settings.producer_max_request_bytes,
+    )
+    pool = await _payload_pool(settings, chosen)
     await producer.start()
     try:
         for letter in chosen:
+            key, value = await letter.original(pool and _fetcher(pool))
             await producer.send_and_wait(
                 letter.replay_topic,
-                key=letter.key,
-                value=letter.value,
+                key=key,
+                value=value,
                 headers=[("streamapp-replay-of", str(letter.dead_letter_id).encode())],
             )
             print(f"replayed {letter.dead_letter_id} -> {letter.replay_topic}")
     finally:
         await producer.stop()
+        if pool is not None:
+            await pool.close()
     print(f"{len(chosen)} dead letter(s) replayed")
     return 0
+
+
+async def _payload_pool(settings: Settings, letters: list[DeadLetter]) -> asyncpg.Pool | None:
+    """A small pool to read payloads kept in PostgreSQL, only when a chosen letter has one."""
+    if not any(letter.payload_in_postgres for letter in letters):
+        return None
+    pool: asyncpg.Pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=0, max_size=1)
+    return pool
+
+
+def _fetcher(pool: asyncpg.Pool) -> PayloadFetcher:
+    async def fetch(dead_letter_id: uuid.UUID) -> tuple[bytes | None, bytes]:
+        row = await pool.fetchrow(
+            "SELECT key, value FROM dead_letter_payloads WHERE dead_letter_id = $1", dead_letter_id
+        )
+        if row is None:
+            raise LookupError(f"dead letter {dead_letter_id}: its payload is not in dead_letter_payloads")
+        return row["key"], row["value"]
+
+    return fetch

@@ -10,7 +10,7 @@ import asyncpg
 from faust.types import TableT
 
 from streamapp.envelope import Envelope
-from streamapp.errors import describe
+from streamapp.errors import PayloadTooLarge, describe
 from streamapp.models.tasks import (
     MAX_EVENTS_PER_TASK,
     TaskFact,
@@ -45,6 +45,8 @@ class TaskProcessor:
     def __init__(self, app: StreamApp, snapshots: Topic, table: TableT[bytes, Any]) -> None:
         self.snapshots = snapshots.get_topic_name()
         self.table = table
+        # A snapshot must fit one message (the body limit sits 64 KiB under the producer's).
+        self.max_snapshot = app.settings.max_body_bytes
         self.runtime: BatchRuntime[Any] = BatchRuntime(app, self, table=table)
 
     async def run(self, stream: Stream) -> None:
@@ -70,6 +72,11 @@ class TaskProcessor:
                 effects.invalid.append(Invalid(event, describe(exc), event_id))
         for key, (event, facts) in changed.items():
             snapshot = TaskSnapshot.of(key.decode(), facts).model_dump_json().encode()
+            if len(snapshot) > self.max_snapshot:
+                # Found: such a snapshot was refused by the producer and retried forever,
+                # stalling every task behind it. Raised, the runtime narrows the batch
+                # down to the event that makes the task too large and dead-letters it.
+                raise PayloadTooLarge(f"task {key.decode()!r} would grow to {len(snapshot)} bytes")
             effects.outputs.append(Output(self.snapshots, key, snapshot))
             effects.state.append(StateWrite(key, facts_to_table(facts), event.message.partition))
         return effects

@@ -22,6 +22,11 @@ SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 MAX_NOTIFICATIONS = 100
+# Edge limits: poison is stopped before it reaches a topic. A Salesforce id is 15 or
+# 18 characters; names and users fit Salesforce's own 255. Longer values were
+# accepted before and refused by PostgreSQL in the agent, forever on replay.
+MAX_ID_LENGTH = 18
+MAX_TEXT_LENGTH = 255
 
 
 class CustomerRecord(BaseModel):
@@ -48,9 +53,9 @@ class SimulatorRecord(BaseModel):
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
-    AccountManager: StrictStr
+    AccountManager: StrictStr = Field(max_length=MAX_TEXT_LENGTH)
     Id: uuid.UUID
-    Name: StrictStr = Field(min_length=1, max_length=255)
+    Name: StrictStr = Field(min_length=1, max_length=MAX_TEXT_LENGTH)
     SalesEngineerId: uuid.UUID
     SignedTos: StrictBool
     SKU1: StrictBool
@@ -146,8 +151,46 @@ def _bool(value: str | None, field: str, errors: list[dict[str, Any]], where: st
     return False
 
 
+_LIMITS = {
+    "id": MAX_ID_LENGTH,
+    "name": MAX_TEXT_LENGTH,
+    "account_manager": MAX_TEXT_LENGTH,
+    "sales_engineer_id": MAX_ID_LENGTH,
+}
+
+
+def _event_time(
+    stamp: str, where: str, not_after: datetime | None, errors: list[dict[str, Any]]
+) -> datetime | None:
+    """`LastModifiedDate` as an aware time, or an error: naive and far-future times are poison.
+
+    A naive time cannot be compared with the aware ones already in a customer's
+    state (every later record of that customer failed); a time in year 9999 made
+    every later record look stale (a revoke was accepted and never applied).
+    """
+    field = f"{where}.LastModifiedDate"
+    try:
+        occurred_at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        errors.append({"field": field, "type": "datetime_parsing", "message": "not an ISO-8601 time"})
+        return None
+    if occurred_at.tzinfo is None or occurred_at.utcoffset() is None:
+        errors.append(
+            {
+                "field": field,
+                "type": "timezone_required",
+                "message": "the time must carry an offset (Z or +hh:mm)",
+            }
+        )
+        return None
+    if not_after is not None and occurred_at > not_after:
+        errors.append({"field": field, "type": "in_the_future", "message": "the time is in the future"})
+        return None
+    return occurred_at
+
+
 def _map_sobject(
-    sobject: Element, where: str, errors: list[dict[str, Any]]
+    sobject: Element, where: str, errors: list[dict[str, Any]], not_after: datetime | None = None
 ) -> tuple[str, CustomerRecord | None, datetime | None]:
     xsi_type = sobject.get(f"{{{XSI}}}type", "")
     sobject_type = xsi_type.split(":", 1)[-1]
@@ -176,21 +219,22 @@ def _map_sobject(
                     "message": "required field is missing",
                 }
             )
+    for key, limit in _LIMITS.items():
+        value = found.get(key)
+        if value is not None and len(value) > limit:
+            errors.append(
+                {
+                    "field": f"{where}.{mapping[key][0]}",
+                    "type": "string_too_long",
+                    "message": f"at most {limit} characters",
+                }
+            )
     signed = _bool(found["signed_tos"], "SignedTos__c", errors, where)
     skus = {sku: _bool(fields.get(f"{sku}__c"), f"{sku}__c", errors, where) for sku in SKUS}
     occurred_at: datetime | None = None
     stamp = _first(fields, _TIME_FIELDS)
     if stamp is not None:
-        try:
-            occurred_at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        except ValueError:
-            errors.append(
-                {
-                    "field": f"{where}.LastModifiedDate",
-                    "type": "datetime_parsing",
-                    "message": "not an ISO-8601 time",
-                }
-            )
+        occurred_at = _event_time(stamp, where, not_after, errors)
     if len(errors) > before:
         return sobject_type, None, None
     customer = CustomerRecord(
@@ -204,8 +248,11 @@ def _map_sobject(
     return sobject_type, customer, occurred_at
 
 
-def parse_outbound_message(body: bytes) -> OutboundMessage:
-    """Parse a SOAP 1.1 `notifications` envelope: 400 if not XML, 422 if not the right shape."""
+def parse_outbound_message(body: bytes, *, not_after: datetime | None = None) -> OutboundMessage:
+    """Parse a SOAP 1.1 `notifications` envelope: 400 if not XML, 422 if not the right shape.
+
+    Times later than `not_after` (now plus the allowed clock skew) are refused.
+    """
     try:
         root = fromstring(body, forbid_dtd=True)
     except (ParseError, DefusedXmlException, ValueError) as exc:
@@ -231,6 +278,14 @@ def parse_outbound_message(body: bytes) -> OutboundMessage:
         notification_id = item.findtext(f"{{{OUTBOUND}}}Id", "").strip()
         if not notification_id:
             errors.append({"field": f"{where}.Id", "type": "missing", "message": "required field is missing"})
+        elif len(notification_id) > MAX_ID_LENGTH:
+            errors.append(
+                {
+                    "field": f"{where}.Id",
+                    "type": "string_too_long",
+                    "message": f"at most {MAX_ID_LENGTH} characters",
+                }
+            )
         sobject = item.find(f"{{{OUTBOUND}}}sObject")
         if sobject is None:
             errors.append(
@@ -241,7 +296,7 @@ def parse_outbound_message(body: bytes) -> OutboundMessage:
                 }
             )
             continue
-        sobject_type, customer, occurred_at = _map_sobject(sobject, where, errors)
+        sobject_type, customer, occurred_at = _map_sobject(sobject, where, errors, not_after)
         if customer is not None and notification_id:
             notifications.append(Notification(notification_id, sobject_type, customer, occurred_at))
     if errors:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
+from streamapp.envelope import utcnow
 from streamapp.errors import (
     DependencyUnavailable,
     MalformedBody,
@@ -22,6 +25,7 @@ from streamapp.errors import (
     describe,
     is_retriable,
 )
+from streamapp.settings import Settings
 from streamapp.typing import aiohttp_request
 
 log = logging.getLogger(__name__)
@@ -69,8 +73,32 @@ async def read_body(faust_request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+# A JSON `\u0000` escape not itself escaped (an even run of backslashes before it).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def refuse_nul(body: bytes) -> None:
+    """422 for a NUL character anywhere in a JSON body, consistently in every pipeline.
+
+    JSON allows `\u0000`; PostgreSQL text does not (22021). Accepted, such a value
+    was refused by PostgreSQL in the agent, on every replay. The check is on the
+    bytes: a substring search, nothing per field.
+    """
+    if b"\x00" in body or (b"u0000" in body and _NUL_ESCAPE.search(body)):
+        raise ValidationFailed(
+            "text must not contain NUL characters",
+            errors=[{"field": "", "type": "nul_character", "message": "NUL (\\u0000) is not allowed"}],
+        )
+
+
+def latest_event_time(settings: Settings) -> datetime:
+    """The latest event time accepted now: the clock plus the allowed skew."""
+    return utcnow() + timedelta(seconds=settings.max_future_skew)
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
-    """Parse a JSON object body: 400 for bytes that are not JSON or not an object."""
+    """Parse a JSON object body: 400 for bytes that are not JSON or not an object, 422 for a NUL."""
+    refuse_nul(body)
     try:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:

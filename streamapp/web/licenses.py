@@ -22,7 +22,15 @@ from streamapp.models.salesforce import (
     soap_fault,
 )
 from streamapp.typing import Topic, aiohttp_request
-from streamapp.web.base import JsonView, check_shared_secret, db_call, read_body, validation_errors
+from streamapp.web.base import (
+    JsonView,
+    check_shared_secret,
+    db_call,
+    latest_event_time,
+    read_body,
+    refuse_nul,
+    validation_errors,
+)
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
@@ -63,6 +71,7 @@ def register_license_views(app: StreamApp, inbound: Topic) -> None:
             return await self.json_record(request, body)
 
         async def json_record(self, request: Request, body: bytes) -> Response:
+            refuse_nul(body)
             try:
                 customer = parse_simulator_record(body)
             except ValidationError as exc:
@@ -83,7 +92,7 @@ def register_license_views(app: StreamApp, inbound: Topic) -> None:
             return self.json({"status": "accepted", "event_ids": [str(event_id)]}, status=202)
 
         async def outbound_message(self, body: bytes) -> Response:
-            message = parse_outbound_message(body)
+            message = parse_outbound_message(body, not_after=latest_event_time(settings))
             allow = settings.salesforce_org_allowlist
             if allow and message.organization_id not in allow:
                 raise Forbidden(f"organization {message.organization_id!r} is not allowed")

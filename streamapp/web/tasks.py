@@ -20,6 +20,7 @@ from streamapp.web.base import (
     JsonView,
     check_shared_secret,
     db_call,
+    latest_event_time,
     parse_json_object,
     read_body,
     validation_errors,
@@ -85,6 +86,11 @@ def register_task_views(app: StreamApp, inbound: Topic) -> None:
                 hook = TaskWebhook.model_validate(data)
             except ValidationError as exc:
                 raise validation_errors(exc) from exc
+            if hook.timestamp > latest_event_time(settings):
+                raise ValidationFailed(
+                    "timestamp is in the future",
+                    errors=[{"field": "timestamp", "type": "in_the_future", "message": "in the future"}],
+                )
             event_id = hook.event_id()
             fact = TaskFact(
                 event_id=event_id,

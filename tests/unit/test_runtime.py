@@ -15,6 +15,7 @@ from streamapp.app import StreamApp
 from streamapp.runtime.effects import INVALID, REJECTED, Effects, Invalid, Output
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.settings import Settings
+from streamapp.typing import Event
 
 
 class Message:
@@ -27,6 +28,10 @@ class Item:
         self.n = n
         self.value = str(n).encode()
         self.message = Message(n)
+
+
+def items(numbers: range) -> list[Event]:
+    return cast("list[Event]", [Item(n) for n in numbers])
 
 
 class Journal:
@@ -108,7 +113,7 @@ async def test_a_plan_raising_for_one_event_of_100_dead_letters_it_alone(
 ) -> None:
     journal = Journal()
     rt = runtime(journal, Doubler(poison={37}, invalid={5}), monkeypatch)
-    await rt.process([Item(n) for n in range(100)])
+    await rt.process(items(range(100)))
     dead = [n for kind, n in journal.log if kind.startswith("dead")]
     assert dead == [5, 37]
     assert ("dead:" + REJECTED, 37) in journal.log
@@ -123,7 +128,7 @@ async def test_a_message_too_large_is_narrowed_down_to_its_event(monkeypatch: py
     """Found: MessageSizeTooLargeError was retried forever; now it dead-letters its event only."""
     journal = Journal()
     rt = runtime(journal, Doubler(poison=set(), invalid=set(), big={3}), monkeypatch)
-    await asyncio.wait_for(rt.process([Item(n) for n in range(8)]), 5)
+    await asyncio.wait_for(rt.process(items(range(8))), 5)
     assert [n for kind, n in journal.log if kind == "dead:" + REJECTED] == [3]
     assert sorted({n for kind, n in journal.log if kind == "out"}) == [0, 1, 2, 4, 5, 6, 7]
 
@@ -132,7 +137,7 @@ async def test_a_broker_outage_is_retried_never_dead_lettered(monkeypatch: pytes
     journal = Journal()
     journal.fail_publish = [aiokafka.errors.KafkaConnectionError(), aiokafka.errors.KafkaTimeoutError()]
     rt = runtime(journal, Doubler(poison=set(), invalid=set()), monkeypatch)
-    await rt.process([Item(n) for n in range(4)])
+    await rt.process(items(range(4)))
     assert not [kind for kind, _ in journal.log if kind.startswith("dead")]
     assert [n for kind, n in journal.log if kind == "out"] == [0, 1, 2, 3]
 
