@@ -135,20 +135,32 @@ async def test_replaying_a_still_bad_letter_dead_letters_it_again(
     assert len(both) == 2  # nothing lost: it failed again and is back in the dead-letter topic
 
 
-async def test_records_agent_dead_letters_a_row_postgres_rejects(
-    client: Client, settings: Settings, producer: AIOKafkaProducer, db: asyncpg.Pool
+async def test_records_agent_dead_letters_a_record_postgres_rejects(
+    worker: Worker, settings: Settings, producer: AIOKafkaProducer, db: asyncpg.Pool
 ) -> None:
-    """A NUL byte is valid JSON but not PostgreSQL text: that customer row is dead-lettered as
-    itself (replayable to its sink agent); the record's license rows land, and so does a replay
-    once the row is fixed."""
-    record = customer_record(SKU1=True)
-    record["Name"] = "nul\u0000corp"
-    assert (await client.post("/salesforce/webhook", record))[0] == 202
-    cid = record["Id"]
+    """A NUL byte is valid JSON but not PostgreSQL text. Ingest refuses it now (422); one already
+    in the topic is dead-lettered as itself (replayable to the inbound topic) while its batch-mate
+    lands, and a replay of the fixed record lands too."""
+    bad, good = customer_record(SKU1=True), customer_record(SKU1=False, SKU2=True)
+    bad["Name"] = "nul\u0000corp"
+    for record in (bad, good):
+        customer = CustomerRecord(
+            id=record["Id"],
+            name=record["Name"],
+            account_manager="Ada",
+            signed_tos=True,
+            skus={"SKU1": record["SKU1"], "SKU2": record["SKU2"], "SKU3": False},
+        )
+        envelope = Envelope(
+            event_id=uuid.uuid4(), source="test", key=customer.id, payload=customer.model_dump()
+        )
+        await producer.send("licenses.inbound", key=customer.id.encode(), value=envelope.encode())
+    await producer.flush()
+    cid = bad["Id"]
     rows = await eventually(
-        lambda: db.fetch("SELECT sku FROM licenses WHERE customer_id = $1", cid), lambda r: len(r) == 1
+        lambda: db.fetch("SELECT sku FROM licenses WHERE customer_id = $1", good["Id"]), lambda r: len(r) == 1
     )
-    assert [r["sku"] for r in rows] == ["SKU1"]
+    assert [r["sku"] for r in rows] == ["SKU2"]
 
     async def refused() -> list[DeadLetter]:
         return [
@@ -158,11 +170,12 @@ async def test_records_agent_dead_letters_a_row_postgres_rejects(
         ]
 
     [letter] = await eventually(refused, lambda found: len(found) == 1)
-    assert letter.replay_topic == "licenses.customers.replay"
-    assert "licenses.inbound[" in letter.detail
+    assert letter.replay_topic == "licenses.inbound"
+    assert letter.position.startswith("licenses.inbound[")
     assert await db.fetchval("SELECT count(*) FROM customers WHERE id = $1", cid) == 0
+    assert await db.fetchval("SELECT count(*) FROM licenses WHERE customer_id = $1", cid) == 0
 
-    # The operator fixes the row and sends it to the replay topic: the sink agent writes it.
+    # The operator fixes the record and sends it to the replay topic: it lands.
     fixed = letter.value.replace(b"\\u0000", b" ")
     await producer.send_and_wait(letter.replay_topic, key=letter.key, value=fixed)
     name = await eventually(
