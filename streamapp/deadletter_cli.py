@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streamapp.compat import refresh_metadata
 from streamapp.deadletters import DEAD_LETTER_TOPIC, DeadLetter, PayloadFetcher
 from streamapp.settings import Settings
 
@@ -44,7 +45,7 @@ async def _read_all(settings: Settings) -> AsyncIterator[tuple[int, int, DeadLet
     try:
         partitions = consumer.partitions_for_topic(DEAD_LETTER_TOPIC) or set()
         if not partitions:
-            await consumer._client.force_metadata_update()
+            await refresh_metadata(consumer)
             partitions = consumer.partitions_for_topic(DEAD_LETTER_TOPIC) or set()
         tps = [TopicPartition(DEAD_LETTER_TOPIC, p) for p in sorted(partitions)]
         if not tps:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mode import Service
 
+from streamapp.compat import ConsumerInternals
 from streamapp.logs import position
 
 if TYPE_CHECKING:
@@ -75,21 +76,35 @@ def find_gap(
 
 
 class StreamGapHealer(Service):
-    """Every `interval` s: a gap seen unchanged for `patience` s is redelivered (seek back)."""
+    """Every `interval` s: a gap seen unchanged for `patience` s is redelivered (seek back).
 
-    def __init__(self, app: StreamApp, *, interval: float, patience: float, **kwargs: Any) -> None:
+    It reads and adjusts Faust's consumer through `compat.ConsumerInternals` (the
+    one module with private access); tests hand it a stand-in of that interface.
+    """
+
+    def __init__(
+        self,
+        app: StreamApp,
+        *,
+        interval: float,
+        patience: float,
+        internals: Callable[[Any], ConsumerInternals] = ConsumerInternals,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.app = app
         self.interval = interval
         self.patience = patience
         self.healed = 0
+        self._internals = internals
+        self.consumer: ConsumerInternals | None = None
         self._first_seen: dict[Any, tuple[Gap, float]] = {}
         self._seeks: dict[tuple[Any, int], int] = {}
 
     async def on_start(self) -> None:
-        consumer: Any = self.app.consumer
-        consumer._add_gap = self._hold_gap  # Faust calls it when an offset follows a hole
-        consumer._new_offset = guard_commits(consumer, consumer._new_offset)
+        consumer = self.consumer = self._internals(self.app.consumer)
+        consumer.replace_gap_acking(self._hold_gap)
+        consumer.refuse_commits_when(hole_at_committed)
         self.add_future(self._run())
 
     async def _hold_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
@@ -112,14 +127,14 @@ class StreamGapHealer(Service):
     async def check(self, now: float | None = None) -> list[tuple[Any, Gap]]:
         """Seek back every partition whose gap outlasted `patience`; returns what it healed."""
         now = time.monotonic() if now is None else now
-        consumer: Any = self.app.consumer
+        consumer = self.consumer or self._internals(self.app.consumer)
         assigned = acked_assignment(self.app)
         gaps = current_gaps(
             assigned,
-            consumer._committed_offset,
-            consumer._acked,
-            [(m.tp, m.offset) for m in list(consumer._unacked_messages) if not m.acked],
-            consumer_positions(consumer, assigned),
+            consumer.committed(),
+            consumer.acked(),
+            consumer.in_flight(),
+            consumer.positions(assigned),
         )
         healed: list[tuple[Any, Gap]] = []
         for tp, gap in gaps.items():
@@ -142,7 +157,7 @@ class StreamGapHealer(Service):
                     seeks,
                     extra={"position": where, "missing": gap.end - gap.start},
                 )
-                acknowledge(consumer, tp, gap)
+                consumer.acknowledge(tp, gap.start, gap.end)
                 del self._seeks[(tp, gap.start)]
                 continue
             log.warning(
@@ -154,7 +169,7 @@ class StreamGapHealer(Service):
                 extra={"position": where, "missing": gap.end - gap.start},
             )
             self._seeks[(tp, gap.start)] = seeks + 1
-            await seek(consumer, tp, gap.start)
+            await consumer.seek(tp, gap.start)
             self.healed += 1
             healed.append((tp, gap))
         for tp in set(self._first_seen) - set(gaps):
@@ -164,48 +179,15 @@ class StreamGapHealer(Service):
         return healed
 
 
-def guard_commits(consumer: Any, new_offset: Callable[[Any], int | None]) -> Callable[[Any], int | None]:
-    """Never commit over a hole at the committed offset.
+def hole_at_committed(committed: int | None, acked: Sequence[int]) -> bool:
+    """True while the first acked offset is past the committed one: never commit then.
 
     Faust's `Consumer._new_offset` lets a one-offset hole through: with 287
     committed (the next offset to read) and 288 the first acked, its check
     `min(acked) - committed > 1` is false and it commits past 287, which no
     agent has seen (the tasks crash test lost single events this way).
     """
-
-    def guarded(tp: Any) -> int | None:
-        acked = consumer._acked[tp]
-        committed = consumer._committed_offset[tp]
-        if acked and committed is not None and min(acked) > committed:
-            return None  # a hole: the healer redelivers it
-        result: int | None = new_offset(tp)
-        return result
-
-    return guarded
-
-
-async def seek(consumer: Any, tp: Any, offset: int) -> None:
-    """Seek in the consumer's own thread.
-
-    Faust's `Consumer.seek` calls aiokafka's `seek` from the caller's thread,
-    while aiokafka runs in Faust's consumer thread with its own event loop:
-    the fetcher then never woke up again (the licenses crash test stalled
-    after a redelivery). `seek_wait` runs there, as Faust's recovery does.
-    """
-    thread = getattr(consumer, "_thread", None)
-    if thread is not None and hasattr(thread, "seek_wait"):
-        await thread.seek_wait({tp: offset})
-    else:
-        await consumer.seek(tp, offset)
-
-
-def acknowledge(consumer: Any, tp: Any, gap: Gap) -> None:
-    """Mark the gap's offsets acked, as `Consumer.ack` would each message's."""
-    acked, index = consumer._acked[tp], consumer._acked_index[tp]
-    for offset in range(gap.start, gap.end):
-        if offset not in index:
-            index.add(offset)
-            acked.append(offset)
+    return bool(acked) and committed is not None and min(acked) > committed
 
 
 def current_gaps(
@@ -234,17 +216,3 @@ def acked_assignment(app: Any) -> list[Any]:
     """
     acked = app.topics.acks_enabled_for
     return [tp for tp in app.consumer.assignment() if acked(tp.topic)]
-
-
-def consumer_positions(consumer: Any, tps: Iterable[Any]) -> dict[Any, int]:
-    """aiokafka's consumed position per partition (read across threads: a snapshot is enough)."""
-    try:
-        assignment = consumer._thread._consumer._subscription.subscription.assignment
-    except AttributeError:
-        return {}
-    positions = {}
-    for tp in tps:
-        state = assignment.state_value(tp)  # Faust's TP and aiokafka's are equal tuples
-        if state is not None and state.has_valid_position:
-            positions[tp] = state.position
-    return positions

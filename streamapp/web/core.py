@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from faust.types import TableT
 from faust.web import Request, Response, View
 
+from streamapp.compat import ConsumerInternals
 from streamapp.errors import DependencyUnavailable, NotFound
 from streamapp.gaps import acked_assignment
 from streamapp.web.base import JsonView
@@ -103,7 +104,7 @@ def register_core_views(app: StreamApp) -> None:
                 ends = await consumer.highwaters(*assigned) if assigned else {}
             except Exception as exc:  # not started yet, or the broker does not answer
                 raise DependencyUnavailable(f"consumer offsets unavailable: {exc!r}") from exc
-            rows = partition_lags(assigned, consumer._committed_offset, ends)
+            rows = partition_lags(assigned, ConsumerInternals(consumer).committed(), ends)
             topics: dict[str, int] = {}
             for row in rows:
                 topics[row["topic"]] = topics.get(row["topic"], 0) + (row["lag"] or 0)

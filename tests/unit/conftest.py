@@ -9,6 +9,7 @@ import pytest
 from yarl import URL
 
 from streamapp.app import StreamApp, create_app
+from streamapp.compat import created_consumer
 from streamapp.settings import Settings
 
 
@@ -27,7 +28,7 @@ async def app() -> AsyncIterator[StreamApp]:
     yield streamapp
     # A stream creates the (never started) Kafka consumer lazily, and with it a
     # thread event loop that nothing closes; close it so no ResourceWarning leaks.
-    consumer = streamapp._consumer
+    consumer = created_consumer(streamapp)
     thread = getattr(consumer, "_thread", None) if consumer is not None else None
     if thread is not None and not thread.thread_loop.is_closed():
         thread.thread_loop.close()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from faust.types import TP
 
-from streamapp.gaps import MAX_SEEKS, Gap, StreamGapHealer, current_gaps, find_gap, guard_commits
+from streamapp.gaps import MAX_SEEKS, Gap, StreamGapHealer, current_gaps, find_gap, hole_at_committed
 
 EVENTS = TP("tasks.events", 0)
 OTHER = TP("tasks.events", 1)
@@ -40,49 +40,40 @@ def test_current_gaps_looks_only_at_assigned_partitions() -> None:
 
 
 @dataclass
-class Message:
-    tp: TP
-    offset: int
-    acked: bool = False
+class FakeInternals:
+    """`compat.ConsumerInternals` as the healer uses it, over plain dicts."""
 
-
-@dataclass
-class FakeConsumer:
-    committed: dict[TP, int | None]
-    acked: dict[TP, list[int]]
-    held: list[Message] = field(default_factory=list)
+    committed_: dict[TP, int | None]
+    acked_: dict[TP, list[int]]
+    held: list[tuple[TP, int]] = field(default_factory=list)
     seeks: list[tuple[TP, int]] = field(default_factory=list)
-    index: dict[TP, set[int]] = field(default_factory=dict)
+    position: dict[TP, int] = field(default_factory=dict)
+    gap_hook: Any = None
+    commit_guard: Any = None
 
-    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
-        raise AssertionError("Faust's gap-acking must be replaced")
+    def committed(self) -> dict[TP, int | None]:
+        return self.committed_
 
-    @property
-    def _acked_index(self) -> dict[TP, set[int]]:
-        for tp, offsets in self.acked.items():
-            self.index.setdefault(tp, set()).update(offsets)
-        return self.index
+    def acked(self) -> dict[TP, list[int]]:
+        return self.acked_
 
-    def assignment(self) -> set[TP]:
-        return {EVENTS, OTHER}
-
-    @property
-    def _committed_offset(self) -> dict[TP, int | None]:
-        return self.committed
-
-    @property
-    def _acked(self) -> dict[TP, list[int]]:
-        return self.acked
-
-    @property
-    def _unacked_messages(self) -> list[Message]:
+    def in_flight(self) -> list[tuple[TP, int]]:
         return self.held
+
+    def acknowledge(self, tp: TP, start: int, end: int) -> None:
+        self.acked_[tp] = sorted(set(self.acked_[tp]) | set(range(start, end)))
 
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp, offset))
 
-    def _new_offset(self, tp: TP) -> int | None:
-        raise AssertionError("not called by the healer itself")
+    def positions(self, tps: Any) -> dict[TP, int]:
+        return {tp: p for tp, p in self.position.items() if tp in set(tps)}
+
+    def replace_gap_acking(self, hold: Any) -> None:
+        self.gap_hook = hold
+
+    def refuse_commits_when(self, hole: Any) -> None:
+        self.commit_guard = hole
 
 
 class FakeTopics:
@@ -90,19 +81,27 @@ class FakeTopics:
         return not topic.endswith("-changelog")
 
 
+class FakeConsumer:
+    def __init__(self) -> None:
+        self.partitions = {EVENTS, OTHER}
+
+    def assignment(self) -> set[TP]:
+        return self.partitions
+
+
 class FakeApp:
-    def __init__(self, consumer: FakeConsumer) -> None:
-        self.consumer = consumer
+    def __init__(self) -> None:
+        self.consumer = FakeConsumer()
         self.topics = FakeTopics()
 
 
-def healer(consumer: FakeConsumer) -> StreamGapHealer:
-    app: Any = FakeApp(consumer)
-    return StreamGapHealer(app, interval=1.0, patience=5.0)
+def healer(consumer: FakeInternals, app: FakeApp | None = None) -> StreamGapHealer:
+    fake: Any = app or FakeApp()
+    return StreamGapHealer(fake, interval=1.0, patience=5.0, internals=lambda _: cast(Any, consumer))
 
 
 async def test_a_gap_is_redelivered_once_it_outlasts_the_patience() -> None:
-    consumer = FakeConsumer({EVENTS: 283, OTHER: 7}, {EVENTS: [305, 306], OTHER: [7, 8]})
+    consumer = FakeInternals({EVENTS: 283, OTHER: 7}, {EVENTS: [305, 306], OTHER: [7, 8]})
     service = healer(consumer)
     assert await service.check(now=100.0) == []  # first sighting
     assert await service.check(now=103.0) == []  # not patient enough yet
@@ -115,21 +114,21 @@ async def test_a_gap_is_redelivered_once_it_outlasts_the_patience() -> None:
 
 
 async def test_a_gap_that_changes_or_closes_restarts_the_clock() -> None:
-    consumer = FakeConsumer({EVENTS: 283, OTHER: None}, {EVENTS: [305], OTHER: []})
+    consumer = FakeInternals({EVENTS: 283, OTHER: None}, {EVENTS: [305], OTHER: []})
     service = healer(consumer)
     await service.check(now=100.0)
-    consumer.committed[EVENTS] = 290  # progress: a different gap
+    consumer.committed_[EVENTS] = 290  # progress: a different gap
     assert await service.check(now=106.0) == []
-    consumer.acked[EVENTS] = [290]  # closed
+    consumer.acked_[EVENTS] = [290]  # closed
     assert await service.check(now=112.0) == []
-    consumer.acked[EVENTS] = [305]
+    consumer.acked_[EVENTS] = [305]
     assert await service.check(now=113.0) == []  # a new sighting
     assert consumer.seeks == []
 
 
 async def test_held_events_in_the_hole_are_never_redelivered() -> None:
-    consumer = FakeConsumer({EVENTS: 283, OTHER: None}, {EVENTS: [305], OTHER: []})
-    consumer.held = [Message(EVENTS, 283), Message(EVENTS, 300, acked=True)]
+    consumer = FakeInternals({EVENTS: 283, OTHER: None}, {EVENTS: [305], OTHER: []})
+    consumer.held = [(EVENTS, 283)]  # 300 is acked: not in flight
     service = healer(consumer)
     await service.check(now=100.0)
     assert await service.check(now=200.0) == []
@@ -137,19 +136,20 @@ async def test_held_events_in_the_hole_are_never_redelivered() -> None:
 
 
 async def test_faust_no_longer_acks_a_hole_it_fetched_past() -> None:
-    consumer = FakeConsumer({EVENTS: 114}, {EVENTS: [114]})
+    consumer = FakeInternals({EVENTS: 114}, {EVENTS: [114]})
     service = healer(consumer)
     await service.on_start()
     try:
         # What Faust's fetch loop calls after offset 116 follows 114: nothing is acked.
-        await consumer._add_gap(EVENTS, 115, 116)
-        assert consumer.acked[EVENTS] == [114]
+        await consumer.gap_hook(EVENTS, 115, 116)
+        assert consumer.acked_[EVENTS] == [114]
+        assert consumer.commit_guard is hole_at_committed
     finally:
         await service.stop()
 
 
 async def test_a_hole_with_no_records_is_acked_after_max_seeks() -> None:
-    consumer = FakeConsumer({EVENTS: 10, OTHER: None}, {EVENTS: [12, 13], OTHER: []})
+    consumer = FakeInternals({EVENTS: 10, OTHER: None}, {EVENTS: [12, 13], OTHER: []})
     service = healer(consumer)
     now = 100.0
     for _ in range(MAX_SEEKS):
@@ -159,53 +159,16 @@ async def test_a_hole_with_no_records_is_acked_after_max_seeks() -> None:
     assert consumer.seeks == [(EVENTS, 10)] * MAX_SEEKS
     await service.check(now=now)
     assert await service.check(now=now + 6) == []  # given up: acked instead of a fourth seek
-    assert sorted(consumer.acked[EVENTS]) == [10, 11, 12, 13]
+    assert sorted(consumer.acked_[EVENTS]) == [10, 11, 12, 13]
     assert len(consumer.seeks) == MAX_SEEKS
-
-
-class FakeThread:
-    def __init__(self) -> None:
-        self.seeks: list[dict[TP, int]] = []
-
-    async def seek_wait(self, partitions: dict[TP, int]) -> None:
-        self.seeks.append(partitions)
-
-
-async def test_the_seek_runs_in_the_consumer_thread_when_there_is_one() -> None:
-    consumer: Any = FakeConsumer({EVENTS: 5}, {EVENTS: [9]})
-    consumer._thread = FakeThread()
-    service = healer(consumer)
-    await service.check(now=0.0)
-    await service.check(now=10.0)
-    assert consumer._thread.seeks == [{EVENTS: 5}]
-    assert consumer.seeks == []  # not Faust's Consumer.seek, which seeks from this thread
-
-
-class Committing:
-    """Faust's commit arithmetic, reduced to what the guard wraps."""
-
-    def __init__(self, committed: int | None, acked: list[int]) -> None:
-        self._committed_offset = {EVENTS: committed}
-        self._acked = {EVENTS: acked}
-        self.asked: list[TP] = []
-
-    def _new_offset(self, tp: TP) -> int | None:
-        self.asked.append(tp)
-        return max(self._acked[tp]) + 1
 
 
 def test_no_commit_over_a_one_offset_hole() -> None:
     # 287 is the next offset to read; 288 acked: Faust's own check (> 1) lets this through.
-    consumer = Committing(287, [288, 289])
-    assert guard_commits(consumer, consumer._new_offset)(EVENTS) is None
-    assert consumer.asked == []
-
-
-def test_contiguous_acks_commit_as_faust_would() -> None:
-    consumer = Committing(287, [287, 288])
-    assert guard_commits(consumer, consumer._new_offset)(EVENTS) == 289
-    nothing_committed_yet = Committing(None, [5, 6])
-    assert guard_commits(nothing_committed_yet, nothing_committed_yet._new_offset)(EVENTS) == 7
+    assert hole_at_committed(287, [288, 289])
+    assert not hole_at_committed(287, [287, 288])
+    assert not hole_at_committed(None, [5, 6])  # nothing committed yet: Faust decides
+    assert not hole_at_committed(287, [])
 
 
 def test_skipped_last_events_are_a_gap_up_to_the_position() -> None:
@@ -216,34 +179,13 @@ def test_skipped_last_events_are_a_gap_up_to_the_position() -> None:
     assert find_gap(167, [], [], position=None) is None
 
 
-class State:
-    def __init__(self, position: int | None) -> None:
-        self.has_valid_position = position is not None
-        self.position = position
-
-
-class Assignment:
-    def __init__(self, states: dict[TP, State]) -> None:
-        self.states = states
-
-    def state_value(self, tp: TP) -> State | None:
-        return self.states.get(tp)
-
-
-def aiokafka_positions(consumer: Any, positions: dict[TP, int | None]) -> None:
-    """The attribute path `consumer_positions` reads aiokafka's positions from."""
-    subscription = type("Sub", (), {"assignment": Assignment({tp: State(p) for tp, p in positions.items()})})
-    aio = type("Aio", (), {"_subscription": type("S", (), {"subscription": subscription})})
-    consumer._thread = type("Thread", (), {"_consumer": aio, "seek_wait": FakeThread.seek_wait})()
-    consumer._thread.seeks = []
-
-
 async def test_a_tail_gap_is_redelivered_and_changelogs_are_left_alone() -> None:
     changelog = TP("streamapp-task-events-changelog", 0)
-    consumer: Any = FakeConsumer({EVENTS: 167, OTHER: 5, changelog: 0}, {EVENTS: [], OTHER: []})
-    consumer.assignment = lambda: {EVENTS, OTHER, changelog}
-    aiokafka_positions(consumer, {EVENTS: 170, OTHER: 5, changelog: 900})
-    service = healer(consumer)
+    consumer = FakeInternals({EVENTS: 167, OTHER: 5, changelog: 0}, {EVENTS: [], OTHER: []})
+    consumer.position = {EVENTS: 170, OTHER: 5, changelog: 900}
+    app = FakeApp()
+    app.consumer.partitions = {EVENTS, OTHER, changelog}
+    service = healer(consumer, app)
     await service.check(now=0.0)
     assert await service.check(now=10.0) == [(EVENTS, Gap(167, 170))]
-    assert consumer._thread.seeks == [{EVENTS: 167}]
+    assert consumer.seeks == [(EVENTS, 167)]

@@ -8,6 +8,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from streamapp.app import create_app
+from streamapp.compat import service_children
 from streamapp.gaps import StreamGapHealer
 from streamapp.heuristics import HeuristicPool
 from streamapp.settings import Settings
@@ -22,7 +23,7 @@ WEBHOOKS = {"/salesforce/webhook", "/tasks/webhook", "/assistance", "/normalize_
 
 
 def service_types(app: object) -> set[type]:
-    return {type(child) for child in app._children}  # type: ignore[attr-defined]
+    return {type(child) for child in service_children(app)}
 
 
 async def test_an_ingest_app_runs_no_worker_services() -> None:

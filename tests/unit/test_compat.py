@@ -1,0 +1,124 @@
+"""The contract of `streamapp.compat` with the installed Faust and aiokafka.
+
+Every private name `compat` uses is checked here against the installed
+versions: a Faust or aiokafka upgrade that renames or reshapes one fails this
+test instead of silently turning a safeguard off. Private access is allowed in
+this file and in `streamapp/compat.py` only (ruff SLF001 everywhere else).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import aiokafka
+import aiokafka.client
+import aiokafka.consumer.subscription_state as subscription_state
+import faust
+import faust.transport.consumer
+import faust.transport.drivers.aiokafka as faust_aiokafka
+import pytest
+from faust.types import TP
+
+from streamapp.app import StreamApp
+from streamapp.compat import ConsumerInternals
+from streamapp.gaps import hole_at_committed
+
+EVENTS = TP("licenses.inbound", 0)
+TESTED_WITH = {"faust": "0.15.3", "aiokafka": "0.14.0"}
+
+
+def params(function: Any) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def test_the_versions_this_contract_was_written_against_are_installed() -> None:
+    # Not a pin (pyproject pins them): a reminder to re-read compat.py's notes on an upgrade.
+    assert faust.__version__ == TESTED_WITH["faust"]
+    assert aiokafka.__version__ == TESTED_WITH["aiokafka"]
+
+
+def test_faust_consumer_bookkeeping_names() -> None:
+    consumer = faust.transport.consumer.Consumer
+    init = inspect.getsource(consumer.__init__)
+    for name in ("_acked", "_acked_index", "_committed_offset", "_unacked_messages"):
+        assert f"self.{name} = " in init, name
+    assert inspect.iscoroutinefunction(consumer._add_gap)
+    assert params(consumer._add_gap) == ["self", "tp", "offset_from", "offset_to"]
+    assert params(consumer._new_offset) == ["self", "tp"]
+    # Faust's own callers go through the instance attribute, so replacing it takes effect.
+    source = inspect.getsource(consumer)
+    assert "await self._add_gap(" in source
+    assert "self._new_offset(tp)" in source
+
+
+def test_faust_aiokafka_thread_names() -> None:
+    thread = faust_aiokafka.AIOKafkaConsumerThread
+    assert inspect.iscoroutinefunction(thread.seek_wait)
+    assert params(thread.seek_wait) == ["self", "partitions"]
+    assert "self._consumer = " in inspect.getsource(thread)
+    assert "self._thread = " in inspect.getsource(faust.transport.consumer.ThreadDelegateConsumer)
+    assert issubclass(faust_aiokafka.Consumer, faust.transport.consumer.ThreadDelegateConsumer)
+
+
+def test_aiokafka_names() -> None:
+    init = inspect.getsource(aiokafka.AIOKafkaConsumer.__init__)
+    assert "self._subscription = SubscriptionState(" in init
+    assert "self._client = AIOKafkaClient(" in init
+    # Returns an awaitable (a shielded future), which `compat.refresh_metadata` awaits.
+    assert params(aiokafka.client.AIOKafkaClient.force_metadata_update) == ["self"]
+    assert "return asyncio.shield(" in inspect.getsource(aiokafka.client.AIOKafkaClient.force_metadata_update)
+    state = subscription_state
+    assert isinstance(state.SubscriptionState.subscription, property)
+    assert isinstance(state.Subscription.assignment, property)
+    assert params(state.Assignment.state_value) == ["self", "tp"]
+    assert isinstance(state.TopicPartitionState.has_valid_position, property)
+    assert isinstance(state.TopicPartitionState.position, property)
+
+
+async def test_consumer_internals_on_the_real_consumer(app: StreamApp) -> None:
+    """The interface behaves on an actual Faust consumer (never started)."""
+    consumer: Any = app.consumer
+    internals = ConsumerInternals(consumer)
+    consumer._committed_offset[EVENTS] = 10
+    consumer._acked[EVENTS].extend([12, 13])
+    consumer._acked_index[EVENTS].update([12, 13])
+    assert internals.committed()[EVENTS] == 10
+    assert list(internals.acked()[EVENTS]) == [12, 13]
+    assert internals.in_flight() == []
+    assert internals.positions([EVENTS]) == {}  # no aiokafka consumer yet
+
+    internals.refuse_commits_when(hole_at_committed)
+    assert consumer._new_offset(EVENTS) is None  # 10 and 11 were never acked
+    internals.acknowledge(EVENTS, 10, 12)
+    assert sorted(consumer._acked[EVENTS]) == [10, 11, 12, 13]
+    assert consumer._new_offset(EVENTS) == 14  # Faust's arithmetic again
+
+    seen: list[tuple[Any, int, int]] = []
+
+    async def hold(tp: Any, start: int, end: int) -> None:
+        seen.append((tp, start, end))
+
+    internals.replace_gap_acking(hold)
+    await consumer._add_gap(EVENTS, 20, 25)
+    assert seen == [(EVENTS, 20, 25)]
+
+
+class FakeThread:
+    def __init__(self) -> None:
+        self.seeks: list[dict[TP, int]] = []
+
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        self.seeks.append(partitions)
+
+
+async def test_the_seek_runs_in_the_consumer_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Consumer:
+        _thread = FakeThread()
+
+        async def seek(self, tp: TP, offset: int) -> None:
+            raise AssertionError("Faust's Consumer.seek seeks from the wrong thread")
+
+    consumer = Consumer()
+    await ConsumerInternals(consumer).seek(EVENTS, 5)
+    assert consumer._thread.seeks == [{EVENTS: 5}]
