@@ -36,7 +36,7 @@ async def run_records(app: StreamApp, values: list[tuple[bytes, bytes]]) -> None
     agent = app.agents["licenses.records"]
     async with agent.test_context() as tested:
         for key, value in values:
-            await tested.put(value, key=key)
+            await tested.put(value, key=key, wait=False)
         await asyncio.sleep(0.2)  # one take_events window
 
 
@@ -95,8 +95,8 @@ def update_json(sku: str, cid: str = "c1") -> bytes:
 
 async def test_sink_dead_letters_undecodable_updates(app: StreamApp, recorder: Recorder) -> None:
     async with app.agents["licenses.updates-sink"].test_context() as tested:
-        await tested.put(update_json("SKU1"), key=b"c1")
-        await tested.put(b"{}", key=b"c1")
+        await tested.put(update_json("SKU1"), key=b"c1", wait=False)
+        await tested.put(b"{}", key=b"c1", wait=False)
         await asyncio.sleep(0.2)
     assert [w.customer_id for w in recorder.written] == ["c1"]
     assert [d["reason"] for d in recorder.dead] == ["invalid"]
@@ -111,7 +111,7 @@ async def test_sink_isolates_rows_the_database_rejects(app: StreamApp, recorder:
     recorder.refuse = DataError("invalid byte sequence")
     async with app.agents["licenses.updates-sink"].test_context() as tested:
         for sku in ("SKU1", "BAD", "SKU2"):
-            await tested.put(update_json(sku), key=b"c1")
+            await tested.put(update_json(sku), key=b"c1", wait=False)
         await asyncio.sleep(0.2)
     assert [item.sku for item in recorder.written] == ["SKU1", "SKU2"]
     assert [d["reason"] for d in recorder.dead] == ["rejected"]

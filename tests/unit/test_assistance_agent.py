@@ -34,7 +34,7 @@ async def run(app: StreamApp, values: list[bytes]) -> None:
     agent = app.agents["assistance.requests"]
     async with agent.test_context() as tested:
         for value in values:
-            await tested.put(value, key=b"k")
+            await tested.put(value, key=b"k", wait=False)
         await asyncio.sleep(0.2)  # one take_events window
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -11,90 +12,126 @@ import pytest
 from streamapp.runtime.batches import for_each_batch
 
 
+class FakeQueue(asyncio.Queue[Any]):
+    """Faust's ThrowableQueue as the loop uses it: `get` raises what was thrown in."""
+
+    async def get(self) -> Any:
+        item = await super().get()
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def get_nowait(self) -> Any:
+        item = super().get_nowait()
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
+class Stop(Exception):
+    """Thrown into the channel to end the loop, as Faust ends an agent."""
+
+
 class FakeStream:
-    """What `for_each_batch` uses of a Faust stream: `noack()`, `events()`, `ack()`."""
+    """What `for_each_batch` uses of a Faust stream: its app, and its channel's queue."""
 
-    def __init__(self, feed: asyncio.Queue[Any]) -> None:
-        self.feed = feed
+    def __init__(self, feed: FakeQueue) -> None:
         self.acked: list[Any] = []
-
-    def noack(self) -> FakeStream:
-        return self
-
-    async def events(self) -> AsyncIterator[Any]:
-        while True:
-            item = await self.feed.get()
-            if item is None:
-                return
-            if isinstance(item, Exception):
-                raise item
-            yield item
-
-    async def ack(self, event: Any) -> bool:
-        self.acked.append(event)
-        return True
+        self.unacked: set[Any] = set()
+        self.channel = SimpleNamespace(queue=feed)
+        self.app = SimpleNamespace(
+            topics=SimpleNamespace(acking_topics={"test"}),
+            consumer=SimpleNamespace(unacked=self.unacked),
+            flow_control=SimpleNamespace(is_active=lambda: True),
+            consumer_generation_id=1,
+        )
 
 
 class Message:
-    def __init__(self, offset: int) -> None:
+    def __init__(self, offset: int, generation_id: int = 1) -> None:
         self.topic, self.partition, self.offset = "test", 0, offset
+        self.generation_id = generation_id
+        self.tracked = False
 
 
 class Item:
-    """An event as the loop sees it: something with a `.message` position."""
+    """An event as the loop sees it: a `.message`, and `ack()` (Faust's `Event.ack`)."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, stream: FakeStream, generation_id: int = 1) -> None:
         self.n = n
-        self.message = Message(n)
+        self.stream = stream
+        self.message = Message(n, generation_id)
+
+    def ack(self) -> bool:
+        self.stream.acked.append(self.n)
+        self.stream.unacked.discard(self.message)
+        return True
+
+    def __repr__(self) -> str:
+        return f"Item({self.n})"
 
 
-async def run(
-    feed: list[Any], *, size: int, within: float, fail_on: Any = None
-) -> tuple[Any, list[list[Any]]]:
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    stream = FakeStream(queue)
-    batches: list[list[Any]] = []
-    acked_before: list[int] = []
+async def run(stream: FakeStream, handle: Any, *, size: int, within: float, **kw: float) -> None:
+    task = asyncio.create_task(for_each_batch(stream, size, within, handle, "test", **kw))  # type: ignore[arg-type]
+    await asyncio.sleep(0.3)
+    stream.channel.queue.put_nowait(Stop())
+    with pytest.raises(Stop):
+        await asyncio.wait_for(task, 5)
+
+
+async def test_batches_are_cut_by_size_and_every_event_is_acked_once_after_its_batch() -> None:
+    stream = FakeStream(FakeQueue())
+    batches: list[list[int]] = []
+    acked_before: list[list[int]] = []
+    tracked_during: list[int] = []
 
     async def handle(events: Sequence[Any]) -> None:
-        acked_before.append(len(stream.acked))
-        batches.append(list(events))
-        if fail_on in events:
-            raise RuntimeError("a bug in handle")
+        acked_before.append(list(stream.acked))
+        tracked_during.append(len(stream.unacked))
+        batches.append([e.n for e in events])
 
-    for item in feed:
-        queue.put_nowait(item)
-    task = asyncio.create_task(for_each_batch(stream, size, within, handle, "test"))  # type: ignore[arg-type]
-    await asyncio.sleep(0.3)
-    queue.put_nowait(None)  # the stream ends: so does the loop
-    await asyncio.wait_for(task, 5)
-    # Nothing of a batch is acked before the batch was handled.
-    assert acked_before == [sum(len(b) for b in batches[:i]) for i in range(len(batches))]
-    return stream, batches
-
-
-async def test_batches_are_cut_by_size_and_every_event_is_acked_once() -> None:
-    stream, batches = await run(list(range(7)), size=3, within=0.05)
+    for n in range(7):
+        stream.channel.queue.put_nowait(Item(n, stream))
+    await run(stream, handle, size=3, within=0.05)
     assert batches == [[0, 1, 2], [3, 4, 5], [6]]
     assert stream.acked == list(range(7))
+    # Nothing of a batch is acked before the batch was handled.
+    assert acked_before == [[], [0, 1, 2], [0, 1, 2, 3, 4, 5]]
+    # While handled, a batch's messages are tracked as unacknowledged (a rebalance waits for them).
+    assert tracked_during == [3, 3, 1]
+    assert not stream.unacked
+
+
+async def test_events_from_before_a_rebalance_are_dropped_unacked() -> None:
+    """Faust acks them; that could let a commit pass them unprocessed."""
+    stream = FakeStream(FakeQueue())
+    seen: list[int] = []
+
+    async def handle(events: Sequence[Any]) -> None:
+        seen.extend(e.n for e in events)
+
+    stream.channel.queue.put_nowait(Item(1, stream, generation_id=0))
+    stream.channel.queue.put_nowait(Item(2, stream))
+    await run(stream, handle, size=10, within=0.05)
+    assert seen == [2]
+    assert stream.acked == [2]
 
 
 async def test_a_partial_batch_waits_at_most_within() -> None:
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    stream = FakeStream(queue)
-    seen: list[tuple[float, list[Any]]] = []
+    stream = FakeStream(FakeQueue())
+    seen: list[tuple[float, list[int]]] = []
     loop = asyncio.get_running_loop()
 
     async def handle(events: Sequence[Any]) -> None:
-        seen.append((loop.time(), list(events)))
+        seen.append((loop.time(), [e.n for e in events]))
 
     task = asyncio.create_task(for_each_batch(stream, 100, 0.1, handle, "test"))  # type: ignore[arg-type]
     start = loop.time()
-    queue.put_nowait("a")
+    stream.channel.queue.put_nowait(Item(1, stream))
     await asyncio.sleep(0.03)
-    queue.put_nowait("b")
+    stream.channel.queue.put_nowait(Item(2, stream))
     await asyncio.sleep(0.3)
-    assert [events for _, events in seen] == [["a", "b"]]
+    assert [events for _, events in seen] == [[1, 2]]
     assert 0.09 <= seen[0][0] - start < 0.3
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -105,33 +142,26 @@ async def test_a_batch_whose_handling_raised_is_not_acked_but_handed_over_again(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Found: an exception from `handle` was logged and the whole batch acked (committed, lost)."""
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    stream = FakeStream(queue)
-    attempts: list[tuple[list[Any], list[Any]]] = []
+    stream = FakeStream(FakeQueue())
+    attempts: list[tuple[list[int], list[int]]] = []
 
     async def handle(events: Sequence[Any]) -> None:
-        attempts.append((list(events), list(stream.acked)))
+        attempts.append(([e.n for e in events], list(stream.acked)))
         if len(attempts) < 3:
             raise RuntimeError("the dead-letter topic is unreachable")
 
-    for item in (Item(1), Item(2)):
-        queue.put_nowait(item)
-    task = asyncio.create_task(
-        for_each_batch(stream, 2, 0.05, handle, "test", retry_initial=0.01, retry_max=0.02)  # type: ignore[arg-type]
-    )
-    await asyncio.sleep(0.4)
-    queue.put_nowait(None)
-    await asyncio.wait_for(task, 5)
+    for n in (1, 2):
+        stream.channel.queue.put_nowait(Item(n, stream))
+    await run(stream, handle, size=2, within=0.05, retry_initial=0.01, retry_max=0.02)
     # The same batch three times; nothing acked before the attempt that succeeded.
-    assert [[i.n for i in batch] for batch, _ in attempts] == [[1, 2], [1, 2], [1, 2]]
-    assert [acked for _, acked in attempts] == [[], [], []]
-    assert [i.n for i in stream.acked] == [1, 2]
+    assert attempts == [([1, 2], []), ([1, 2], []), ([1, 2], [])]
+    assert stream.acked == [1, 2]
     assert "was not applied (nothing of it acked)" in caplog.text
     assert "test[0]@1" in caplog.text  # the position of the batch's first event
 
 
-async def test_a_stream_that_fails_ends_the_loop_with_its_error() -> None:
-    queue: asyncio.Queue[Any] = asyncio.Queue()
+async def test_an_error_thrown_into_the_channel_ends_the_loop_with_it() -> None:
+    queue = FakeQueue()
     queue.put_nowait(ValueError("broken stream"))
 
     async def handle(events: Sequence[Any]) -> None:

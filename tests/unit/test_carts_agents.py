@@ -50,7 +50,7 @@ def event_bytes(cart: uuid.UUID, user: uuid.UUID, version: int, price: str, quan
 async def feed(app: StreamApp, agent: str, values: list[tuple[bytes, bytes]]) -> None:
     async with app.agents[agent].test_context() as tested:
         for key, value in values:
-            await tested.put(value, key=key)
+            await tested.put(value, key=key, wait=False)
         await asyncio.sleep(0.2)  # one take_events window
 
 

@@ -21,6 +21,7 @@ from streamapp.typing import Event
 class Message:
     def __init__(self, offset: int) -> None:
         self.topic, self.partition, self.offset = "in", 0, offset
+        self.generation_id, self.tracked = 1, False
 
 
 class Item:
@@ -143,25 +144,24 @@ async def test_a_broker_outage_is_retried_never_dead_lettered(monkeypatch: pytes
 
 
 async def test_nothing_is_acked_before_its_effects(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.unit.test_batching import FakeStream
+    from tests.unit.test_batching import FakeQueue, FakeStream, Stop
 
     journal = Journal()
     rt = runtime(journal, Doubler(poison={2}, invalid=set()), monkeypatch)
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    stream = FakeStream(queue)
-    original = stream.ack
+    stream = FakeStream(FakeQueue())
 
-    async def ack(event: Any) -> bool:
-        journal.log.append(("ack", event.n))
-        return await original(event)
+    class Acked(Item):
+        def ack(self) -> bool:
+            journal.log.append(("ack", self.n))
+            return True
 
-    stream.ack = ack  # type: ignore[method-assign]
     for n in range(10):
-        queue.put_nowait(Item(n))
-    task = asyncio.create_task(rt.run(stream))  # type: ignore[arg-type]
+        stream.channel.queue.put_nowait(Acked(n))
+    task = asyncio.create_task(rt.run(cast(Any, stream)))
     await asyncio.sleep(0.2)
-    queue.put_nowait(None)
-    await asyncio.wait_for(task, 5)
+    stream.channel.queue.put_nowait(Stop())
+    with pytest.raises(Stop):
+        await asyncio.wait_for(task, 5)
     for n in range(10):
         acked_at = journal.log.index(("ack", n))
         done = ("dead:" + REJECTED, n) if n == 2 else ("out", n)
