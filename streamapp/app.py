@@ -87,7 +87,10 @@ def faust_options(settings: Settings, role: Role = "worker") -> dict[str, Any]:
         "broker_session_timeout": settings.broker_session_timeout,
         "broker_heartbeat_interval": settings.broker_heartbeat_interval,
         "broker_commit_interval": settings.broker_commit_interval,
-        "producer_linger": settings.producer_linger_ms / 1000.0,
+        "producer_linger": (
+            settings.producer_linger_ms if role == "ingest" else settings.worker_producer_linger_ms
+        )
+        / 1000.0,
         "producer_max_request_size": settings.producer_max_request_bytes,
         "key_serializer": "raw",
         "value_serializer": "raw",

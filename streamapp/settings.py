@@ -34,7 +34,11 @@ class Settings(BaseSettings):
     broker_session_timeout: float = Field(default=6.0, gt=0)
     broker_heartbeat_interval: float = Field(default=1.0, gt=0)
     broker_commit_interval: float = Field(default=1.0, gt=0)
+    # How long the producer waits to fill a batch. Ingest: 5 ms gathers concurrent
+    # webhooks into one request. Workers send a whole batch's outputs and then wait
+    # for them: a linger there only delays the acknowledgement (twice per batch).
     producer_linger_ms: int = Field(default=5, ge=0)
+    worker_producer_linger_ms: int = Field(default=0, ge=0)
     table_store: str = "memory://"
     # Offsets Faust skipped around a rebalance are redelivered once a gap has
     # stayed unchanged this long (streamapp/gaps.py), checked every interval, s.

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 from faust.types import TableT
@@ -108,14 +108,19 @@ class RecordProcessor:
 
 # --- sinks ------------------------------------------------------------------------
 
-UPSERT_LICENSE = """
-WITH changed AS (
+# Set-based: one statement per batch (per round, see `rounds`), whatever its size.
+UPSERT_LICENSES = """
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bool[], $4::timestamptz[], $5::uuid[], $6::uuid[])
+        AS i(customer_id, sku, active, effective_at, update_id, source_event_id)
+), changed AS (
     INSERT INTO licenses AS l
         (customer_id, sku, active, granted_at, revoked_at, effective_at, last_update_id)
-    VALUES ($1, $2, $3,
-            CASE WHEN $3 THEN $4::timestamptz END,
-            CASE WHEN NOT $3 THEN $4::timestamptz END,
-            $4, $5)
+    SELECT customer_id, sku, active,
+           CASE WHEN active THEN effective_at END,
+           CASE WHEN NOT active THEN effective_at END,
+           effective_at, update_id
+    FROM input
     ON CONFLICT (customer_id, sku) DO UPDATE SET
         active = excluded.active,
         granted_at = CASE WHEN excluded.active THEN excluded.effective_at ELSE l.granted_at END,
@@ -126,18 +131,20 @@ WITH changed AS (
     -- Only a real change, and never one older than what is stored: a replayed or
     -- reordered update changes no row and therefore adds no history line.
     WHERE l.active IS DISTINCT FROM excluded.active AND l.effective_at <= excluded.effective_at
-    RETURNING 1
+    RETURNING l.last_update_id
 )
 INSERT INTO license_history (update_id, customer_id, sku, action, effective_at, source_event_id)
-SELECT $5, $1, $2, CASE WHEN $3 THEN 'grant' ELSE 'revoke' END, $4, $6
-WHERE EXISTS (SELECT 1 FROM changed)
+SELECT i.update_id, i.customer_id, i.sku, CASE WHEN i.active THEN 'grant' ELSE 'revoke' END,
+       i.effective_at, i.source_event_id
+FROM input i JOIN changed c ON c.last_update_id = i.update_id
 ON CONFLICT (update_id) DO NOTHING
 """
 
-UPSERT_CUSTOMER = """
+UPSERT_CUSTOMERS = """
 INSERT INTO customers AS c
     (id, name, account_manager, sales_engineer_id, signed_tos, effective_at, source_event_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[],
+                     $7::uuid[])
 ON CONFLICT (id) DO UPDATE SET
     name = excluded.name,
     account_manager = excluded.account_manager,
@@ -149,28 +156,44 @@ ON CONFLICT (id) DO UPDATE SET
 WHERE c.effective_at <= excluded.effective_at AND c.source_event_id <> excluded.source_event_id
 """
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def rounds(items: Sequence[V], key: Callable[[V], K]) -> list[list[V]]:
+    """Split `items` so that no round holds a key twice, keeping each key's order.
+
+    One INSERT ... ON CONFLICT DO UPDATE may not touch a row twice (a batch can
+    grant and then revoke the same license), so such rows go to the next round.
+    Almost every batch is one round.
+    """
+    out: list[list[V]] = []
+    seen: dict[K, int] = {}
+    for item in items:
+        index = seen.get(key(item), -1) + 1
+        seen[key(item)] = index
+        if index == len(out):
+            out.append([])
+        out[index].append(item)
+    return out
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [[row[i] for row in rows] for i in range(width)]
+
 
 async def write_license_updates(conn: asyncpg.Connection, updates: Sequence[LicenseUpdate]) -> None:
-    await conn.executemany(
-        UPSERT_LICENSE,
-        [
-            (
-                u.customer_id,
-                u.sku,
-                u.action == "grant",
-                u.effective_at,
-                u.update_id,
-                u.source_event_id,
-            )
-            for u in updates
-        ],
-    )
+    for batch in rounds(updates, lambda u: (u.customer_id, u.sku)):
+        rows = [
+            (u.customer_id, u.sku, u.action == "grant", u.effective_at, u.update_id, u.source_event_id)
+            for u in batch
+        ]
+        await conn.execute(UPSERT_LICENSES, *_columns(rows, 6))
 
 
 async def write_customers(conn: asyncpg.Connection, snapshots: Sequence[CustomerSnapshot]) -> None:
-    await conn.executemany(
-        UPSERT_CUSTOMER,
-        [
+    for batch in rounds(snapshots, lambda s: s.customer_id):
+        rows = [
             (
                 s.customer_id,
                 s.name,
@@ -180,9 +203,9 @@ async def write_customers(conn: asyncpg.Connection, snapshots: Sequence[Customer
                 s.effective_at,
                 s.source_event_id,
             )
-            for s in snapshots
-        ],
-    )
+            for s in batch
+        ]
+        await conn.execute(UPSERT_CUSTOMERS, *_columns(rows, 7))
 
 
 async def write_license_rows(conn: asyncpg.Connection, rows: Sequence[LicenseRow]) -> None:
