@@ -45,7 +45,7 @@ async def for_each_batch(
     the agent would stall the partition until a restart. The lag shows the stall.
     """
     taker = BatchTaker(stream)
-    while True:
+    while not taker.ended:
         batch = await taker.next_batch(size, within)
         if not batch:
             continue
@@ -81,29 +81,36 @@ class BatchTaker:
         self.queue: Any = cast(Any, stream.channel).queue
         self.acking_topics: set[str] = app.topics.acking_topics
         self.unacked = app.consumer.unacked
+        # Faust stops an actor by throwing StopAsyncIteration into its channel
+        # (`Actor.cancel`, on shutdown and around rebalances): the stream ends
+        # then, after the batch already taken is handled.
+        self.ended = False
 
     async def next_batch(self, size: int, within: float) -> list[Event]:
         """Wait for one event, then take more until `size` or until `within` s have passed.
 
-        Raises what was thrown into the channel (Faust's way of ending an agent).
+        Raises any other error thrown into the channel (the agent crashes with it, as in Faust).
         """
         queue = self.queue
         batch: list[Event] = []
-        self._take(await queue.get(), batch)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while len(batch) < size:
-            if not queue.empty():
-                self._take(queue.get_nowait(), batch)
-                continue
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                item = await asyncio.wait_for(queue.get(), remaining)
-            except TimeoutError:
-                break
-            self._take(item, batch)
+        try:
+            self._take(await queue.get(), batch)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + within
+            while len(batch) < size:
+                if not queue.empty():
+                    self._take(queue.get_nowait(), batch)
+                    continue
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(queue.get(), remaining)
+                except TimeoutError:
+                    break
+                self._take(item, batch)
+        except StopAsyncIteration:
+            self.ended = True
         return batch
 
     def _take(self, item: Any, batch: list[Event]) -> None:

@@ -169,3 +169,19 @@ async def test_an_error_thrown_into_the_channel_ends_the_loop_with_it() -> None:
 
     with pytest.raises(ValueError, match="broken stream"):
         await asyncio.wait_for(for_each_batch(FakeStream(queue), 10, 0.05, handle, "test"), 5)  # type: ignore[arg-type]
+
+
+async def test_faust_stopping_the_actor_ends_the_loop_after_the_batch_taken() -> None:
+    """Found while moving onto the channel queue: Faust ends an actor by throwing
+    StopAsyncIteration into its channel; the agents crashed with it and stopped for good."""
+    stream = FakeStream(FakeQueue())
+    seen: list[list[int]] = []
+
+    async def handle(events: Sequence[Any]) -> None:
+        seen.append([e.n for e in events])
+
+    stream.channel.queue.put_nowait(Item(1, stream))
+    stream.channel.queue.put_nowait(StopAsyncIteration())
+    await asyncio.wait_for(for_each_batch(stream, 10, 0.5, handle, "test"), 5)  # type: ignore[arg-type]
+    assert seen == [[1]]
+    assert stream.acked == [1]
