@@ -15,7 +15,7 @@ from faust.types import TableT
 from streamapp.envelope import derived_id, utcnow
 from streamapp.errors import describe
 from streamapp.heuristics import HeuristicPool
-from streamapp.models.merchants import MerchantResult, NormalizeRequest, description_key
+from streamapp.models.merchants import ClientRecord, MerchantResult, NormalizeRequest, description_key
 from streamapp.outbound.models import DeliveryRequest
 from streamapp.retry import retry_transient
 from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
@@ -165,6 +165,32 @@ class Heavy:
             maximum=settings.retry_max_backoff,
             max_attempts=3,
         )
+
+
+class ClientUpdates:
+    """Agent `merchants.clients`: API client records into the global client cache."""
+
+    name = "merchants.clients"
+    pipeline = PIPELINE
+    batch_size = 500
+    batch_within = 0.05
+
+    def __init__(self, app: StreamApp, cache: TableT[bytes, Any]) -> None:
+        self.runtime: BatchRuntime[Any] = BatchRuntime(app, self, table=cache)
+
+    async def run(self, stream: Stream) -> None:
+        await self.runtime.run(stream)
+
+    def plan(self, events: Sequence[Event]) -> Effects[Any]:
+        effects: Effects[Any] = Effects()
+        for event in events:
+            try:
+                record = ClientRecord.model_validate_json(event.value).model_dump()
+            except Exception as exc:
+                effects.invalid.append(Invalid(event, describe(exc)))
+                continue
+            effects.state.append(StateWrite(event.key, record, event.message.partition))
+        return effects
 
 
 Request = tuple[Event, NormalizeRequest, bytes]

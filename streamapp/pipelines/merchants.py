@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from streamapp.agents.merchants import Heavy, MerchantTopics, Triage, result_sink
+from streamapp.agents.merchants import ClientUpdates, Heavy, MerchantTopics, Triage, result_sink
 from streamapp.heuristics import HeuristicPool
 from streamapp.outbound.models import DELIVERY_TOPIC
 from streamapp.pipeline import Pipeline
@@ -14,7 +14,6 @@ from streamapp.web.merchants import Clients, register_merchant_views
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
-    from streamapp.typing import Stream
 
 REQUESTS = "merchants.requests"
 HEAVY = "merchants.heavy"
@@ -50,25 +49,9 @@ def register(app: StreamApp) -> None:
     app.run_agent(topics.heavy, "merchants.heavy", heavy.run, concurrency=pool.processes)
     app.run_agent(topics.results, "merchants.results-sink", sink.run)
 
-    @app.agent(topics.clients, name="merchants.clients")
-    async def client_updates(stream: Stream) -> None:
-        async for event in stream.events():
-            # A plain per-event loop: Faust's current event is this one, so the
-            # changelog write lands where recovery expects it.
-            try:
-                client_cache[event.key] = json_value(event.value)
-            except Exception as exc:  # never let one bad message stop the cache
-                await app.dead_letters.send_event(
-                    event, pipeline="merchants", reason="invalid_client", detail=repr(exc)
-                )
+    app.run_agent(topics.clients, "merchants.clients", ClientUpdates(app, client_cache).run)
 
     register_merchant_views(app, topics.requests, clients)
-
-
-def json_value(raw: bytes) -> dict[str, str]:
-    from streamapp.models.merchants import ClientRecord
-
-    return ClientRecord.model_validate_json(raw).model_dump()
 
 
 pipeline = Pipeline(name="merchants", register=register, migrations="streamapp.db.migrations.merchants")
