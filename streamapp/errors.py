@@ -119,8 +119,23 @@ _PERMANENT_KAFKA_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def unwrap(exc: BaseException) -> BaseException:
+    """The error itself, out of the wrappers that hide its type.
+
+    Faust's producer wraps every Kafka error `send` raises (a message too large,
+    a full buffer timing out ...) in `ProducerSendError`, which says nothing about
+    whether a retry can help: its cause does.
+    """
+    while isinstance(exc, faust.exceptions.ProducerSendError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
 def is_retriable(exc: BaseException) -> bool:
     """Tell transient infrastructure trouble (retry with backoff) from bad data (dead-letter)."""
+    exc = unwrap(exc)
+    if isinstance(exc, faust.exceptions.ProducerSendError):
+        return True  # no cause to judge by: the producer's, not the data's
     if isinstance(exc, StreamappError):
         return exc.retriable
     if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError, OSError)):

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
-from streamapp.errors import DependencyUnavailable, PayloadTooLarge, is_retriable
+from streamapp.errors import DependencyUnavailable, PayloadTooLarge, is_retriable, unwrap
 from streamapp.retry import retry_transient
 from streamapp.runtime.effects import Output
 from streamapp.settings import Settings
@@ -77,11 +77,11 @@ async def send_all(producer: Any, outputs: Sequence[Output], *, timeout: float) 
             await asyncio.gather(*futures)
     except TimeoutError as exc:
         raise DependencyUnavailable("the broker did not acknowledge the write in time") from exc
-    except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
-        # Permanent: the same message will never fit. A 413 to a sender; a dead
-        # letter in an agent. It used to become a 503, retried forever.
-        raise PayloadTooLarge("a message is larger than the broker takes") from exc
     except Exception as exc:
+        if isinstance(unwrap(exc), (MessageSizeTooLargeError, RecordTooLargeError)):
+            # Permanent: the same message will never fit. A 413 to a sender; a dead
+            # letter in an agent. It used to become a 503, retried forever.
+            raise PayloadTooLarge("a message is larger than the broker takes") from exc
         if not is_retriable(exc):
             raise
         log.warning("publish of %d messages failed: %r", len(outputs), exc)

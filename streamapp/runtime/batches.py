@@ -85,6 +85,7 @@ class BatchTaker:
         # (`Actor.cancel`, on shutdown and around rebalances): the stream ends
         # then, after the batch already taken is handled.
         self.ended = False
+        self.dropped = 0
 
     async def next_batch(self, size: int, within: float) -> list[Event]:
         """Wait for one event, then take more until `size` or until `within` s have passed.
@@ -111,6 +112,12 @@ class BatchTaker:
                 self._take(item, batch)
         except StopAsyncIteration:
             self.ended = True
+        if self.dropped:
+            log.info(
+                "%d events fetched before a rebalance dropped unacked (their next owner reads them)",
+                self.dropped,
+            )
+            self.dropped = 0
         return batch
 
     def _take(self, item: Any, batch: list[Event]) -> None:
@@ -124,6 +131,7 @@ class BatchTaker:
             # worker again) reads it from the committed offset. Faust acks such a
             # message; that could let a commit pass it unprocessed, so it is
             # dropped without an ack (and was never tracked).
+            self.dropped += 1
             return
         if message.topic in self.acking_topics and not message.tracked:
             message.tracked = True  # as Faust's stream iterator does (Consumer.track_message)

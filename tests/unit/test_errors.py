@@ -29,6 +29,13 @@ def test_errors_carry_status_and_reason() -> None:
     assert PayloadTooLarge.status == 413
 
 
+def wrapped(cause: BaseException) -> faust.exceptions.ProducerSendError:
+    try:
+        raise faust.exceptions.ProducerSendError(f"Error while sending: {cause!r}") from cause
+    except faust.exceptions.ProducerSendError as exc:
+        return exc
+
+
 class FakePgError(Exception):
     def __init__(self, sqlstate: str) -> None:
         self.sqlstate = sqlstate
@@ -68,6 +75,10 @@ class KafkaLike(Exception):
         (FakePgError("25006"), True),  # read-only: a replica during failover
         (FakePgError("22001"), False),  # value too long: the data
         (faust.exceptions.NotReady("Producer service not yet started"), True),
+        # Faust's producer wraps what aiokafka's send raises: judged by the cause.
+        (wrapped(aiokafka.errors.KafkaTimeoutError()), True),
+        (wrapped(aiokafka.errors.MessageSizeTooLargeError()), False),
+        (faust.exceptions.ProducerSendError("no cause"), True),
     ],
 )
 def test_is_retriable(exc: BaseException, retriable: bool) -> None:

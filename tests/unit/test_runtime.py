@@ -167,3 +167,30 @@ async def test_nothing_is_acked_before_its_effects(monkeypatch: pytest.MonkeyPat
         done = ("dead:" + REJECTED, n) if n == 2 else ("out", n)
         assert journal.log.index(done) < acked_at
     assert sorted(n for kind, n in journal.log if kind == "ack") == list(range(10))
+
+
+async def test_a_message_too_large_behind_faust_s_wrapper_is_still_permanent() -> None:
+    """Found: Faust's producer raises ProducerSendError around aiokafka's errors, which classified
+    every such error as permanent (a full buffer timing out dead-lettered valid records)."""
+    import faust.exceptions
+
+    from streamapp.errors import PayloadTooLarge
+    from streamapp.ingest import send_all
+
+    class Producer:
+        def __init__(self, cause: BaseException) -> None:
+            self.cause = cause
+
+        async def send(self, *args: Any) -> Any:
+            try:
+                raise self.cause
+            except aiokafka.errors.KafkaError as exc:
+                raise faust.exceptions.ProducerSendError(f"Error while sending: {exc!r}") from exc
+
+    out = [Output("t", b"k", b"v")]
+    with pytest.raises(PayloadTooLarge):
+        await send_all(Producer(aiokafka.errors.MessageSizeTooLargeError()), out, timeout=1)
+    from streamapp.errors import DependencyUnavailable
+
+    with pytest.raises(DependencyUnavailable):
+        await send_all(Producer(aiokafka.errors.KafkaTimeoutError()), out, timeout=1)
