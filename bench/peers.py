@@ -263,7 +263,9 @@ def spawn(bench: Bench, impl: str, tag: str) -> subprocess.Popen[str]:
         ]
     else:
         env = bench.env(**marker)
-        argv = python("-m", "bench.peers_loop", "--broker", bench.broker, "--dsn", bench.dsn, "--group", group)
+        argv = python(
+            "-m", "bench.peers_loop", "--broker", bench.broker, "--dsn", bench.dsn, "--group", group
+        )
     return bench.children.spawn(tag, argv, env=env, cwd=work)
 
 
@@ -279,7 +281,9 @@ async def measure(bench: Bench, impl: str, round_: int, *, profile: bool = False
         await conn.execute("TRUNCATE licenses, license_history, customers")
         proc = spawn(bench, impl, tag)
         if profile:
-            profiler = Profiler.attach(bench.children, proc.pid, bench.tmp / "profile.raw", bench.args.profile_rate)
+            profiler = Profiler.attach(
+                bench.children, proc.pid, bench.tmp / "profile.raw", bench.args.profile_rate
+            )
         deadline = time.monotonic() + bench.args.start_timeout
         marker = str(bench.tmp / tag / "first-record")
         first: tuple[float, float] | None = None
@@ -364,7 +368,7 @@ def render(bench: Bench) -> str:
             "",
         ]
     lines += [
-        "| implementation | runs | records/s | CPU µs/record | × Quix records/s | × Quix CPU/record "
+        "| implementation | runs | records/s | CPU µs/record | x Quix records/s | x Quix CPU/record "
         "| broker µs/rec | postgres µs/rec | stolen (of one core) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -381,8 +385,8 @@ def render(bench: Bench) -> str:
         runs = [m for m in bench.measurements if m.impl == impl]
         ok = [m for m in runs if m.ok]
         if impl in medians and quix is not None:
-            ratio_rate = f"{medians[impl][0] / quix[0]:.2f}×"
-            ratio_cpu = f"{medians[impl][1] / quix[1]:.2f}×"
+            ratio_rate = f"{medians[impl][0] / quix[0]:.2f}x"
+            ratio_cpu = f"{medians[impl][1] / quix[1]:.2f}x"
         else:
             ratio_rate = ratio_cpu = "-"
         lines.append(
@@ -399,8 +403,7 @@ def render(bench: Bench) -> str:
             f"{m.seconds:.2f} s; CPU µs/record {m.us_per_record('impl'):.0f} (process tree), "
             f"broker {m.us_per_record('broker'):.0f}, postgres {m.us_per_record('postgres'):.0f}; "
             f"of one core: impl {m.share('impl'):.0%}, not ours {m.not_ours / max(m.seconds, 1e-9):.0%}, "
-            f"stolen by the hypervisor {m.share(STOLEN):.0%}"
-            + ("" if m.ok else f"; NOT OK: {m.note}")
+            f"stolen by the hypervisor {m.share(STOLEN):.0%}" + ("" if m.ok else f"; NOT OK: {m.note}")
         )
     lines += [
         "",
@@ -426,9 +429,16 @@ def render(bench: Bench) -> str:
 def quix_version(python_path: str) -> str:
     try:
         out = subprocess.run(
-            [python_path, "-c", "import quixstreams, confluent_kafka; "
-             "print(quixstreams.__version__, confluent_kafka.libversion()[0])"],
-            capture_output=True, text=True, check=True, timeout=60,
+            [
+                python_path,
+                "-c",
+                "import quixstreams, confluent_kafka; "
+                "print(quixstreams.__version__, confluent_kafka.libversion()[0])",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
         ).stdout.split()
     except (OSError, subprocess.SubprocessError):
         return "quixstreams unknown"
@@ -454,7 +464,10 @@ def run_all(bench: Bench) -> None:
             step(f"round {round_}/{args.runs}: {impl}")
             m = asyncio.run(measure(bench, impl, round_))
             bench.measurements.append(m)
-            step(f"  {m.rate:,.0f} records/s, {m.us_per_record('impl'):.0f} us CPU/record" + ("" if m.ok else f" NOT OK: {m.note}"))
+            step(
+                f"  {m.rate:,.0f} records/s, {m.us_per_record('impl'):.0f} us CPU/record"
+                + ("" if m.ok else f" NOT OK: {m.note}")
+            )
     if args.profile and "streamapp" in args.impls:
         step("one more streamapp run with py-spy attached (not in the table)")
         m = asyncio.run(measure(bench, "streamapp", 0, profile=True))
