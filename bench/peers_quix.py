@@ -37,7 +37,7 @@ INBOUND = "licenses.inbound"
 STATE_KEY = "license-state"
 # Tansu 0.6 has no idempotent producer (InitProducerId fails): Quix's default
 # `enable.idempotence=True` would never produce a changelog message.
-PRODUCER_CONFIG = {"enable.idempotence": False, "linger.ms": 5}
+PRODUCER_CONFIG = {"enable.idempotence": False}
 # Tansu answers JoinGroup only after session_timeout/2 (see DESIGN.md).
 CONSUMER_CONFIG = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
 
