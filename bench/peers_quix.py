@@ -35,8 +35,10 @@ from streamapp.models.salesforce import CustomerRecord
 
 INBOUND = "licenses.inbound"
 STATE_KEY = "license-state"
-# Tansu 0.6 has no idempotent producer (InitProducerId fails): Quix's default
-# `enable.idempotence=True` would never produce a changelog message.
+# Quix turns on librdkafka's idempotent producer by default. DESIGN.md: Tansu 0.6 has
+# no idempotent or transactional producer, so we run at least once, like streamapp.
+# (A probe on Tansu 0.6.0 with librdkafka 2.12.1 and the default left on did write
+# the whole changelog, 100 of 100 keys: the setting is our choice, not a workaround.)
 PRODUCER_CONFIG = {"enable.idempotence": False}
 # Tansu answers JoinGroup only after session_timeout/2 (see DESIGN.md).
 CONSUMER_CONFIG = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
