@@ -524,6 +524,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(args.impls) - set(IMPLEMENTATIONS)
     if unknown:
         raise SystemExit(f"unknown implementations: {', '.join(sorted(unknown))}")
+    # Absolute (the children run elsewhere), but not resolved: a venv's python is a symlink.
+    args.quix_python = os.path.abspath(args.quix_python)
     if "quix" in args.impls and not Path(args.quix_python).exists():
         raise SystemExit(f"{args.quix_python} not found: `make .venv-bench` installs Quix Streams there")
     args.loadavg = " / ".join(f"{x:.2f}" for x in os.getloadavg())
