@@ -55,7 +55,7 @@ from bench.licenses import code_version
 from bench.marker import ENV as MARKER_ENV
 from bench.marker import read_marker
 from bench.procstat import MACHINE, STOLEN, CpuMeter, cpu_seconds, postmaster_pid
-from bench.profile import Profiler, summarise
+from bench.profile import Profiler, Summary, summarise
 from bench.stack import RESULTS, Children, drive, free_port, python, start_services
 from simulator.records import Population
 from streamapp.envelope import Envelope
@@ -165,7 +165,9 @@ class Bench:
     services_pid: int = 0
     measurements: list[Measurement] = field(default_factory=list)
     profile_text: str = ""
+    profile: Summary | None = None
     profile_note: str = ""
+    profile_cost: float = 0.0  # µs of CPU per record in the profiled run
     version: str = ""
     quix_version: str = ""
 
@@ -327,7 +329,8 @@ async def measure(bench: Bench, impl: str, round_: int, *, profile: bool = False
             raw = await asyncio.to_thread(profiler.stop)
             profiler = None
             if raw is not None:
-                bench.profile_text = summarise(raw).render(result.seconds, bench.args.profile_rate)
+                bench.profile = summarise(raw)
+                bench.profile_text = bench.profile.render(result.seconds, bench.args.profile_rate)
         bench.children.stop(proc)
     finally:
         if profiler is not None:
@@ -421,7 +424,25 @@ def render(bench: Bench) -> str:
         if bench.profile_note:
             lines += [bench.profile_note, ""]
         lines += ["```", bench.profile_text, "```"]
+        if bench.profile is not None and bench.profile_cost:
+            lines += [
+                "",
+                "The same samples in µs of CPU per record (share times the run's CPU per record):",
+                "",
+            ]
+            lines += per_record(bench.profile, bench.profile_cost)
     return "\n".join(lines) + "\n"
+
+
+def per_record(summary: Summary, cost: float) -> list[str]:
+    """Stages and the top inclusive functions as µs per record, for comparing with the peers."""
+    total = max(1, summary.samples)
+    lines = ["| where (py-spy stage or function, inclusive) | share | µs/record |", "|---|---|---|"]
+    for name, n in summary.stages:
+        lines.append(f"| stage: {name} | {n / total:.0%} | {cost * n / total:.0f} |")
+    for name, n in summary.top_inclusive:
+        lines.append(f"| `{name}` | {n / total:.0%} | {cost * n / total:.0f} |")
+    return lines
 
 
 # --- driver -------------------------------------------------------------------------
@@ -472,7 +493,7 @@ def run_all(bench: Bench) -> None:
     if args.profile and "streamapp" in args.impls:
         step("one more streamapp run with py-spy attached (not in the table)")
         m = asyncio.run(measure(bench, "streamapp", 0, profile=True))
-        cost = m.us_per_record("impl")
+        cost = bench.profile_cost = m.us_per_record("impl")
         bench.profile_note = (
             f"Profiled run: {m.rate:,.0f} records/s, {cost:.0f} µs CPU/record (py-spy's own CPU "
             f"not included), {m.records:,} records in {m.seconds:.1f} s; py-spy attached at the "
