@@ -47,7 +47,7 @@ bench: $(STAMP)
 	$(MAKE) bench-peers
 
 # The licenses pipeline beside Quix Streams and a hand-written loop (bench/peers.py);
-# py-spy profiles one extra worker run.
+# py-spy profiles one extra run of the worker and of Quix.
 bench-peers: $(STAMP) $(BENCH_STAMP)
 	test -x $(BIN)/py-spy || $(BIN)/python -m pip install --quiet py-spy
 	$(BIN)/python -m bench.peers --quix-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)

@@ -1,6 +1,7 @@
 """Licenses pipeline, topic -> PostgreSQL: the streamapp worker beside Quix Streams and a bare loop.
 
-    python -m bench.peers [--records 50000] [--customers 1000] [--runs 3] [--no-profile]
+    python -m bench.peers [--records 50000] [--customers 1000] [--runs 3]
+                          [--impls streamapp,quix,loop] [--profile streamapp,quix,loop | --no-profile]
 
 Starts its own embedded broker and PostgreSQL (`streamapp services`), applies the
 licenses migrations, pre-loads `--records` envelopes (streamapp.envelope.Envelope
@@ -23,8 +24,9 @@ writes its wall time and its own CPU seconds then: bench/marker.py) until
 `license_history` and `licenses` hold every expected row (PostgreSQL polled every
 50 ms); records/s and CPU per record (its process tree, from /proc) are over that
 span, so start-up (imports, group join) counts for nobody, and Quix's rows, written
-only at checkpoints, are waited for like everyone's. With `--profile` (default) one more,
-unmeasured streamapp run has py-spy attached; its summary follows the table.
+only at checkpoints, are waited for like everyone's. One more, unmeasured run of each
+implementation in `--profile` (default: streamapp, quix) has py-spy attached from its
+first record on; its summary, also in µs per record, follows the table.
 Prints a markdown table and writes it to bench/results/peers-<timestamp>.md.
 """
 
@@ -153,6 +155,36 @@ class Measurement:
 
 
 @dataclass
+class Profile:
+    """One extra, unmeasured run of an implementation with py-spy attached."""
+
+    impl: str
+    summary: Summary
+    run: Measurement
+    rate: int
+
+    def render(self) -> list[str]:
+        m, cost = self.run, self.run.us_per_record("impl")
+        lines = [
+            "",
+            f"## {LABELS[self.impl]}: profile (one extra, unmeasured run with py-spy attached)",
+            "",
+            f"Profiled run: {m.rate:,.0f} records/s, {cost:.0f} µs CPU/record (py-spy's own CPU not "
+            f"included), {m.records:,} records in {m.seconds:.1f} s; py-spy attached at the first "
+            f"record. At that cost, 1% of the samples is ~{cost / 100:.1f} µs per record.",
+            "",
+            "```",
+            self.summary.render(m.seconds, self.rate),
+            "```",
+            "",
+            "The same samples in µs of CPU per record (share times the run's CPU per record):",
+            "",
+        ]
+        # The stages are the worker's (bench/profile.py); the others' samples are all "other".
+        return lines + per_record(self.summary, cost, stages=self.impl == "streamapp")
+
+
+@dataclass
 class Bench:
     args: argparse.Namespace
     run_id: str
@@ -164,10 +196,7 @@ class Bench:
     dsn: str = ""
     services_pid: int = 0
     measurements: list[Measurement] = field(default_factory=list)
-    profile_text: str = ""
-    profile: Summary | None = None
-    profile_note: str = ""
-    profile_cost: float = 0.0  # µs of CPU per record in the profiled run
+    profiles: list[Profile] = field(default_factory=list)
     version: str = ""
     quix_version: str = ""
 
@@ -295,7 +324,7 @@ async def measure(bench: Bench, impl: str, round_: int, *, profile: bool = False
         if profile:
             # From the first record on: start-up (imports, Faust's boot) is not the question.
             profiler = Profiler.attach(
-                bench.children, proc.pid, bench.tmp / "profile.raw", bench.args.profile_rate
+                bench.children, proc.pid, bench.tmp / f"profile-{impl}.raw", bench.args.profile_rate
             )
         # The others' CPU from now; the implementation's from its own first record.
         meter = CpuMeter(bench.roots(proc.pid))
@@ -329,8 +358,7 @@ async def measure(bench: Bench, impl: str, round_: int, *, profile: bool = False
             raw = await asyncio.to_thread(profiler.stop)
             profiler = None
             if raw is not None:
-                bench.profile = summarise(raw)
-                bench.profile_text = bench.profile.render(result.seconds, bench.args.profile_rate)
+                bench.profiles.append(Profile(impl, summarise(raw), result, bench.args.profile_rate))
         bench.children.stop(proc)
     finally:
         if profiler is not None:
@@ -419,26 +447,16 @@ def render(bench: Bench) -> str:
         "'only if newer' guard; the loop keeps its state in a dict (nothing durable but offsets "
         "and rows). Rows land in PostgreSQL per batch (streamapp, loop) or per checkpoint (Quix).",
     ]
-    if bench.profile_text:
-        lines += ["", "## streamapp worker profile (one extra, unmeasured run with py-spy attached)", ""]
-        if bench.profile_note:
-            lines += [bench.profile_note, ""]
-        lines += ["```", bench.profile_text, "```"]
-        if bench.profile is not None and bench.profile_cost:
-            lines += [
-                "",
-                "The same samples in µs of CPU per record (share times the run's CPU per record):",
-                "",
-            ]
-            lines += per_record(bench.profile, bench.profile_cost)
+    for profile in bench.profiles:
+        lines += profile.render()
     return "\n".join(lines) + "\n"
 
 
-def per_record(summary: Summary, cost: float) -> list[str]:
+def per_record(summary: Summary, cost: float, *, stages: bool = True) -> list[str]:
     """Stages and the top inclusive functions as µs per record, for comparing with the peers."""
     total = max(1, summary.samples)
     lines = ["| where (py-spy stage or function, inclusive) | share | µs/record |", "|---|---|---|"]
-    for name, n in summary.stages:
+    for name, n in summary.stages if stages else []:
         lines.append(f"| stage: {name} | {n / total:.0%} | {cost * n / total:.0f} |")
     for name, n in summary.top_inclusive:
         lines.append(f"| `{name}` | {n / total:.0%} | {cost * n / total:.0f} |")
@@ -490,15 +508,10 @@ def run_all(bench: Bench) -> None:
                 f"  {m.rate:,.0f} records/s, {m.us_per_record('impl'):.0f} us CPU/record"
                 + ("" if m.ok else f" NOT OK: {m.note}")
             )
-    if args.profile and "streamapp" in args.impls:
-        step("one more streamapp run with py-spy attached (not in the table)")
-        m = asyncio.run(measure(bench, "streamapp", 0, profile=True))
-        cost = bench.profile_cost = m.us_per_record("impl")
-        bench.profile_note = (
-            f"Profiled run: {m.rate:,.0f} records/s, {cost:.0f} µs CPU/record (py-spy's own CPU "
-            f"not included), {m.records:,} records in {m.seconds:.1f} s; py-spy attached at the "
-            f"first record. At that cost, 1% of the samples is ~{cost / 100:.1f} µs per record."
-        )
+    for impl in args.profile if args.profile_enabled else []:
+        if impl in args.impls:
+            step(f"one more {impl} run with py-spy attached (not in the table)")
+            asyncio.run(measure(bench, impl, 0, profile=True))
     step("stopping")
 
 
@@ -530,7 +543,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quix-commit-interval", type=float, default=1.0, help="Quix checkpoint, s")
     parser.add_argument("--start-timeout", type=float, default=180.0, help="s until the first row")
     parser.add_argument("--stall-timeout", type=float, default=30.0)
-    parser.add_argument("--no-profile", dest="profile", action="store_false")
+    parser.add_argument(
+        "--profile",
+        type=lambda s: [x for x in s.split(",") if x],
+        default=["streamapp", "quix"],
+        help="implementations to profile in one extra run each (default: streamapp,quix)",
+    )
+    parser.add_argument("--no-profile", dest="profile_enabled", action="store_false")
     parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples/s")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, profile)")
     return parser
@@ -559,9 +578,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def stop() -> None:
         bench.children.stop_all()
-        if (bench.tmp / "profile.raw").exists():
+        for raw in bench.tmp.glob("profile-*.raw"):
             RESULTS.mkdir(exist_ok=True)
-            shutil.copy(bench.tmp / "profile.raw", RESULTS / f"peers-{stamp}.pyspy.txt")
+            impl = raw.stem.removeprefix("profile-")
+            shutil.copy(raw, RESULTS / f"peers-{stamp}-{impl}.pyspy.txt")
 
     return drive(
         "peers",
