@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINT_DIRS := $(wildcard streamapp simulator tests bench)
 
-.PHONY: run test lint typecheck check bench bench-peers clean
+.PHONY: run test lint typecheck check bench bench-peers bench-venv clean
 
 # The peers benchmark's Quix Streams runs from a venv of its own: quixstreams pins
 # pydantic < 2.14, the project 2.14.3 (bench/requirements-peers.txt says more).
@@ -23,6 +23,8 @@ $(BENCH_STAMP): bench/requirements-peers.txt
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/requirements-peers.txt
 	touch $(BENCH_STAMP)
+
+bench-venv: $(BENCH_STAMP)
 
 run: $(STAMP)
 	$(BIN)/streamapp dev --simulate

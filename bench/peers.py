@@ -15,7 +15,7 @@ of its own, so each one starts from the first offset with empty state):
   streamapp  the real worker (`streamapp worker` via bench/peers_worker.py, only the
              licenses pipeline, STREAMAPP_WORKER_NICE=0 like its peers)
   quix       Quix Streams: stateful `apply` + its own PostgreSQLSink (bench/peers_quix.py,
-             run from `.venv-bench`: `make .venv-bench`)
+             run from `.venv-bench`: `make bench-venv`)
   loop       a hand-written aiokafka + asyncpg loop doing the same business work
              (bench/peers_loop.py)
 
@@ -538,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quix-python",
         default=str(ROOT / ".venv-bench" / "bin" / "python"),
-        help="a Python with quixstreams (make .venv-bench)",
+        help="a Python with quixstreams (make bench-venv)",
     )
     parser.add_argument("--quix-commit-interval", type=float, default=1.0, help="Quix checkpoint, s")
     parser.add_argument("--start-timeout", type=float, default=180.0, help="s until the first row")
@@ -567,7 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Absolute (the children run elsewhere), but not resolved: a venv's python is a symlink.
     args.quix_python = os.path.abspath(args.quix_python)
     if "quix" in args.impls and not Path(args.quix_python).exists():
-        raise SystemExit(f"{args.quix_python} not found: `make .venv-bench` installs Quix Streams there")
+        raise SystemExit(f"{args.quix_python} not found: `make bench-venv` installs Quix Streams there")
     args.loadavg = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     stamp = time.strftime("%Y%m%d-%H%M%S")
     tmp = Path(tempfile.mkdtemp(prefix="streamapp-bench-peers-"))
