@@ -6,13 +6,25 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINT_DIRS := $(wildcard streamapp simulator tests bench)
 
-.PHONY: run test lint typecheck check bench clean
+.PHONY: run test lint typecheck check bench bench-peers bench-venv clean
+
+# The peers benchmark's Quix Streams runs from a venv of its own: quixstreams pins
+# pydantic < 2.14, the project 2.14.3 (bench/requirements-peers.txt says more).
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(BENCH_STAMP): bench/requirements-peers.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/requirements-peers.txt
+	touch $(BENCH_STAMP)
+
+bench-venv: $(BENCH_STAMP)
 
 run: $(STAMP)
 	$(BIN)/streamapp dev --simulate
@@ -34,6 +46,13 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.tasks
 	$(BIN)/python -m bench.carts
 	test ! -f bench/merchants.py || $(BIN)/python -m bench.merchants
+	$(MAKE) bench-peers
+
+# The licenses pipeline beside Quix Streams and a hand-written loop (bench/peers.py);
+# py-spy profiles one extra run of the worker and of Quix.
+bench-peers: $(STAMP) $(BENCH_STAMP)
+	test -x $(BIN)/py-spy || $(BIN)/python -m pip install --quiet py-spy
+	$(BIN)/python -m bench.peers --quix-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .streamapp .pytest_cache .coverage
+	rm -rf $(VENV) $(BENCH_VENV) .streamapp .pytest_cache .coverage
