@@ -17,7 +17,7 @@ from streamapp.models.salesforce import CustomerRecord
 from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.sink import PostgresSink
-from streamapp.tables.licenses import dump_state, load_state
+from streamapp.tables.licenses import DecodedStates
 from streamapp.typing import Event, Stream, Topic
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ class RecordProcessor:
     def __init__(self, app: StreamApp, topics: LicenseTopics, table: TableT[bytes, Any]) -> None:
         self.topics = topics
         self.table = table
+        self.decoded = DecodedStates(table)
         self.updates_topic = topics.updates.get_topic_name()
         self.customers_topic = topics.customers.get_topic_name()
         self.runtime: BatchRuntime[LicenseRow] = BatchRuntime(
@@ -84,7 +85,7 @@ class RecordProcessor:
                 envelope = Envelope.decode(event.value)
                 record = CustomerRecord.model_validate(envelope.payload)
                 key = record.id.encode()
-                current = states[key][1] if key in states else load_state(self.table.get(key))
+                current = states[key][1] if key in states else self.decoded.get(key)
                 decision = decide(current, envelope, record)
             except Exception as exc:
                 event_id = str(envelope.event_id) if envelope else None
@@ -100,7 +101,7 @@ class RecordProcessor:
                 value = decision.customer.model_dump_json().encode()
                 effects.outputs.append(Output(self.customers_topic, key, value))
         effects.state = [
-            StateWrite(key, dump_state(state), event.message.partition)
+            StateWrite(key, self.decoded.dump(key, state), event.message.partition)
             for key, (event, state) in states.items()
         ]
         return effects

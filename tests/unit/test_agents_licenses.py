@@ -158,3 +158,39 @@ def test_rounds_never_hold_a_key_twice_and_keep_each_keys_order() -> None:
         [("c1", "SKU1", 5)],
     ]
     assert rounds([], lambda i: i) == []
+
+
+def test_decoded_states_are_used_only_while_the_table_holds_what_they_came_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streamapp.models.licenses import LicenseState
+    from streamapp.tables.licenses import DecodedStates
+
+    table: dict[bytes, Any] = {}
+    decoded = DecodedStates(table, capacity=2)
+    customer = envelope("c1", SKU1=True).payload
+    state = LicenseState.model_validate(
+        {
+            "customer": customer,
+            "licensed": ["SKU1"],
+            "last_event_id": str(uuid.uuid4()),
+            "effective_at": "2026-01-01T00:00:00Z",
+        }
+    )
+    table[b"c1"] = decoded.dump(b"c1", state)
+    validations: list[Any] = []
+    real = LicenseState.model_validate
+
+    def counted(raw: Any) -> LicenseState:
+        validations.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(LicenseState, "model_validate", counted)
+    assert decoded.get(b"c1") is state
+    assert validations == []  # no pydantic for a hit
+    # A recovery (or a plan never applied) leaves other contents: decoded again.
+    changed = {**table[b"c1"], "licensed": ["SKU2"]}
+    table[b"c1"] = changed
+    assert decoded.get(b"c1") == real(changed)
+    assert validations == [changed]
+    assert decoded.get(b"missing") is None
