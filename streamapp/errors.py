@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any, ClassVar
 
 import asyncpg
@@ -81,6 +82,18 @@ class IdempotencyKeyReused(StreamappError):
     reason = "idempotency_key_reused"
 
 
+class TooManyRequests(StreamappError):
+    """A caller over its limit; `retry_after` (whole seconds) goes out as the Retry-After header."""
+
+    status = 429
+    reason = "too_many_requests"
+    retriable = True
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
 class DependencyUnavailable(StreamappError):
     """The broker or the database did not answer; the caller may retry."""
 
@@ -121,3 +134,13 @@ def is_retriable(exc: BaseException) -> bool:
 def describe(exc: BaseException) -> str:
     """`Type: message` for dead letters and logs (pydantic's repr omits the type)."""
     return f"{type(exc).__name__}: {exc}"
+
+
+class InvalidSettings(StreamappError):
+    """The settings cannot start a worker; `problems` has one line each, naming the variable."""
+
+    reason = "invalid_settings"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems

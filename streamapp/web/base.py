@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -12,6 +11,7 @@ from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
+from streamapp.auth import same
 from streamapp.errors import (
     DependencyUnavailable,
     MalformedBody,
@@ -43,7 +43,9 @@ class JsonView(View):
             return self.error_response(request, StreamappError("unexpected server error"))
 
     def error_response(self, request: Request, exc: StreamappError) -> Response:
-        return self.json(exc.to_json(), status=exc.status)
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return self.json(exc.to_json(), status=exc.status, headers=headers)
 
 
 async def read_body(faust_request: Request, limit: int) -> bytes:
@@ -69,12 +71,19 @@ async def read_body(faust_request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    """Parse a JSON object body: 400 for bytes that are not JSON or not an object."""
+def load_json(body: bytes, **options: Any) -> Any:
+    """Parse JSON: 400 for bytes that are not JSON, or nest deeper than the parser recurses."""
     try:
-        value = json.loads(body)
+        return json.loads(body, **options)
+    except RecursionError as exc:  # `[` x 100,000: json.loads recurses once per level
+        raise MalformedBody("body is not valid JSON: nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedBody(f"body is not valid JSON: {exc}") from exc
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Parse a JSON object body: 400 for bytes that are not JSON or not an object."""
+    value = load_json(body)
     if not isinstance(value, dict):
         raise MalformedBody("body must be a JSON object")
     return value
@@ -104,7 +113,7 @@ def check_shared_secret(request: aioweb.Request, secret: str | None) -> None:
         or (auth[7:] if auth.lower().startswith("bearer ") else None)
         or request.query.get("token")
     )
-    if offered is None or not hmac.compare_digest(offered.encode(), secret.encode()):
+    if offered is None or not same(offered, secret):
         raise Unauthorized("missing or wrong shared secret")
 
 

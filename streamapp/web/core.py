@@ -11,8 +11,10 @@ from urllib.parse import urlsplit
 from faust.types import TableT
 from faust.web import Request, Response, View
 
+from streamapp.auth import require_admin
 from streamapp.errors import DependencyUnavailable, NotFound
 from streamapp.gaps import acked_assignment
+from streamapp.typing import aiohttp_request
 from streamapp.web.base import JsonView
 
 if TYPE_CHECKING:
@@ -89,7 +91,7 @@ def register_core_views(app: StreamApp) -> None:
 
     @app.page("/lag")
     class Lag(JsonView):
-        """How far this worker's agents are behind, per topic and partition it holds.
+        """How far this worker's agents are behind, per topic and partition it holds (admin).
 
         Workers yield the CPU to the ingest tier (STREAMAPP_WORKER_NICE), so under
         a burst the lag grows on purpose; it must come back down after. Each worker
@@ -97,6 +99,7 @@ def register_core_views(app: StreamApp) -> None:
         """
 
         async def get(self, request: Request) -> Response:
+            require_admin(app, aiohttp_request(request))
             consumer: Any = app.consumer
             try:
                 assigned = acked_assignment(app)
@@ -111,9 +114,10 @@ def register_core_views(app: StreamApp) -> None:
 
     @app.page("/tables/")
     class Tables(JsonView):
-        """Lists the tables and the partitions this worker holds for each."""
+        """Lists the tables and the partitions this worker holds for each (admin)."""
 
         async def get(self, request: Request) -> Response:
+            require_admin(app, aiohttp_request(request))
             assigned = app.assignor.assigned_actives() if app.assignor else set()
             return self.json(
                 {
@@ -135,9 +139,14 @@ def register_core_views(app: StreamApp) -> None:
 
     @app.page("/tables/{table}/{key}")
     class TableKey(JsonView):
-        """One key's value, answered by the worker that owns the key's partition."""
+        """One key's value, answered by the worker that owns the key's partition (admin).
+
+        Admin only: a table holds other callers' data (cart totals of every user);
+        each pipeline's own read routes apply its rules.
+        """
 
         async def get(self, request: Request, table: str, key: str) -> Response:
+            require_admin(app, aiohttp_request(request))
             try:
                 collection = cast("TableT[Any, Any]", app.tables[table])
             except KeyError as exc:
