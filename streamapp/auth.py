@@ -108,14 +108,14 @@ def require_admin(app: StreamApp, request: aioweb.Request) -> Principal:
 def require_reader(app: StreamApp, request: aioweb.Request) -> Principal:
     """Read routes (licenses, tasks, reports): the read token or the admin token.
 
-    Open in dev only while neither token is configured: configuring one means the
-    operator wants the door shut, also on a laptop.
+    Open in dev while no read token is configured (the admin token alone guards
+    the admin routes); never open elsewhere.
     """
     settings = app.settings
     if is_admin(app, request):
         return ADMIN
     if token_matches(request, settings.read_token):
         return READER
-    if settings.read_token is None and dev_open(app, settings.admin_token):
+    if dev_open(app, settings.read_token):
         return READER
     raise Unauthorized("the read token (STREAMAPP_READ_TOKEN) or the admin token is required")
