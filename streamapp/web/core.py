@@ -8,11 +8,14 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
+from aiokafka.errors import KafkaError
 from faust.types import TableT
 from faust.web import Request, Response, View
+from faust.web.exceptions import ServiceUnavailable
 
 from streamapp.auth import require_admin
-from streamapp.errors import DependencyUnavailable, NotFound
+from streamapp.compat import learn_topic_partitions
+from streamapp.errors import DependencyUnavailable, NotFound, describe
 from streamapp.gaps import acked_assignment
 from streamapp.typing import aiohttp_request
 from streamapp.web.base import JsonView
@@ -161,6 +164,15 @@ def register_core_views(app: StreamApp) -> None:
                     raise NotFound(f"no key {key!r} in table {table!r}")
                 return self.json({"table": table, "key": key, "value": jsonable(collection[lookup])})
 
-            routed = app.table_route(collection, match_info="key")(local)
-            response: Response = await routed(self, request)
+            changelog = collection.changelog_topic.get_topic_name()
+            try:
+                async with asyncio.timeout(app.settings.ingest_ack_timeout):
+                    await learn_topic_partitions(app, changelog)
+                routed = app.table_route(collection, match_info="key")(local)
+                response: Response = await routed(self, request)
+            except (ServiceUnavailable, TimeoutError, KafkaError) as exc:
+                # Partitions not assigned yet (a rebalance), or the broker does not answer.
+                raise DependencyUnavailable(
+                    f"cannot route key of table {table!r} now: {describe(exc)}"
+                ) from exc
             return response
