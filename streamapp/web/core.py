@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from aiokafka.errors import KafkaError
+from faust.exceptions import NotReady
 from faust.types import TableT
 from faust.web import Request, Response, View
 from faust.web.exceptions import ServiceUnavailable
@@ -170,8 +171,9 @@ def register_core_views(app: StreamApp) -> None:
                     await learn_topic_partitions(app, changelog)
                 routed = app.table_route(collection, match_info="key")(local)
                 response: Response = await routed(self, request)
-            except (ServiceUnavailable, TimeoutError, KafkaError) as exc:
-                # Partitions not assigned yet (a rebalance), or the broker does not answer.
+            except (ServiceUnavailable, NotReady, TimeoutError, KafkaError) as exc:
+                # Partitions not assigned yet (a rebalance), the producer not started,
+                # or the broker does not answer: try again later.
                 raise DependencyUnavailable(
                     f"cannot route key of table {table!r} now: {describe(exc)}"
                 ) from exc

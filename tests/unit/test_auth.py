@@ -130,3 +130,12 @@ async def _open(client: Any) -> Any:
     import asyncio
 
     return await asyncio.open_connection(client.host, client.port)
+
+
+async def test_table_route_without_partitions_is_a_500() -> None:
+    """Found by the fuzz campaign: routing a table key before the producer knows the changelog
+    topic (or holds partitions) raised inside Faust (500); it is a 503, to be retried."""
+    async with served(**PROD) as (_, client):
+        answer = await client.get("/tables/license-state/c1", headers=bearer("admin-token"))
+        assert answer.status == 503
+        assert (await answer.json())["error"] == "dependency_unavailable"
