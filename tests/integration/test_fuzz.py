@@ -1,4 +1,4 @@
-"""The fuzz campaign: generated requests on every HTTP route, with and without credentials.
+"""The fuzz campaign: generated requests on every HTTP route and carts rpc, with and without credentials.
 
 Hypothesis draws batches of requests (route, method, path parameters, query,
 credentials, headers, body) against the session's real worker; none may get a
@@ -26,13 +26,16 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import grpc
+import jwt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamapp.app import create_app
+from streamapp.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc, type_pb2
 from streamapp.settings import Settings
-from tests.integration.conftest import ADMIN, SECRET, Client
+from tests.integration.conftest import ADMIN, CARTS_GRPC_PORT, CARTS_JWT_SECRET, SECRET, Client
 from tests.integration.stack import Worker, eventually
 
 BATCH = 50
@@ -366,14 +369,190 @@ async def test_no_5xx_from_any_request(worker: Worker, merchant_client: dict[str
     assert {credential for credential, _ in TALLY.by_credential} == {*CREDENTIALS, "merchant_client"}
 
 
+def breakdown(counts: Counter[tuple[str, Any]], label: str) -> str:
+    """One line per first key: `label key: {second key: count}`."""
+    lines = []
+    for first in sorted({key for key, _ in counts}):
+        row = {second: n for (key, second), n in sorted(counts.items()) if key == first}
+        lines.append(f"  {label} {first}: {row}")
+    return "\n".join(lines)
+
+
 def report(elapsed: float) -> str:
     statuses = dict(sorted(TALLY.by_status.items()))
     lines = [f"fuzz: {TALLY.requests} requests in {elapsed:.1f} s; by status: {statuses}"]
-    routes = sorted({route for route, _ in TALLY.by_route})
-    for route in routes:
-        statuses = {status: n for (r, status), n in sorted(TALLY.by_route.items()) if r == route}
-        lines.append(f"  {route}: {statuses}")
-    for credential in sorted({c for c, _ in TALLY.by_credential}):
-        statuses = {status: n for (c, status), n in sorted(TALLY.by_credential.items()) if c == credential}
-        lines.append(f"  credential {credential}: {statuses}")
+    lines.append(breakdown(TALLY.by_route, "route"))
+    lines.append(breakdown(TALLY.by_credential, "credential"))
     return "\n".join(lines)
+
+
+# --- gRPC: the carts services ------------------------------------------------------------
+
+GRPC_CALLS = 5_000
+GRPC_BATCH = 25
+# Codes that say "the server failed", never "the caller did something wrong".
+SERVER_CODES = {
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.DATA_LOSS,
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.UNIMPLEMENTED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
+def jwt_token(claims: dict[str, Any], key: str = CARTS_JWT_SECRET) -> str:
+    return jwt.encode({"exp": int(time.time()) + 3600, **claims}, key, algorithm="HS256")
+
+
+def grpc_credentials(user: str) -> dict[str, tuple[tuple[str, str], ...]]:
+    def bearer(token: str) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {token}"),)
+
+    return {
+        "user": bearer(jwt_token({"sub": user})),
+        "admin": bearer(jwt_token({"sub": user, "roles": ["admin"]})),
+        "none": (),
+        "wrong_key": bearer(jwt_token({"sub": user}, key="another-key-of-at-least-32-bytes-long!")),
+        "foreign_audience": bearer(jwt_token({"sub": user, "aud": "another-service"})),
+        "until_2100": bearer(jwt_token({"sub": user, "exp": 4102444800})),
+        "garbage": bearer("not.a.token"),
+        "basic": (("authorization", "Basic YWRtaW46YWRtaW4="),),
+    }
+
+
+GRPC_CREDENTIALS = [
+    "user",
+    "admin",
+    "none",
+    "wrong_key",
+    "foreign_audience",
+    "until_2100",
+    "garbage",
+    "basic",
+]
+grpc_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=60)
+
+
+@dataclass(frozen=True)
+class RpcCall:
+    service: str
+    method: str
+    message: Any
+    credential: str
+
+
+@st.composite
+def rpc_calls(draw: st.DrawFn, items: list[str], carts: list[str]) -> RpcCall:
+    item = draw(st.sampled_from(items) | uuids | grpc_text)
+    cart = draw(st.sampled_from(carts) | uuids | grpc_text)
+    quantity = draw(st.sampled_from([1, 2, 0, -1]) | st.integers(-(2**31), 2**31 - 1))
+    price = draw(st.sampled_from([1.5, 0.0]) | st.floats())
+    address = type_pb2.AddressMsg(
+        line1=draw(grpc_text),
+        city=draw(grpc_text),
+        countryCode=draw(st.sampled_from(["DE", "BR", "de", ""]) | grpc_text),
+        zipCode=draw(grpc_text),
+    )
+    page = type_pb2.PageRequestMsg(
+        sorting=draw(st.sampled_from(["created", "price", "name", "uuid", ""]) | grpc_text),
+        order=draw(st.sampled_from(["asc", "desc", ""]) | grpc_text),
+        requested=draw(st.integers(-5, 2**31 - 1)),
+        size=draw(st.integers(-5, 200)),
+    )
+    messages = {
+        ("item", "Create"): item_pb2.ItemCreateMsg(
+            name=draw(grpc_text), description=draw(grpc_text), price=price
+        ),
+        ("item", "Update"): item_pb2.ItemUpdateMsg(
+            item=item_pb2.ItemMsg(uuid=item, name=draw(grpc_text), price=price)
+        ),
+        ("item", "Delete"): item_pb2.ItemDeleteMsg(item_uuid=draw(uuids | grpc_text)),  # never a shared item
+        ("item", "Get"): item_pb2.ItemGetMsg(item_uuid=item),
+        ("item", "List"): item_pb2.ItemListMsg(request=page),
+        ("cart", "Get"): cart_pb2.CartGetMsg(uuid=cart),
+        ("cart", "AddItem"): cart_pb2.CartAddItemMsg(cart_uuid=cart, item_uuid=item, quantity=quantity),
+        ("cart", "UpdateQuantity"): cart_pb2.CartUpdateQuantityMsg(
+            cart_uuid=cart, item_uuid=item, quantity=quantity
+        ),
+        ("cart", "ConfigureAddress"): cart_pb2.CartConfigureAddressMsg(cart_uuid=cart, address=address),
+        ("cart", "Empty"): cart_pb2.CartEmptyMsg(cart_uuid=cart),
+    }
+    service, method = draw(st.sampled_from(sorted(messages)))
+    credential = draw(
+        st.sampled_from(
+            ["user", "admin", "none", "wrong_key", "foreign_audience", "until_2100", "garbage", "basic"]
+        )
+    )
+    return RpcCall(service, method, messages[(service, method)], credential)
+
+
+async def test_no_server_error_from_any_rpc(worker: Worker) -> None:
+    """Generated calls of every carts rpc, with and without valid tokens: no server-side status."""
+    users = [str(uuid.uuid4()) for _ in range(3)]
+    tally: Counter[tuple[str, str]] = Counter()
+    by_credential: Counter[tuple[str, str]] = Counter()
+    failures: list[str] = []
+    gate = asyncio.Semaphore(CONCURRENCY)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{CARTS_GRPC_PORT}") as channel:
+        stubs: dict[str, Any] = {
+            "item": item_pb2_grpc.ItemStub(channel),  # type: ignore[no-untyped-call]
+            "cart": cart_pb2_grpc.CartStub(channel),  # type: ignore[no-untyped-call]
+        }
+        admin = grpc_credentials(users[0])["admin"]
+        items = [
+            (
+                await stubs["item"].Create(
+                    item_pb2.ItemCreateMsg(name=f"fuzz {n}", price=1.0), metadata=admin
+                )
+            ).uuid
+            for n in range(3)
+        ]
+        carts = [str(uuid.uuid4()) for _ in range(3)]
+
+        async def call(rpc: RpcCall, user: str) -> None:
+            metadata = grpc_credentials(user)[rpc.credential]
+            async with gate:
+                try:
+                    await getattr(stubs[rpc.service], rpc.method)(rpc.message, metadata=metadata, timeout=30)
+                    code = grpc.StatusCode.OK
+                except grpc.aio.AioRpcError as exc:
+                    code = exc.code()
+                    if code in SERVER_CODES:
+                        failures.append(
+                            f"{rpc.service}.{rpc.method} {rpc.credential}: {code} {exc.details()}"
+                        )
+            tally[(f"{rpc.service}.{rpc.method}", code.name)] += 1
+            by_credential[(rpc.credential, code.name)] += 1
+
+        @settings(
+            max_examples=GRPC_CALLS // GRPC_BATCH,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        )
+        @given(
+            batch=st.lists(
+                st.tuples(rpc_calls(items, carts), st.sampled_from(users)),
+                min_size=GRPC_BATCH,
+                max_size=GRPC_BATCH,
+            )
+        )
+        def campaign(batch: list[tuple[RpcCall, str]]) -> None:
+            asyncio.run_coroutine_threadsafe(send_all(batch), loop).result()
+
+        async def send_all(batch: list[tuple[RpcCall, str]]) -> None:
+            await asyncio.gather(*(call(rpc, user) for rpc, user in batch))
+
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        await asyncio.to_thread(campaign)
+    print(f"fuzz gRPC: {sum(tally.values())} calls in {time.monotonic() - started:.1f} s")
+    print(breakdown(tally, "rpc"))
+    print(breakdown(by_credential, "credential"))
+    assert sum(tally.values()) >= GRPC_CALLS
+    assert not failures, failures[:20]
+    # A token that is missing, forged, for another audience or too long-lived opens nothing.
+    for credential in GRPC_CREDENTIALS[2:]:
+        assert {code for (k, code), _ in by_credential.items() if k == credential} == {"UNAUTHENTICATED"}
