@@ -83,7 +83,7 @@ def faust_options(settings: Settings, role: Role = "worker") -> dict[str, Any]:
     """Translate our settings into Faust's; kept apart so the mapping is easy to read."""
     port = settings.ingest_port if role == "ingest" else settings.web_port
     # Other workers reach this one at the canonical URL (table routing): a wildcard
-    # bind address is no address to reach, so then the host name is (Faust's default).
+    # address is no address to reach, so then the host name is (Faust's default).
     reachable = socket.gethostname() if settings.web_host in WILDCARD_HOSTS else settings.web_host
     return {
         "broker": settings.kafka_url,
@@ -97,8 +97,8 @@ def faust_options(settings: Settings, role: Role = "worker") -> dict[str, Any]:
         "producer_linger": settings.producer_linger_ms / 1000.0,
         "key_serializer": "raw",
         "value_serializer": "raw",
-        # Faust binds to web_bind (default 0.0.0.0, every interface), not to web_host.
-        "web_bind": settings.web_host,
+        # Faust binds to web_bind (its default: 0.0.0.0, every interface), not web_host.
+        "web_bind": settings.web_bind,
         "web_host": reachable,
         "web_port": port,
         "canonical_url": f"http://{reachable}:{port}",

@@ -49,8 +49,11 @@ class Settings(BaseSettings):
     gap_check_interval: float = Field(default=2.0, gt=0)
     gap_patience: float = Field(default=6.0, ge=0)
 
-    # Web. Faust binds its web server to web_host (its own default is every
-    # interface); a container sets 0.0.0.0 explicitly.
+    # Web. web_bind is the address the web server listens on (Faust's own default
+    # is every interface, which put the dev-open admin routes of a laptop on the
+    # network); a container sets 0.0.0.0 explicitly. web_host is the name the other
+    # workers reach this one at (Faust's canonical URL, table routing).
+    web_bind: str = "127.0.0.1"
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)
     # The ingest tier (`streamapp ingest`): processes that only turn webhooks into

@@ -16,7 +16,9 @@ def test_the_worker_listens_on_0_0_0_0() -> None:
     assert options["web_bind"] == "127.0.0.1"
     assert options["canonical_url"] == "http://127.0.0.1:6066"
     assert faust_options(NOWHERE, role="ingest")["web_bind"] == "127.0.0.1"
-    # A container binds every interface; the others reach it by its host name.
-    container = faust_options(NOWHERE.model_copy(update={"web_host": "0.0.0.0"}))
-    assert container["web_bind"] == "0.0.0.0"
-    assert container["canonical_url"] == f"http://{socket.gethostname()}:6066"
+    # A container binds every interface and advertises its name to the other workers.
+    worker = faust_options(NOWHERE.model_copy(update={"web_bind": "0.0.0.0", "web_host": "worker-1"}))
+    assert (worker["web_bind"], worker["canonical_url"]) == ("0.0.0.0", "http://worker-1:6066")
+    # A wildcard is no name to reach: then the host name is advertised (Faust's default).
+    wildcard = faust_options(NOWHERE.model_copy(update={"web_bind": "0.0.0.0", "web_host": "0.0.0.0"}))
+    assert wildcard["canonical_url"] == f"http://{socket.gethostname()}:6066"
