@@ -23,6 +23,10 @@ class TokenBuckets:
         self.clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
+    def __len__(self) -> int:
+        """How many keys are remembered (at most `max_keys`)."""
+        return len(self._buckets)
+
     def take(self, key: str) -> None:
         """Spend one token of `key`'s bucket, or raise TooManyRequests saying when one is back."""
         now = self.clock()

@@ -34,7 +34,7 @@ def test_token_buckets() -> None:
     with pytest.raises(TooManyRequests):
         buckets.take("a")
     buckets.take("c")  # past max_keys the oldest key is forgotten: memory stays bounded
-    assert len(buckets._buckets) == 2
+    assert len(buckets) == 2
 
 
 def test_negative_cache() -> None:
@@ -66,13 +66,13 @@ class FakePool:
         return None
 
 
-async def test_no_per_client_limit_on_normalize_merchant() -> None:
+async def test_no_per_client_limit_on_normalize_merchant(monkeypatch: pytest.MonkeyPatch) -> None:
     """Finding 14: one client could flood the heuristic pool; an unknown client-id cost a query each."""
     async with served(
         env="dev", merchant_client_rate=1.0, merchant_client_burst=3, ingest_ack_timeout=0.05
     ) as (app, client):
         pool = FakePool()
-        app.db._pool = pool
+        monkeypatch.setattr(type(app.db), "pool", property(lambda _: pool))
         for _ in range(20):
             answer = await client.post("/normalize_merchant", data=b"{}", headers={"client-id": "nobody"})
             assert answer.status == 401
@@ -86,4 +86,3 @@ async def test_no_per_client_limit_on_normalize_merchant() -> None:
         answer = await client.post("/normalize_merchant", data=b"{}", headers=acme)
         assert answer.headers["Retry-After"] == "1"
         assert (await answer.json())["error"] == "too_many_requests"
-        app.db._pool = None
