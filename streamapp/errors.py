@@ -131,6 +131,15 @@ def is_retriable(exc: BaseException) -> bool:
     return bool(getattr(exc, "retriable", False))
 
 
+def is_data_exception(exc: BaseException) -> bool:
+    """SQLSTATE class 22: PostgreSQL refused a value itself (NUL in text, a bad cast, out of range).
+
+    From a view's query that is the caller's input, never the server's fault.
+    """
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("22")
+
+
 def describe(exc: BaseException) -> str:
     """`Type: message` for dead letters and logs (pydantic's repr omits the type)."""
     return f"{type(exc).__name__}: {exc}"

@@ -20,6 +20,7 @@ from streamapp.errors import (
     Unauthorized,
     ValidationFailed,
     describe,
+    is_data_exception,
     is_retriable,
 )
 from streamapp.typing import aiohttp_request
@@ -118,7 +119,8 @@ def check_shared_secret(request: aioweb.Request, secret: str | None) -> None:
 
 
 async def db_call(operation: Callable[[], Awaitable[T]]) -> T:
-    """Run a database operation for a view: a database that is down is a 503, not a 500."""
+    """Run a database operation for a view: a database that is down is a 503, a value
+    PostgreSQL refuses (NUL in text, out of range) a 422, neither a 500."""
     try:
         return await operation()
     except StreamappError:
@@ -126,4 +128,9 @@ async def db_call(operation: Callable[[], Awaitable[T]]) -> T:
     except Exception as exc:
         if is_retriable(exc):
             raise DependencyUnavailable(f"database unavailable: {describe(exc)}") from exc
+        if is_data_exception(exc):
+            sqlstate = getattr(exc, "sqlstate", "")
+            raise ValidationFailed(
+                f"a value in the request is not one PostgreSQL takes (SQLSTATE {sqlstate})"
+            ) from exc
         raise

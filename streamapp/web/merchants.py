@@ -29,6 +29,7 @@ from streamapp.errors import (
 )
 from streamapp.ingest import publish_all
 from streamapp.models.merchants import (
+    CLIENT_ID,
     ClientRecord,
     NormalizeRequest,
     Transaction,
@@ -110,6 +111,10 @@ class Clients:
         client_id = request.headers.get("client-id")
         if client_id is None:
             return None
+        if not CLIENT_ID.match(client_id):
+            # No such client can exist: no PostgreSQL query, and bytes that are not
+            # UTF-8 (aiohttp's lone surrogates) never reach an encode().
+            raise Unauthorized("missing or wrong API key for this client-id")
         key = bearer(request)
         expected = await self.key_hash(client_id)
         if key is None or expected is None or not same(hash_key(key), expected):

@@ -8,7 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from streamapp.auth import Principal
+from streamapp.errors import ValidationFailed
 from streamapp.models.merchants import WebhookRegistration
+from streamapp.web.base import db_call
 from streamapp.web.deliveries import may_read
 from tests.unit.webapp import PROD, bearer, served
 
@@ -105,6 +107,8 @@ async def test_deeply_nested_json_is_a_500(path: str) -> None:
         ("/licenses/c1", "Authorization"),
         ("/assistance/x", "Authorization"),
         ("/admin/assistance/routing", "Authorization"),
+        ("/normalize_merchant", "client-id"),  # found by probing after the fuzz campaign
+        ("/normalize_merchant/x", "client-id"),
     ],
 )
 async def test_non_utf8_secret_header_is_a_500(path: str, header: str) -> None:
@@ -112,7 +116,7 @@ async def test_non_utf8_secret_header_is_a_500(path: str, header: str) -> None:
     async with served(**PROD) as (_, client):
         value = b"Bearer t\xff" if header == "Authorization" else b"t\xff"
         # aiohttp's client refuses to send such a header: write the request by hand.
-        method = "GET" if "webhook" not in path else "POST"
+        method = "POST" if path.endswith(("webhook", "merchant")) else "GET"
         reader, writer = await _open(client)
         writer.write(
             f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n".encode()
@@ -139,3 +143,26 @@ async def test_table_route_without_partitions_is_a_500() -> None:
         answer = await client.get("/tables/license-state/c1", headers=bearer("admin-token"))
         assert answer.status == 503
         assert (await answer.json())["error"] == "dependency_unavailable"
+
+
+class RefusedValue(Exception):
+    """What asyncpg raises for NUL in a text parameter: CharacterNotInRepertoireError, 22021."""
+
+    sqlstate = "22021"
+
+
+async def test_nul_in_a_read_path_is_a_500() -> None:
+    """Found after the fuzz campaign: `GET /licenses/a%00b` (and every read by a text id, and
+    /create_webhook with NUL in the URL) was a 500: PostgreSQL refuses NUL in text (22021)."""
+
+    async def refused() -> None:
+        raise RefusedValue("invalid byte sequence for encoding UTF8: 0x00")
+
+    with pytest.raises(ValidationFailed, match="22021"):
+        await db_call(refused)
+
+    async def bug() -> None:
+        raise KeyError("a bug stays a bug")
+
+    with pytest.raises(KeyError):
+        await db_call(bug)
