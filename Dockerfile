@@ -63,8 +63,9 @@ USER ${APP_UID}:${APP_UID}
 
 EXPOSE 6066
 
-# Faust's web server binds 0.0.0.0 whatever STREAMAPP_WEB_HOST says (that one is
-# the advertised name other workers use), so loopback works for the check.
+# The web server listens on STREAMAPP_WEB_BIND (127.0.0.1 unless compose or the
+# chart set 0.0.0.0; STREAMAPP_WEB_HOST is the name advertised to the other
+# workers): loopback works for the check either way.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('STREAMAPP_WEB_PORT', '6066'), timeout=4)"]
 

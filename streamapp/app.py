@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Literal
 
@@ -10,7 +11,7 @@ import faust
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from mode import ServiceT
 
-from streamapp.auth import Authenticator
+from streamapp.auth import Authenticator, Kind
 from streamapp.db.migrate import Migration, load_migrations
 from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters
@@ -21,6 +22,7 @@ from streamapp.settings import Settings
 from streamapp.typing import Stream
 
 _DEFAULT_PARTITIONER = DefaultPartitioner()
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
 # A worker runs everything; an ingest process only the web server (ingest routes),
 # the producer and the database pool (see streamapp/web/ingest.py).
@@ -35,6 +37,8 @@ class StreamApp(faust.App):
     dead_letters: DeadLetters
     pipelines: list[Pipeline]
     authenticators: list[Authenticator]
+    # Which kind of principal owns the deliveries a pipeline makes (pipeline name -> kind).
+    delivery_owner_kinds: dict[str, Kind]
     deliveries: DeliveryService
     role: Role = "worker"
     ingest_paths: set[str]
@@ -78,6 +82,9 @@ class StreamApp(faust.App):
 def faust_options(settings: Settings, role: Role = "worker") -> dict[str, Any]:
     """Translate our settings into Faust's; kept apart so the mapping is easy to read."""
     port = settings.ingest_port if role == "ingest" else settings.web_port
+    # Other workers reach this one at the canonical URL (table routing): a wildcard
+    # address is no address to reach, so then the host name is (Faust's default).
+    reachable = socket.gethostname() if settings.web_host in WILDCARD_HOSTS else settings.web_host
     return {
         "broker": settings.kafka_url,
         "store": settings.table_store,
@@ -94,9 +101,11 @@ def faust_options(settings: Settings, role: Role = "worker") -> dict[str, Any]:
         "producer_max_request_size": settings.producer_max_request_bytes,
         "key_serializer": "raw",
         "value_serializer": "raw",
-        "web_host": settings.web_host,
+        # Faust binds to web_bind (its default: 0.0.0.0, every interface), not web_host.
+        "web_bind": settings.web_bind,
+        "web_host": reachable,
         "web_port": port,
-        "canonical_url": f"http://{settings.web_host}:{port}",
+        "canonical_url": f"http://{reachable}:{port}",
         "web_enabled": True,
         "consumer_auto_offset_reset": "earliest",
         # Tables recover from changelogs; on our embedded broker (memory storage) a
@@ -136,6 +145,7 @@ def create_app(
     app.settings = settings
     app.pipelines = chosen
     app.authenticators = []
+    app.delivery_owner_kinds = {}
     # The core's own tables (oversized dead-letter payloads) come first.
     migrations: list[Migration] = load_migrations("core", "streamapp.db.migrations.core")
     for pipeline in chosen:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from streamapp.errors import InvalidSettings
 from streamapp.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -249,7 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except InvalidSettings as exc:
+        # One line per problem and no traceback: the values may be secrets.
+        for line in exc.problems:
+            print(f"streamapp: {line}", file=sys.stderr)
+        return 2
     return code
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any, ClassVar
 
 import aiokafka.errors
@@ -83,6 +84,18 @@ class IdempotencyKeyReused(StreamappError):
     reason = "idempotency_key_reused"
 
 
+class TooManyRequests(StreamappError):
+    """A caller over its limit; `retry_after` (whole seconds) goes out as the Retry-After header."""
+
+    status = 429
+    reason = "too_many_requests"
+    retriable = True
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
 class DependencyUnavailable(StreamappError):
     """The broker or the database did not answer; the caller may retry."""
 
@@ -157,6 +170,25 @@ def is_retriable(exc: BaseException) -> bool:
     return bool(getattr(exc, "retriable", False))
 
 
+def is_data_exception(exc: BaseException) -> bool:
+    """SQLSTATE class 22: PostgreSQL refused a value itself (NUL in text, a bad cast, out of range).
+
+    From a view's query that is the caller's input, never the server's fault.
+    """
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("22")
+
+
 def describe(exc: BaseException) -> str:
     """`Type: message` for dead letters and logs (pydantic's repr omits the type)."""
     return f"{type(exc).__name__}: {exc}"
+
+
+class InvalidSettings(StreamappError):
+    """The settings cannot start a worker; `problems` has one line each, naming the variable."""
+
+    reason = "invalid_settings"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems

@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from streamapp.errors import InvalidSettings
 
 MiB = 1024 * 1024
 
@@ -15,8 +17,14 @@ MiB = 1024 * 1024
 class Settings(BaseSettings):
     """Every knob streamapp has. Built once by the entry point and passed down."""
 
+    # hide_input_in_errors: a validation error must never echo what it was given
+    # (a database URL with its password, a JWT key typed into the wrong variable).
     model_config = SettingsConfigDict(
-        env_prefix="STREAMAPP_", frozen=True, extra="ignore", env_file_encoding="utf-8"
+        env_prefix="STREAMAPP_",
+        frozen=True,
+        extra="ignore",
+        env_file_encoding="utf-8",
+        hide_input_in_errors=True,
     )
 
     env: Literal["dev", "test", "prod"] = "dev"
@@ -45,7 +53,11 @@ class Settings(BaseSettings):
     gap_check_interval: float = Field(default=2.0, gt=0)
     gap_patience: float = Field(default=6.0, ge=0)
 
-    # Web.
+    # Web. web_bind is the address the web server listens on (Faust's own default
+    # is every interface, which put the dev-open admin routes of a laptop on the
+    # network); a container sets 0.0.0.0 explicitly. web_host is the name the other
+    # workers reach this one at (Faust's canonical URL, table routing).
+    web_bind: str = "127.0.0.1"
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)
     # The ingest tier (`streamapp ingest`): processes that only turn webhooks into
@@ -76,6 +88,9 @@ class Settings(BaseSettings):
 
     # Admin token for privileged endpoints (e.g. creating API clients); open when unset in dev.
     admin_token: SecretStr | None = None
+    # Read token for the read routes (licenses, tasks, reports); the admin token works too.
+    # Unset: those reads are open in dev and need the admin token everywhere else.
+    read_token: SecretStr | None = None
 
     # Carts (gRPC).
     carts_grpc_host: str = "127.0.0.1"
@@ -88,6 +103,9 @@ class Settings(BaseSettings):
     carts_jwt_audience: str | None = None
     carts_jwt_issuer: str | None = None
     carts_jwt_leeway: float = Field(default=30.0, ge=0)
+    # The longest a token may live (exp - iat, or exp - now without iat), s: a stolen
+    # token valid until 2100 is a password that never changes.
+    carts_jwt_max_lifetime: float = Field(default=86_400.0, gt=0)
     carts_max_quantity: int = Field(default=10_000, ge=1, le=1_000_000_000)
     carts_max_entries: int = Field(default=200, ge=1)
     carts_outbox_batch: int = Field(default=500, ge=1)
@@ -109,13 +127,18 @@ class Settings(BaseSettings):
     def _carts_secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         # RFC 7518 3.2: an HS256 key must be at least as long as the hash (32 bytes).
         if value is not None and len(value.get_secret_value().encode()) < 32:
-            raise ValueError("STREAMAPP_CARTS_JWT_SECRET must be at least 32 bytes")
+            raise ValueError("must be at least 32 bytes")
         return value
 
     # Merchant normalization.
     merchant_heuristic_repeat: int = Field(default=20_000_000, ge=1)
     merchant_pool_size: int = Field(default=0, ge=0)  # 0: one process per CPU
     merchant_cache_ttl: float = Field(default=86_400.0, gt=0)
+    # Per client and per process (worker or ingest): requests a second, and the burst.
+    merchant_client_rate: float = Field(default=50.0, gt=0)
+    merchant_client_burst: int = Field(default=100, ge=1)
+    # How long an unknown client-id is remembered as unknown (no PostgreSQL query), s.
+    merchant_unknown_client_ttl: float = Field(default=5.0, ge=0)
 
     # Outbound deliveries.
     delivery_schedule: Annotated[list[float], NoDecode] = Field(
@@ -177,7 +200,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "text"
 
-    @field_validator("salesforce_secret", "admin_token", "database_url", "tasks_secret", mode="before")
+    @field_validator(
+        "salesforce_secret", "admin_token", "read_token", "database_url", "tasks_secret", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `FOO=` in an env file means "not set", not "the empty secret".
@@ -215,11 +240,27 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _prod_needs_auth(self) -> Settings:
-        # Open webhooks are a dev convenience; in production an unauthenticated
-        # endpoint that writes licenses is a mistake worth refusing to start over.
-        if self.env == "prod" and self.salesforce_secret is None:
-            raise ValueError("STREAMAPP_SALESFORCE_SECRET must be set when STREAMAPP_ENV=prod")
+    def _doors_locked(self) -> Settings:
+        # Open doors are a dev convenience. In production every inbound door must
+        # have its credential, or the worker refuses to start, naming each one missing.
+        problems = []
+        if self.env == "prod":
+            required = {
+                "STREAMAPP_SALESFORCE_SECRET": self.salesforce_secret,
+                "STREAMAPP_ADMIN_TOKEN": self.admin_token,
+                "STREAMAPP_TASKS_SECRET": self.tasks_secret,
+                "STREAMAPP_ASSISTANCE_BOT_TOKEN": self.assistance_bot_token,
+                "STREAMAPP_CARTS_JWT_SECRET": self.carts_jwt_secret,
+                "STREAMAPP_CARTS_JWT_AUDIENCE": self.carts_jwt_audience,
+            }
+            problems = [
+                f"{name} must be set when STREAMAPP_ENV=prod" for name, value in required.items() if not value
+            ]
+        elif self.env != "dev" and self.carts_jwt_secret is not None and self.carts_jwt_audience is None:
+            # Without an audience any token signed with the key is taken, whoever it was for.
+            problems = ["STREAMAPP_CARTS_JWT_AUDIENCE must be set with the JWT secret outside dev"]
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -249,10 +290,27 @@ def load_settings(**overrides: object) -> Settings:
 
     `streamapp services` writes that file, so a worker started in another shell finds
     the embedded parts without the user copying URLs around. Real environment
-    variables always win over the file.
+    variables always win over the file. Invalid settings raise `InvalidSettings`,
+    one line per problem, never a value.
     """
-    first = Settings(**overrides)  # type: ignore[arg-type]
-    env_file = first.services_env_file
-    if env_file.is_file() and (first.broker_url is None or first.database_url is None):
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
+    try:
+        first = Settings(**overrides)  # type: ignore[arg-type]
+        env_file = first.services_env_file
+        if env_file.is_file() and (first.broker_url is None or first.database_url is None):
+            return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise InvalidSettings(problems(exc)) from None
     return first
+
+
+def problems(exc: ValidationError) -> list[str]:
+    """One line per problem, naming the variable; inputs are never shown (they may be secrets)."""
+    lines: list[str] = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        field = ".".join(str(part) for part in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        if field:
+            lines.append(f"STREAMAPP_{field.upper()}: {message}")
+        else:  # a whole-settings check: its message names the variables, one per line
+            lines.extend(message.splitlines())
+    return lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class TokenVerifier:
         self._audience = settings.carts_jwt_audience
         self._issuer = settings.carts_jwt_issuer
         self._leeway = settings.carts_jwt_leeway
+        self._max_lifetime = settings.carts_jwt_max_lifetime
 
     def authenticate(self, metadata: Metadata | None) -> Caller:
         token = bearer_token(metadata or ())
@@ -60,10 +62,13 @@ class TokenVerifier:
                 audience=self._audience,
                 issuer=self._issuer,
                 leeway=self._leeway,
-                options={"require": ["sub", "exp"], "verify_aud": self._audience is not None},
+                # Always checked: with no audience configured, a token that names one is
+                # meant for another service and refused (settings require one outside dev).
+                options={"require": ["sub", "exp"], "verify_aud": True},
             )
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"invalid token: {exc}") from exc
+        self._check_lifetime(claims)
         try:
             user = uuid.UUID(str(claims["sub"]))
         except ValueError as exc:
@@ -74,6 +79,15 @@ class TokenVerifier:
         if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
             raise Unauthorized("the token's roles claim must be a list of strings")
         return Caller(user, frozenset(roles))
+
+    def _check_lifetime(self, claims: dict[str, object]) -> None:
+        """A token may live at most STREAMAPP_CARTS_JWT_MAX_LIFETIME (from `iat`, else from now)."""
+        exp, iat = claims.get("exp"), claims.get("iat")
+        now = time.time()
+        issued = iat if isinstance(iat, (int, float)) and not isinstance(iat, bool) else now
+        # PyJWT checked that exp is a number.
+        if float(exp) - min(float(issued), now) > self._max_lifetime + self._leeway:  # type: ignore[arg-type]
+            raise Unauthorized(f"invalid token: lives longer than {self._max_lifetime:g} s")
 
 
 def bearer_token(metadata: Metadata) -> str | None:

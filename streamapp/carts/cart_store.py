@@ -19,7 +19,7 @@ import asyncpg
 from streamapp.carts.auth import Caller
 from streamapp.carts.errors import FailedPrecondition
 from streamapp.carts.sql import Sql
-from streamapp.errors import Forbidden, NotFound
+from streamapp.errors import NotFound
 from streamapp.models.cart_events import CartEventType, cart_event
 from streamapp.models.carts import AddressFields, AddressRow, CartView, EntryRow, ItemRow
 
@@ -51,8 +51,9 @@ def not_found(cart_uuid: UUID) -> NotFound:
 
 
 def check_owner(cart: CartRow, caller: Caller) -> None:
+    # NOT_FOUND, as for an unknown cart: PERMISSION_DENIED would tell that it exists.
     if cart.user_uuid != caller.user_uuid:
-        raise Forbidden(f"cart {cart.uuid} belongs to another user")
+        raise not_found(cart.uuid)
 
 
 VIEW = """
@@ -163,7 +164,7 @@ async def get(sql: Sql, cart_uuid: UUID, caller: Caller) -> CartView:
     if not views:
         raise not_found(cart_uuid)
     if views[0].user_uuid != caller.user_uuid:
-        raise Forbidden(f"cart {cart_uuid} belongs to another user")
+        raise not_found(cart_uuid)  # as for an unknown cart: it tells nothing
     return views[0]
 
 

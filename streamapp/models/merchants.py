@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from streamapp.auth import RESERVED_IDS
+
 CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
@@ -81,6 +83,8 @@ class WebhookRegistration(BaseModel):
     def _client_id(cls, value: str) -> str:
         if not CLIENT_ID.match(value):
             raise ValueError("client_id: 1-64 of letters, digits, _ . : - (starting with a letter or digit)")
+        if value.lower() in RESERVED_IDS:
+            raise ValueError(f"client_id {value!r} is reserved")
         return value
 
     @field_validator("url")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict
 
@@ -94,7 +94,24 @@ def build_report(
     )
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+# Past this many characters an encoded user id is cut and a hash of the whole id
+# added, so that a name stays under the 255 bytes file systems allow.
+MAX_ENCODED_ID = 150
+
+
+def file_safe_id(user_id: str) -> str:
+    """An injective, file-name-safe form of a user id: `user/1` and `user_1` stay apart.
+
+    Percent-encoding of the UTF-8 bytes, keeping letters, digits and `_ . -` (so
+    plain ids read as before). `~` never appears in it, so a long id's form
+    `<prefix>~<sha256>` cannot be forged by a short id.
+    """
+    # surrogatepass: a JSON string may hold a lone surrogate; it still gets a name.
+    encoded = quote(user_id, safe="", errors="surrogatepass").replace("~", "%7E")
+    if len(encoded) <= MAX_ENCODED_ID:
+        return encoded
+    digest = hashlib.sha256(user_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{encoded[:100]}~{digest}"
 
 
 def report_filename(user_id: str, start: datetime, end: datetime) -> str:
@@ -103,7 +120,7 @@ def report_filename(user_id: str, start: datetime, end: datetime) -> str:
     def stamp(when: datetime) -> str:
         return when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
-    return f"task_report_{_UNSAFE.sub('_', user_id)}_{stamp(start)}_{stamp(end)}.json"
+    return f"task_report_{file_safe_id(user_id)}_{stamp(start)}_{stamp(end)}.json"
 
 
 def report_document(content: ReportContent, revision: int, generated_at: datetime) -> bytes:

@@ -22,17 +22,36 @@ class BlockedDestination(StreamappError):
     reason = "blocked_destination"
 
 
-def is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return (
-        address.is_loopback
-        or address.is_private
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-        or any(address in net for net in _METADATA)
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def wrapped(address: IPAddress) -> list[IPAddress]:
+    """The address and every IPv4 address it carries (IPv4-mapped, 6to4, Teredo, NAT64).
+
+    A 6to4 address `2002:7f00:1::` reaches 127.0.0.1 through a relay; judging only
+    the outer IPv6 address would let it pass as external.
+    """
+    found: list[IPAddress] = [address]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            found.append(address.ipv4_mapped)
+        if address.sixtofour is not None:
+            found.append(address.sixtofour)
+        if address.teredo is not None:
+            found.extend(address.teredo)
+        if address in _NAT64:  # a NAT64 gateway forwards to the IPv4 address in the last 32 bits
+            found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
+
+
+def is_internal(address: IPAddress) -> bool:
+    """Anything not globally routable (`is_global`: also carrier-grade NAT 100.64.0.0/10) or wrapping it."""
+    return any(
+        not inner.is_global
+        or inner.is_multicast  # 224.0.0.0/4 counts as global to ipaddress
+        or any(inner in net for net in _METADATA)
+        for inner in wrapped(address)
     )
 
 

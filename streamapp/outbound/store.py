@@ -292,7 +292,8 @@ async def history(conn: asyncpg.Connection, subject_id: str) -> list[dict[str, A
     """Deliveries about a subject, each with its channel type and attempts (oldest first)."""
     rows = await conn.fetch(
         """
-        SELECT d.delivery_id, d.owner, d.endpoint_id, e.channel, d.status, d.attempts, d.next_attempt_at,
+        SELECT d.delivery_id, d.pipeline, d.owner, d.endpoint_id, e.channel, d.status, d.attempts,
+               d.next_attempt_at,
                d.last_error, d.created_at, d.updated_at,
                coalesce(json_agg(json_build_object(
                    'attempt', a.attempt, 'at', a.attempted_at, 'target', a.target,
@@ -310,6 +311,7 @@ async def history(conn: asyncpg.Connection, subject_id: str) -> list[dict[str, A
     return [
         {
             "delivery_id": str(row["delivery_id"]),
+            "pipeline": row["pipeline"],
             "owner": row["owner"],
             "endpoint_id": row["endpoint_id"],
             "channel": row["channel"],

@@ -25,6 +25,7 @@ def register(app: StreamApp) -> None:
     app.add_dependency(routing)
     processor = RequestProcessor(app, deliveries)
     app.authenticators.append(bot_authenticator(app))
+    app.delivery_owner_kinds["assistance"] = "bot"
 
     app.run_agent(requests, "assistance.requests", processor.run)
 

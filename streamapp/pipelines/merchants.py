@@ -39,7 +39,8 @@ def register(app: StreamApp) -> None:
     heavy = Heavy(app, topics, result_cache, pool)
     sink = result_sink(app)
     clients = Clients(app, client_cache, topics.clients)
-    app.authenticators.append(clients.authenticate)
+    app.authenticators.append(clients.principal)
+    app.delivery_owner_kinds["merchants"] = "client"
 
     app.run_agent(topics.requests, "merchants.normalize", triage.run)
 

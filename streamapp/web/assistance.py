@@ -11,7 +11,15 @@ from faust.web import Request, Response
 from pydantic import ValidationError
 
 from streamapp.assistance.routing import RoutingError
-from streamapp.auth import Authenticator, Principal, authenticate, bearer, is_admin, same
+from streamapp.auth import (
+    Authenticator,
+    Principal,
+    authenticate,
+    bearer,
+    dev_open,
+    require_admin,
+    token_matches,
+)
 from streamapp.envelope import derived_id, utcnow
 from streamapp.errors import NotFound, StreamappError, Unauthorized, ValidationFailed
 from streamapp.ingest import publish_all
@@ -25,6 +33,7 @@ if TYPE_CHECKING:
     from streamapp.assistance.service import Routing
 
 MAX_IDEMPOTENCY_KEY = 255
+BOT = Principal("bot", BOT_OWNER)
 
 
 class UnknownTopic(StreamappError):
@@ -43,34 +52,18 @@ class UnknownTopic(StreamappError):
 
 
 def bot_authenticator(app: StreamApp) -> Authenticator:
-    """The bot's bearer token makes it the owner of assistance deliveries (also for /deliveries/...)."""
+    """The bot's bearer token makes it the bot, owner of assistance deliveries (also for /deliveries/...)."""
 
-    async def authenticate_bot(request: aioweb.Request) -> str | None:
-        token = app.settings.assistance_bot_token
-        offered = bearer(request)
-        if token is not None and offered is not None and same(offered, token.get_secret_value()):
-            return BOT_OWNER
-        return None
+    async def authenticate_bot(request: aioweb.Request) -> Principal | None:
+        return BOT if token_matches(request, app.settings.assistance_bot_token) else None
 
     return authenticate_bot
 
 
-def dev_open(app: StreamApp, secret: object | None) -> bool:
-    """With no token configured, the endpoint is open in dev and closed everywhere else."""
-    return secret is None and app.settings.env == "dev"
-
-
 async def bot_principal(app: StreamApp, request: aioweb.Request) -> Principal:
     if dev_open(app, app.settings.assistance_bot_token) and bearer(request) is None:
-        return Principal(owner=BOT_OWNER)
+        return BOT
     return await authenticate(app, request)
-
-
-def require_admin(app: StreamApp, request: aioweb.Request) -> None:
-    if dev_open(app, app.settings.admin_token):
-        return
-    if not is_admin(app, request):
-        raise Unauthorized("the admin token is required (STREAMAPP_ADMIN_TOKEN)")
 
 
 def register_assistance_views(app: StreamApp, requests_topic: Topic, routing: Routing) -> None:
@@ -83,7 +76,7 @@ def register_assistance_views(app: StreamApp, requests_topic: Topic, routing: Ro
         async def post(self, request: Request) -> Response:
             raw = aiohttp_request(request)
             principal = await bot_principal(app, raw)
-            if principal.owner != BOT_OWNER:
+            if principal != BOT:
                 raise Unauthorized("the chat bot's token is required")
             data = parse_json_object(await read_body(request, settings.max_body_bytes))
             try:
@@ -141,7 +134,7 @@ def register_assistance_views(app: StreamApp, requests_topic: Topic, routing: Ro
                 rid = uuid.UUID(request_id)
             except ValueError as exc:
                 raise NotFound(f"no assistance request {request_id!r}") from exc
-            if not principal.may_read(BOT_OWNER):
+            if not principal.may_read("bot", BOT_OWNER):
                 raise NotFound(f"no assistance request {request_id!r}")
 
             async def fetch() -> tuple[Any, list[dict[str, Any]]]:

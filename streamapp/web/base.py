@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -14,6 +13,7 @@ from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
+from streamapp.auth import same
 from streamapp.envelope import utcnow
 from streamapp.errors import (
     DependencyUnavailable,
@@ -23,6 +23,7 @@ from streamapp.errors import (
     Unauthorized,
     ValidationFailed,
     describe,
+    is_data_exception,
     is_retriable,
 )
 from streamapp.settings import Settings
@@ -47,7 +48,9 @@ class JsonView(View):
             return self.error_response(request, StreamappError("unexpected server error"))
 
     def error_response(self, request: Request, exc: StreamappError) -> Response:
-        return self.json(exc.to_json(), status=exc.status)
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return self.json(exc.to_json(), status=exc.status, headers=headers)
 
 
 async def read_body(faust_request: Request, limit: int) -> bytes:
@@ -96,13 +99,20 @@ def latest_event_time(settings: Settings) -> datetime:
     return utcnow() + timedelta(seconds=settings.max_future_skew)
 
 
+def load_json(body: bytes, **options: Any) -> Any:
+    """Parse JSON: 400 for bytes that are not JSON, or nest deeper than the parser recurses."""
+    try:
+        return json.loads(body, **options)
+    except RecursionError as exc:  # `[` x 100,000: json.loads recurses once per level
+        raise MalformedBody("body is not valid JSON: nested too deeply") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedBody(f"body is not valid JSON: {exc}") from exc
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Parse a JSON object body: 400 for bytes that are not JSON or not an object, 422 for a NUL."""
     refuse_nul(body)
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedBody(f"body is not valid JSON: {exc}") from exc
+    value = load_json(body)
     if not isinstance(value, dict):
         raise MalformedBody("body must be a JSON object")
     return value
@@ -132,12 +142,13 @@ def check_shared_secret(request: aioweb.Request, secret: str | None) -> None:
         or (auth[7:] if auth.lower().startswith("bearer ") else None)
         or request.query.get("token")
     )
-    if offered is None or not hmac.compare_digest(offered.encode(), secret.encode()):
+    if offered is None or not same(offered, secret):
         raise Unauthorized("missing or wrong shared secret")
 
 
 async def db_call(operation: Callable[[], Awaitable[T]]) -> T:
-    """Run a database operation for a view: a database that is down is a 503, not a 500."""
+    """Run a database operation for a view: a database that is down is a 503, a value
+    PostgreSQL refuses (NUL in text, out of range) a 422, neither a 500."""
     try:
         return await operation()
     except StreamappError:
@@ -145,4 +156,9 @@ async def db_call(operation: Callable[[], Awaitable[T]]) -> T:
     except Exception as exc:
         if is_retriable(exc):
             raise DependencyUnavailable(f"database unavailable: {describe(exc)}") from exc
+        if is_data_exception(exc):
+            sqlstate = getattr(exc, "sqlstate", "")
+            raise ValidationFailed(
+                f"a value in the request is not one PostgreSQL takes (SQLSTATE {sqlstate})"
+            ) from exc
         raise

@@ -8,12 +8,17 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
+from aiokafka.errors import KafkaError
+from faust.exceptions import NotReady
 from faust.types import TableT
 from faust.web import Request, Response, View
+from faust.web.exceptions import ServiceUnavailable
 
-from streamapp.compat import ConsumerInternals
-from streamapp.errors import DependencyUnavailable, NotFound
+from streamapp.auth import require_admin
+from streamapp.compat import ConsumerInternals, learn_topic_partitions
+from streamapp.errors import DependencyUnavailable, NotFound, describe
 from streamapp.gaps import acked_assignment
+from streamapp.typing import aiohttp_request
 from streamapp.web.base import JsonView
 
 if TYPE_CHECKING:
@@ -90,7 +95,7 @@ def register_core_views(app: StreamApp) -> None:
 
     @app.page("/lag")
     class Lag(JsonView):
-        """How far this worker's agents are behind, per topic and partition it holds.
+        """How far this worker's agents are behind, per topic and partition it holds (admin).
 
         Workers yield the CPU to the ingest tier (STREAMAPP_WORKER_NICE), so under
         a burst the lag grows on purpose; it must come back down after. Each worker
@@ -98,6 +103,7 @@ def register_core_views(app: StreamApp) -> None:
         """
 
         async def get(self, request: Request) -> Response:
+            require_admin(app, aiohttp_request(request))
             consumer: Any = app.consumer
             try:
                 assigned = acked_assignment(app)
@@ -112,9 +118,10 @@ def register_core_views(app: StreamApp) -> None:
 
     @app.page("/tables/")
     class Tables(JsonView):
-        """Lists the tables and the partitions this worker holds for each."""
+        """Lists the tables and the partitions this worker holds for each (admin)."""
 
         async def get(self, request: Request) -> Response:
+            require_admin(app, aiohttp_request(request))
             assigned = app.assignor.assigned_actives() if app.assignor else set()
             return self.json(
                 {
@@ -136,9 +143,14 @@ def register_core_views(app: StreamApp) -> None:
 
     @app.page("/tables/{table}/{key}")
     class TableKey(JsonView):
-        """One key's value, answered by the worker that owns the key's partition."""
+        """One key's value, answered by the worker that owns the key's partition (admin).
+
+        Admin only: a table holds other callers' data (cart totals of every user);
+        each pipeline's own read routes apply its rules.
+        """
 
         async def get(self, request: Request, table: str, key: str) -> Response:
+            require_admin(app, aiohttp_request(request))
             try:
                 collection = cast("TableT[Any, Any]", app.tables[table])
             except KeyError as exc:
@@ -153,6 +165,16 @@ def register_core_views(app: StreamApp) -> None:
                     raise NotFound(f"no key {key!r} in table {table!r}")
                 return self.json({"table": table, "key": key, "value": jsonable(collection[lookup])})
 
-            routed = app.table_route(collection, match_info="key")(local)
-            response: Response = await routed(self, request)
+            changelog = collection.changelog_topic.get_topic_name()
+            try:
+                async with asyncio.timeout(app.settings.ingest_ack_timeout):
+                    await learn_topic_partitions(app, changelog)
+                routed = app.table_route(collection, match_info="key")(local)
+                response: Response = await routed(self, request)
+            except (ServiceUnavailable, NotReady, TimeoutError, KafkaError) as exc:
+                # Partitions not assigned yet (a rebalance), the producer not started,
+                # or the broker does not answer: try again later.
+                raise DependencyUnavailable(
+                    f"cannot route key of table {table!r} now: {describe(exc)}"
+                ) from exc
             return response

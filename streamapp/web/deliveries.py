@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response
 
-from streamapp.auth import authenticate
+from streamapp.auth import Kind, Principal, authenticate
 from streamapp.errors import NotFound
 from streamapp.outbound import store
 from streamapp.typing import aiohttp_request
@@ -14,6 +15,18 @@ from streamapp.web.base import JsonView, db_call
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
+
+
+def may_read(principal: Principal, owner_kinds: Mapping[str, Kind], delivery: Mapping[str, Any]) -> bool:
+    """The owner's id *and* kind must match: a merchant client named like the bot is not the bot.
+
+    The kind comes from the pipeline that made the delivery; a pipeline that names
+    none has deliveries only the admin reads.
+    """
+    if principal.admin:
+        return True
+    kind = owner_kinds.get(str(delivery["pipeline"]))
+    return kind is not None and principal.may_read(kind, str(delivery["owner"]))
 
 
 def register_delivery_views(app: StreamApp) -> None:
@@ -28,7 +41,7 @@ def register_delivery_views(app: StreamApp) -> None:
                 async with app.db.pool.acquire() as conn:
                     return await store.history(conn, subject_id)
 
-            deliveries = [d for d in await db_call(fetch) if principal.may_read(str(d["owner"]))]
+            deliveries = [d for d in await db_call(fetch) if may_read(principal, app.delivery_owner_kinds, d)]
             if not deliveries:
                 # Someone else's subject looks exactly like an unknown one.
                 raise NotFound(f"no deliveries for {subject_id!r}")

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from aiohttp import web as aioweb
 from faust.web import Request, Response
 from pydantic import ValidationError
 
+from streamapp.auth import require_reader
 from streamapp.envelope import Envelope, derived_id
 from streamapp.errors import (
     Forbidden,
+    IdempotencyKeyReused,
     NotFound,
     StreamappError,
+    ValidationFailed,
 )
 from streamapp.ingest import publish_all
 from streamapp.models.salesforce import (
+    CustomerRecord,
     parse_outbound_message,
     parse_simulator_record,
     soap_ack,
@@ -36,6 +43,9 @@ if TYPE_CHECKING:
     from streamapp.app import StreamApp
 
 MAX_HISTORY = 1000
+MAX_IDEMPOTENCY_KEY = 255
+# Whether this request is SOAP, for the error response (a typed key: aiohttp warns on str keys).
+IS_XML = aioweb.RequestKey("streamapp_xml", bool)
 
 
 def is_xml(request: Request, body: bytes) -> bool:
@@ -53,6 +63,29 @@ async def query(app: StreamApp, sql: str, *args: Any) -> list[Any]:
     return list(await db_call(lambda: app.db.pool.fetch(sql, *args)))
 
 
+async def bind_key(app: StreamApp, key: str, customer: CustomerRecord) -> None:
+    """Bind an Idempotency-Key to its record; the same key with another record is a 422.
+
+    The event id is derived from the key alone, so without this a second record
+    under a used key would be dropped downstream as a duplicate, after a 202.
+    """
+    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise ValidationFailed(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+    digest = hashlib.sha256(json.dumps(customer.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+    stored = await db_call(
+        lambda: app.db.pool.fetchval(
+            "WITH new AS (INSERT INTO salesforce_idempotency_keys (idempotency_key, record_sha256)"
+            " VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING record_sha256)"
+            " SELECT record_sha256 FROM new UNION ALL"
+            " SELECT record_sha256 FROM salesforce_idempotency_keys WHERE idempotency_key = $1",
+            key,
+            digest,
+        )
+    )
+    if stored != digest:
+        raise IdempotencyKeyReused("this Idempotency-Key was used for a different record")
+
+
 def register_license_views(app: StreamApp, inbound: Topic) -> None:
     settings = app.settings
     secret = settings.salesforce_secret.get_secret_value() if settings.salesforce_secret else None
@@ -64,9 +97,9 @@ def register_license_views(app: StreamApp, inbound: Topic) -> None:
         async def post(self, request: Request) -> Response:
             body = await read_body(request, settings.max_body_bytes)
             raw = aiohttp_request(request)
-            raw["streamapp_xml"] = is_xml(request, body)
+            raw[IS_XML] = is_xml(request, body)
             check_shared_secret(raw, secret)
-            if raw["streamapp_xml"]:
+            if raw[IS_XML]:
                 return await self.outbound_message(body)
             return await self.json_record(request, body)
 
@@ -77,6 +110,8 @@ def register_license_views(app: StreamApp, inbound: Topic) -> None:
             except ValidationError as exc:
                 raise validation_errors(exc) from exc
             idempotency_key = request.headers.get("Idempotency-Key")
+            if idempotency_key is not None:
+                await bind_key(app, idempotency_key, customer)
             event_id = derived_id("salesforce.json", idempotency_key) if idempotency_key else uuid.uuid4()
             envelope = Envelope(
                 event_id=event_id,
@@ -126,7 +161,7 @@ def register_license_views(app: StreamApp, inbound: Topic) -> None:
             )
 
         def error_response(self, request: Request, exc: StreamappError) -> Response:
-            if aiohttp_request(request).get("streamapp_xml"):
+            if aiohttp_request(request).get(IS_XML):
                 # Salesforce reads SOAP: a Fault (never an Ack) makes it resend later.
                 return self.bytes(
                     soap_fault(exc.reason, exc.detail),
@@ -141,6 +176,7 @@ def register_license_views(app: StreamApp, inbound: Topic) -> None:
         """The customer's current licenses, one per SKU ever licensed."""
 
         async def get(self, request: Request, customer_id: str) -> Response:
+            require_reader(app, aiohttp_request(request))
             rows = await query(
                 app,
                 """
@@ -175,6 +211,7 @@ def register_license_views(app: StreamApp, inbound: Topic) -> None:
         """Grants and revocations, newest first (`?limit=`, default 100, at most 1000)."""
 
         async def get(self, request: Request, customer_id: str) -> Response:
+            require_reader(app, aiohttp_request(request))
             limit = _limit(request.query.get("limit"))
             rows = await query(
                 app,

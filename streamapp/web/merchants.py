@@ -16,7 +16,7 @@ from faust.web import Request, Response
 from pydantic import ValidationError
 from yarl import URL
 
-from streamapp.auth import bearer, hash_key, is_admin, same
+from streamapp.auth import Principal, bearer, dev_open, hash_key, is_admin, same
 from streamapp.envelope import derived_id, utcnow
 from streamapp.errors import (
     Conflict,
@@ -29,6 +29,7 @@ from streamapp.errors import (
 )
 from streamapp.ingest import publish_all
 from streamapp.models.merchants import (
+    CLIENT_ID,
     ClientRecord,
     NormalizeRequest,
     Transaction,
@@ -37,8 +38,9 @@ from streamapp.models.merchants import (
 )
 from streamapp.outbound import signing, store
 from streamapp.outbound.ssrf import check_address, parse_networks
+from streamapp.ratelimit import NegativeCache, TokenBuckets
 from streamapp.typing import Topic, aiohttp_request
-from streamapp.web.base import JsonView, db_call, parse_json_object, read_body, validation_errors
+from streamapp.web.base import JsonView, db_call, load_json, parse_json_object, read_body, validation_errors
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
@@ -49,10 +51,7 @@ MAX_IDEMPOTENCY_KEY = 255
 
 def parse_transaction(body: bytes) -> Transaction:
     """JSON numbers are parsed as Decimal, so `12.99` stays exactly 12.99."""
-    try:
-        data = json.loads(body, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedBody(f"body is not valid JSON: {exc}") from exc
+    data = load_json(body, parse_float=Decimal)
     if not isinstance(data, dict):
         raise MalformedBody("body must be a JSON object")
     try:
@@ -68,17 +67,27 @@ class Clients:
         self.app = app
         self.cache = cache
         self.topic = topic
+        settings = app.settings
+        # An unknown client-id would cost a PostgreSQL query each time: remember the
+        # answer briefly (a client registered meanwhile waits at most this long).
+        self.unknown = NegativeCache(settings.merchant_unknown_client_ttl)
+        # One client flooding distinct descriptions must not take the heuristic pool
+        # from everyone: its requests are refused (429) past its share, per process.
+        self.limits = TokenBuckets(settings.merchant_client_rate, settings.merchant_client_burst)
 
     async def key_hash(self, client_id: str) -> str | None:
         cached = self.cache.get(client_id.encode())
         if cached is not None:
             return str(cached["api_key_hash"])
+        if client_id in self.unknown:
+            return None
         row = await db_call(
             lambda: self.app.db.pool.fetchrow(
                 "SELECT client_id, api_key_hash, url FROM merchant_clients WHERE client_id = $1", client_id
             )
         )
         if row is None:
+            self.unknown.add(client_id)
             return None
         await self.publish(
             ClientRecord(client_id=row["client_id"], api_key_hash=row["api_key_hash"], url=row["url"])
@@ -87,6 +96,7 @@ class Clients:
 
     async def publish(self, client: ClientRecord) -> None:
         """Refresh the cache; a failure only costs a PostgreSQL read later."""
+        self.unknown.discard(client.client_id)
         try:
             await publish_all(
                 self.topic,
@@ -101,11 +111,20 @@ class Clients:
         client_id = request.headers.get("client-id")
         if client_id is None:
             return None
+        if not CLIENT_ID.match(client_id):
+            # No such client can exist: no PostgreSQL query, and bytes that are not
+            # UTF-8 (aiohttp's lone surrogates) never reach an encode().
+            raise Unauthorized("missing or wrong API key for this client-id")
         key = bearer(request)
         expected = await self.key_hash(client_id)
         if key is None or expected is None or not same(hash_key(key), expected):
             raise Unauthorized("missing or wrong API key for this client-id")
         return client_id
+
+    async def principal(self, request: aioweb.Request) -> Principal | None:
+        """The authenticator the app knows: a merchant client is a principal of kind "client"."""
+        client_id = await self.authenticate(request)
+        return None if client_id is None else Principal("client", client_id)
 
 
 def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clients) -> None:
@@ -127,9 +146,17 @@ def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clie
             # IP literals are refused now; names are checked on the resolved address at connect time.
             with contextlib.suppress(ValueError):  # a name, not an address
                 check_address(host, allowed)
-            return await db_call(lambda: self.register(raw, registration))
+            # Creating a client needs the admin (open only in dev without an admin token;
+            # was: in every env); re-pointing one needs its API key. No token at all is
+            # neither, refused before PostgreSQL is asked.
+            admin = dev_open(app, settings.admin_token) or is_admin(app, raw)
+            if not admin and bearer(raw) is None:
+                raise Unauthorized("the admin token or the client's API key is required")
+            return await db_call(lambda: self.register(raw, registration, admin=admin))
 
-        async def register(self, raw: aioweb.Request, registration: WebhookRegistration) -> Response:
+        async def register(
+            self, raw: aioweb.Request, registration: WebhookRegistration, *, admin: bool
+        ) -> Response:
             client_id, url = registration.client_id, registration.url
             endpoint = f"merchants:{client_id}"
             async with app.db.pool.acquire() as conn, conn.transaction():
@@ -149,7 +176,7 @@ def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clie
                     await store.upsert_endpoint(conn, endpoint, url, secret)
                     key_hash, api_key, status = row["api_key_hash"], None, 200
                 else:
-                    if settings.admin_token is not None and not is_admin(app, raw):
+                    if not admin:
                         raise Unauthorized("creating a client needs the admin token")
                     api_key = "sk_" + secrets.token_urlsafe(32)
                     key_hash, secret, status = hash_key(api_key), signing.new_secret(), 201
@@ -178,6 +205,7 @@ def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clie
             client_id = await clients.authenticate(raw)
             if client_id is None:
                 raise Unauthorized("the client-id header is required")
+            clients.limits.take(client_id)
             transaction = parse_transaction(await read_body(request, settings.max_body_bytes))
             idempotency_key = raw.headers.get("Idempotency-Key")
             if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from faust.web import Request, Response
 from pydantic import ValidationError
 
+from streamapp.auth import require_reader
 from streamapp.envelope import Envelope, utcnow
 from streamapp.errors import NotFound, ValidationFailed
 from streamapp.ingest import publish_all
@@ -116,6 +117,7 @@ def register_task_views(app: StreamApp, inbound: Topic) -> None:
     @app.page("/tasks/{task_id}")
     class Task(JsonView):
         async def get(self, request: Request, task_id: str) -> Response:
+            require_reader(app, aiohttp_request(request))
             row = await db_call(
                 lambda: app.db.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
             )
@@ -128,6 +130,7 @@ def register_task_views(app: StreamApp, inbound: Topic) -> None:
         """Every event of the task in event-time order, with what happened to it and why."""
 
         async def get(self, request: Request, task_id: str) -> Response:
+            require_reader(app, aiohttp_request(request))
             wanted = request.query.get("status")
             if wanted is not None and wanted not in ("applied", "rejected", "pending"):
                 raise ValidationFailed("status must be applied, rejected or pending")
@@ -164,6 +167,7 @@ def register_task_views(app: StreamApp, inbound: Topic) -> None:
         """The user's tasks, optionally only `?status=open|completed|deleted`."""
 
         async def get(self, request: Request, user_id: str) -> Response:
+            require_reader(app, aiohttp_request(request))
             wanted = request.query.get("status")
             if wanted is not None and wanted not in STATUSES:
                 raise ValidationFailed(f"status must be one of {', '.join(STATUSES)}")
@@ -182,6 +186,7 @@ def register_task_views(app: StreamApp, inbound: Topic) -> None:
         """Stored reports (latest revision of each interval) within [from, to)."""
 
         async def get(self, request: Request, user_id: str) -> Response:
+            require_reader(app, aiohttp_request(request))
             start, end = time_range(request)
             rows = await db_call(
                 lambda: app.db.pool.fetch(
@@ -210,6 +215,7 @@ def register_task_views(app: StreamApp, inbound: Topic) -> None:
         """A report computed now, for any range."""
 
         async def get(self, request: Request, user_id: str) -> Response:
+            require_reader(app, aiohttp_request(request))
             start, end = time_range(request)
             if end - start > MAX_SUMMARY_RANGE:
                 raise ValidationFailed("the range may be at most 366 days")

@@ -17,6 +17,7 @@ from tests.integration.stack import Services, Worker
 SECRET = "test-shared-secret"
 ORGS = "00D000000000001AAA,00D000000000002AAA"
 ADMIN = "test-admin-token"
+ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN}"}
 RECEIVER_HOST = "127.0.0.2"
 REPORT_INTERVAL = 2
 # Carts: the worker's gRPC port (kept across restarts) and the key tokens are signed with.
@@ -98,8 +99,9 @@ class Client:
             raw = await response.read()
             return response.status, _decode(raw, response.content_type), dict(response.headers)
 
-    async def get(self, path: str) -> tuple[int, Any]:
-        async with self.session.get(self.base + path) as response:
+    async def get(self, path: str, *, token: str | None = None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else None
+        async with self.session.get(self.base + path, headers=headers) as response:
             return response.status, _decode(await response.read(), response.content_type)
 
 

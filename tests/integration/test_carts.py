@@ -28,7 +28,7 @@ from streamapp.embedded import free_port
 from streamapp.models.cart_events import CartEvent
 from streamapp.settings import Settings
 from streamapp.topics import pipeline_topic
-from tests.integration.conftest import CARTS_GRPC_PORT, CARTS_JWT_SECRET
+from tests.integration.conftest import ADMIN_AUTH, CARTS_GRPC_PORT, CARTS_JWT_SECRET
 from tests.integration.stack import Services, Worker, eventually
 
 T = TypeVar("T")
@@ -217,6 +217,20 @@ async def test_authentication_and_admin_role(api: Api) -> None:
     await fails(Code.UNAUTHENTICATED, api.carts.AddItem(cart_pb2.CartAddItemMsg(quantity=-1)))
 
 
+async def test_jwt_edges_another_users_cart_answers_like_an_unknown_one(api: Api) -> None:
+    """Finding 6: another user's cart answered PERMISSION_DENIED, an unknown one NOT_FOUND."""
+    owner, other, cart = uuid.uuid4(), uuid.uuid4(), new_id()
+    item = await api.create_item()
+    await api.add(owner, cart, item.uuid)
+    theirs = await fails(Code.NOT_FOUND, api.carts.Get(cart_pb2.CartGetMsg(uuid=cart), metadata=auth(other)))
+    unknown = new_id()
+    nowhere = await fails(
+        Code.NOT_FOUND, api.carts.Get(cart_pb2.CartGetMsg(uuid=unknown), metadata=auth(other))
+    )
+    assert trailer(theirs, "error-reason") == trailer(nowhere, "error-reason") == "not_found"
+    assert (theirs.details() or "").replace(cart, "?") == (nowhere.details() or "").replace(unknown, "?")
+
+
 async def test_list_pages(api: Api, db: asyncpg.Pool) -> None:
     for i in range(7):
         await api.create_item(f"paging {i}", float(i))
@@ -314,7 +328,7 @@ async def test_cart_errors(api: Api) -> None:
     item = await api.create_item()
     await api.add(owner, cart, item.uuid)
     address = type_pb2.AddressMsg(line1="x", city="y", countryCode="DE")
-    # Another user's cart: not theirs to see or change.
+    # Another user's cart: not theirs to see or change, nor to learn that it exists.
     for call in (
         api.carts.Get(cart_pb2.CartGetMsg(uuid=cart), metadata=auth(other)),
         api.carts.AddItem(
@@ -329,7 +343,7 @@ async def test_cart_errors(api: Api) -> None:
             cart_pb2.CartConfigureAddressMsg(cart_uuid=cart, address=address), metadata=auth(other)
         ),
     ):
-        await fails(Code.PERMISSION_DENIED, call)
+        await fails(Code.NOT_FOUND, call)
     assert [e.quantity for e in (await api.get(owner, cart)).entries] == [1]  # untouched
     unknown = new_id()
     for call in (
@@ -476,7 +490,7 @@ async def read_events(
 async def totals_of(worker: Worker, user: uuid.UUID) -> Any:
     async with (
         aiohttp.ClientSession() as session,
-        session.get(f"{worker.url}/tables/cart-totals/{user}") as answer,
+        session.get(f"{worker.url}/tables/cart-totals/{user}", headers=ADMIN_AUTH) as answer,
     ):
         return await answer.json() if answer.status == 200 else None
 

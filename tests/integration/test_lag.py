@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.integration.conftest import Client
+from tests.integration.conftest import ADMIN, Client
 from tests.integration.stack import customer_record, eventually
 
 
@@ -16,7 +16,7 @@ async def test_lag_is_listed_per_partition_and_comes_back_to_zero(client: Client
     # The session's only worker holds every partition of the inbound topic (once
     # the group has assigned them: right after start the list is empty).
     _, before = await eventually(
-        lambda: client.get("/lag"), lambda r: r[0] == 200 and len(inbound(r[1])) == 4
+        lambda: client.get("/lag", token=ADMIN), lambda r: r[0] == 200 and len(inbound(r[1])) == 4
     )
     ends_before = {row["partition"]: row["end"] for row in inbound(before)}
     assert sorted(ends_before) == [0, 1, 2, 3]
@@ -32,7 +32,7 @@ async def test_lag_is_listed_per_partition_and_comes_back_to_zero(client: Client
         assert answer[0] == 202, answer
 
     _, body = await eventually(
-        lambda: client.get("/lag"),
+        lambda: client.get("/lag", token=ADMIN),
         lambda r: r[0] == 200 and r[1]["topics"]["licenses.inbound"] == 0,
         timeout=60,
     )

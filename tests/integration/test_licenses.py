@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from tests.integration.conftest import Client
+from tests.integration.conftest import ADMIN, Client
 from tests.integration.stack import customer_record, eventually
 
 ORG = "00D000000000001AAA"
@@ -82,6 +82,24 @@ async def test_customer_without_licenses_is_known(client: Client) -> None:
     assert (status, hist["history"]) == (200, [])
 
 
+async def test_idempotency_key_is_not_bound_to_the_body(client: Client, db: asyncpg.Pool) -> None:
+    """Finding 12: the same key with another record got a 202, and the record was dropped downstream."""
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first = customer_record(SKU1=True)
+    accepted = await client.post("/salesforce/webhook", first, headers=key)
+    assert accepted[0] == 202, accepted
+    # The same record again under the key (a retry): the same event, accepted.
+    again = await client.post("/salesforce/webhook", first, headers=key)
+    assert (again[0], again[1]["event_ids"]) == (202, accepted[1]["event_ids"])
+    other = customer_record(SKU2=True)
+    status, body, _ = await client.post("/salesforce/webhook", other, headers=key)
+    assert (status, body["error"]) == (422, "idempotency_key_reused")
+    status, body, _ = await client.post("/salesforce/webhook", first, headers={"Idempotency-Key": "k" * 256})
+    assert (status, body["error"]) == (422, "validation_failed")
+    await eventually(lambda: history_count(db, first["Id"]), lambda n: n == 1)
+    assert await history_count(db, other["Id"]) == 0
+
+
 async def test_duplicates_change_nothing(client: Client, db: asyncpg.Pool) -> None:
     record = customer_record(SKU1=True, SKU3=True)
     key = {"Idempotency-Key": str(uuid.uuid4())}
@@ -119,19 +137,19 @@ async def test_table_inspection(client: Client) -> None:
     record = customer_record(SKU2=True)
     await client.post("/salesforce/webhook", record)
     status, body = await eventually(
-        lambda: client.get(f"/tables/license-state/{record['Id']}"), lambda r: r[0] == 200
+        lambda: client.get(f"/tables/license-state/{record['Id']}", token=ADMIN), lambda r: r[0] == 200
     )
     assert status == 200
     assert set(body["value"]["licensed"]) == {"SKU1", "SKU2"}
-    status, listing = await client.get("/tables/")
+    status, listing = await client.get("/tables/", token=ADMIN)
     assert status == 200
     names = [t["name"] for t in listing["tables"]]
     assert "license-state" in names
     state = next(t for t in listing["tables"] if t["name"] == "license-state")
     assert state["local_partitions"]  # a single worker owns every partition
-    status, body = await client.get("/tables/license-state/no-such-customer")
+    status, body = await client.get("/tables/license-state/no-such-customer", token=ADMIN)
     assert (status, body["error"]) == (404, "not_found")
-    status, body = await client.get("/tables/no-such-table/x")
+    status, body = await client.get("/tables/no-such-table/x", token=ADMIN)
     assert (status, body["error"]) == (404, "not_found")
 
 
@@ -255,7 +273,7 @@ async def test_soap_out_of_order_and_resend(client: Client, db: asyncpg.Pool) ->
     assert (await client.post("/salesforce/webhook", soap([newer])))[0] == 200
     # The agent has seen the older record once its id is among the customer's recent events.
     _, state = await eventually(
-        lambda: client.get(f"/tables/license-state/{acct}"),
+        lambda: client.get(f"/tables/license-state/{acct}", token=ADMIN),
         lambda r: older_event in r[1]["value"]["recent_event_ids"],
     )
     assert older_event in state["value"]["recent_event_ids"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -265,6 +266,25 @@ async def test_retry_after_is_honoured(client: Client, receiver: Receiver) -> No
     assert len(got) == 2
     gap = float(got[1].headers["webhook-timestamp"]) - float(got[0].headers["webhook-timestamp"])
     assert gap >= 1  # the schedule alone would have retried after ~0.3 s
+
+
+async def test_retry_after_overflow_records_the_attempt(client: Client, receiver: Receiver) -> None:
+    """Finding 11: `Retry-After: 99999999999999999999` raised OverflowError after the attempt; it
+    was never recorded and the delivery was claimed again every 10 minutes. Now: clamped to 24 h."""
+    tenant = await register(client, receiver, "/huge")
+    receiver.scripts["/huge"] = [503]
+    receiver.extra_headers["/huge"] = {"Retry-After": "99999999999999999999"}
+    _, accepted = await tenant.normalize(NETFLIX)
+    await receiver.wait_for("/huge", 1)
+    _, body = await eventually(
+        lambda: tenant.deliveries(accepted["request_id"]),
+        lambda r: r[0] == 200 and r[1]["deliveries"][0]["attempts"],
+    )
+    (delivery,) = body["deliveries"]
+    assert (delivery["status"], delivery["attempt_count"]) == ("pending", 1)
+    assert delivery["attempts"][0]["status_code"] == 503
+    wait = datetime.fromisoformat(delivery["next_attempt_at"]) - datetime.now(UTC)
+    assert timedelta(hours=23) < wait <= timedelta(hours=24, minutes=1)
 
 
 async def test_always_failing_goes_to_dead_letters_then_replays(

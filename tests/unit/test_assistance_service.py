@@ -11,6 +11,7 @@ import pytest
 from streamapp.assistance.routing import RoutingError
 from streamapp.assistance.service import Routing, RoutingUnavailable
 from streamapp.settings import Settings
+from tests.unit.webapp import PROD
 
 
 def routing(tmp_path: Path, text: str | None, **settings: Any) -> Routing:
@@ -23,7 +24,7 @@ def routing(tmp_path: Path, text: str | None, **settings: Any) -> Routing:
 
 
 async def test_a_bad_file_stops_a_prod_worker(tmp_path: Path) -> None:
-    service = routing(tmp_path, "[routes\n", env="prod", salesforce_secret="s")
+    service = routing(tmp_path, "[routes\n", **{k: v for k, v in PROD.items() if k != "ingest_ack_timeout"})
     with pytest.raises(RoutingError, match="not valid TOML"):
         await service.on_start()
 

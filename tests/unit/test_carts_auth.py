@@ -82,3 +82,30 @@ def test_settings_refuse_a_short_secret() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         Settings(carts_jwt_secret="short")
     assert Settings(carts_jwt_secret="").carts_jwt_secret is None
+
+
+def test_jwt_edges_foreign_audience() -> None:
+    """Finding 6: with no audience configured, a token for another service was accepted."""
+    user = str(uuid.uuid4())
+    with pytest.raises(Unauthorized, match="audience"):
+        verifier().verify(token({"sub": user, "aud": "another-service"}))
+    assert verifier().verify(token({"sub": user})).user_uuid == uuid.UUID(user)
+    shop = verifier(carts_jwt_audience="shop")
+    assert shop.verify(token({"sub": user, "aud": "shop"})).user_uuid == uuid.UUID(user)
+    with pytest.raises(Unauthorized):
+        shop.verify(token({"sub": user, "aud": "another-service"}))
+
+
+def test_jwt_edges_lifetime() -> None:
+    """Finding 6: a token valid until 2100 was accepted; now at most STREAMAPP_CARTS_JWT_MAX_LIFETIME."""
+    user = str(uuid.uuid4())
+    now = int(time.time())
+    until_2100 = 4102444800
+    with pytest.raises(Unauthorized, match="lives longer"):
+        verifier().verify(token({"sub": user, "exp": until_2100}))
+    with pytest.raises(Unauthorized, match="lives longer"):
+        verifier(carts_jwt_max_lifetime=600).verify(token({"sub": user, "iat": now, "exp": now + 3600}))
+    # A long-lived token issued long ago is still judged by its whole lifetime.
+    with pytest.raises(Unauthorized, match="lives longer"):
+        verifier(carts_jwt_max_lifetime=600).verify(token({"sub": user, "iat": now - 3000, "exp": now + 60}))
+    assert verifier(carts_jwt_max_lifetime=600).verify(token({"sub": user, "iat": now, "exp": now + 500}))

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from streamapp.outbound import signing
-from streamapp.outbound.schedule import DEFAULT_SCHEDULE, next_delay, retry_after_seconds
+from streamapp.outbound.schedule import DEFAULT_SCHEDULE, MAX_RETRY_AFTER, next_delay, retry_after_seconds
 from streamapp.outbound.ssrf import (
     BlockedDestination,
     GuardedConnector,
@@ -79,6 +79,39 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds(format_datetime(now + timedelta(seconds=30), usegmt=True), now) == 30
     assert retry_after_seconds("garbage") is None
     assert retry_after_seconds(None) is None
+
+
+@pytest.mark.parametrize(
+    "header", ["99999999999999999999", "9" * 5000, "86401", "Fri, 31 Dec 9999 23:59:59 GMT"]
+)
+def test_retry_after_overflow(header: str) -> None:
+    """Finding 11: `Retry-After: 99999999999999999999` overflowed the next attempt's timedelta, so
+    the attempt was never recorded and the delivery re-claimed forever. Clamped to 24 h."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    seconds = retry_after_seconds(header, now)
+    assert seconds == MAX_RETRY_AFTER == 86_400
+    delay = next_delay([0, 5], 1, retry_after=seconds)
+    assert delay is not None
+    assert now + timedelta(seconds=delay) == now + timedelta(days=1)  # what _attempt computes
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "100.64.0.1",  # carrier-grade NAT
+        "100.127.255.254",
+        "2002:7f00:1::",  # 6to4 wrapping 127.0.0.1
+        "2002:a00:1::1",  # 6to4 wrapping 10.0.0.1
+        "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo, client 10.0.0.1
+        "198.18.0.1",  # benchmarking
+        "64:ff9b::a00:1",  # NAT64 wrapping 10.0.0.1
+    ],
+)
+def test_ssrf_guard_lets_cgnat_and_6to4_pass(address: str) -> None:
+    """Finding 15: 100.64.0.0/10 and 6to4 / Teredo wrapping internal addresses passed as external."""
+    assert is_internal(ipaddress.ip_address(address))
+    with pytest.raises(BlockedDestination):
+        check_address(address, [])
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from streamapp.cli import main
+from streamapp.errors import InvalidSettings
 from streamapp.settings import Settings, load_settings
 
 
@@ -51,10 +53,62 @@ def test_services_env_file_fills_in_urls(tmp_path: Path, monkeypatch: pytest.Mon
     assert load_settings().kafka_url == "kafka://real:9092"
 
 
-def test_prod_requires_a_webhook_secret() -> None:
-    with pytest.raises(ValidationError, match="STREAMAPP_SALESFORCE_SECRET"):
-        Settings(env="prod")
-    assert Settings(env="prod", salesforce_secret="x").salesforce_auth_enabled
+PROD_DOORS = {
+    "STREAMAPP_SALESFORCE_SECRET": "sf",
+    "STREAMAPP_ADMIN_TOKEN": "admin",
+    "STREAMAPP_TASKS_SECRET": "tasks",
+    "STREAMAPP_ASSISTANCE_BOT_TOKEN": "bot",
+    "STREAMAPP_CARTS_JWT_SECRET": "carts-jwt-secret-of-at-least-32-bytes",
+    "STREAMAPP_CARTS_JWT_AUDIENCE": "shop",
+}
+
+
+def test_production_starts_with_open_doors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding 3: prod required only the Salesforce secret; now every door's credential, one line each."""
+    monkeypatch.setenv("STREAMAPP_ENV", "prod")
+    with pytest.raises(InvalidSettings) as caught:
+        load_settings()
+    assert caught.value.problems == [f"{name} must be set when STREAMAPP_ENV=prod" for name in PROD_DOORS]
+    for name, value in PROD_DOORS.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings().env == "prod"
+    for missing in PROD_DOORS:
+        monkeypatch.setenv(missing, "")  # `FOO=` in an env file: unset
+        with pytest.raises(InvalidSettings) as caught:
+            load_settings()
+        assert caught.value.problems == [f"{missing} must be set when STREAMAPP_ENV=prod"]
+        monkeypatch.setenv(missing, PROD_DOORS[missing])
+
+
+def test_settings_errors_print_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Finding 5: the validation error showed every input, the database password included."""
+    monkeypatch.setenv("STREAMAPP_ENV", "prod")
+    monkeypatch.setenv("STREAMAPP_DATABASE_URL", "postgresql://app:hunter2-db-password@db/app")
+    monkeypatch.setenv("STREAMAPP_CARTS_JWT_SECRET", "short-jwt-key-typed-here")
+    monkeypatch.setenv("STREAMAPP_WEB_PORT", "not-a-port-9f3a")
+    assert main(["worker"]) == 2
+    err = capsys.readouterr().err
+    for secret in ("hunter2", "short-jwt-key-typed-here", "not-a-port-9f3a"):
+        assert secret not in err
+    lines = err.splitlines()
+    assert "streamapp: STREAMAPP_CARTS_JWT_SECRET: must be at least 32 bytes" in lines
+    assert any(line.startswith("streamapp: STREAMAPP_WEB_PORT: ") for line in lines)
+    assert "Traceback" not in err
+    with pytest.raises(ValidationError) as caught:
+        Settings(env="prod", database_url="postgresql://app:hunter2@db/app", carts_jwt_secret="short")
+    assert "hunter2" not in str(caught.value)
+    assert "short" not in str(caught.value).replace("shorter", "")
+
+
+def test_jwt_audience_is_required_outside_dev() -> None:
+    """Finding 6: outside dev a JWT key without an audience takes tokens meant for anyone."""
+    key = "carts-jwt-secret-of-at-least-32-bytes"
+    with pytest.raises(ValidationError, match="STREAMAPP_CARTS_JWT_AUDIENCE"):
+        Settings(env="test", carts_jwt_secret=key)
+    assert Settings(env="test", carts_jwt_secret=key, carts_jwt_audience="shop").carts_jwt_audience == "shop"
+    assert Settings(env="dev", carts_jwt_secret=key).carts_jwt_audience is None
 
 
 def test_empty_secret_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -53,6 +53,19 @@ def test_digest_changes_only_with_content() -> None:
 
 def test_file_name_and_document() -> None:
     name = report_filename("user/1", T0, T0 + timedelta(minutes=1))
-    assert name == "task_report_user_1_20260301T120000Z_20260301T120100Z.json"
+    assert name == "task_report_user%2F1_20260301T120000Z_20260301T120100Z.json"
+    assert report_filename("u-1.a_b", T0, T0) == "task_report_u-1.a_b_20260301T120000Z_20260301T120000Z.json"
     doc = report_document(build_report("u", T0, T0 + timedelta(minutes=1), {}), 2, T0)
     assert b'"revision": 2' in doc
+
+
+def test_report_file_names_collide() -> None:
+    """Finding 13: `a/b`, `a_b` and `a:b` were written to one file."""
+    ids = ["a/b", "a_b", "a:b", "a%2Fb", "a~b", "a\u00e9", "a\ud800", "x" * 200, "x" * 199 + "y", "é" * 200]
+    long_id = "x" * 200
+    ids.append(report_filename(long_id, T0, T0).removeprefix("task_report_").split("_2026")[0])
+    names = [report_filename(user, T0, T0 + timedelta(minutes=1)) for user in ids]
+    assert len(set(names)) == len(ids)
+    for name in names:
+        assert len(name.encode()) <= 255
+        assert not {"/", "\\", ":"} & set(name)
