@@ -105,6 +105,9 @@ class Heavy:
     name = "merchants.heavy"
     pipeline = PIPELINE
     batch_within = 0.05
+    # Concurrent actors share the partitions' events, and requests are independent:
+    # no per-partition offset order to keep.
+    contiguous = False
 
     def __init__(
         self, app: StreamApp, topics: MerchantTopics, cache: TableT[bytes, Any], pool: HeuristicPool

@@ -98,6 +98,7 @@ class BatchRuntime(Generic[R]):
             p.name,
             retry_initial=settings.retry_initial_backoff,
             retry_max=settings.retry_max_backoff,
+            contiguous=getattr(p, "contiguous", True),
         )
 
     async def process(self, events: Sequence[Event]) -> None:

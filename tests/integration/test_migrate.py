@@ -39,5 +39,11 @@ async def test_applied_once_and_tracked(services: Services) -> None:
 
 
 async def test_the_worker_applied_the_pipeline_migrations(db: asyncpg.Pool, worker: object) -> None:
-    versions = await db.fetch("SELECT scope, version FROM schema_migrations WHERE scope = 'licenses'")
-    assert [(r["scope"], r["version"]) for r in versions] == [("licenses", "0001_licenses")]
+    versions = await db.fetch(
+        "SELECT scope, version FROM schema_migrations WHERE scope IN ('core', 'licenses') ORDER BY 1, 2"
+    )
+    assert [(r["scope"], r["version"]) for r in versions] == [
+        ("core", "0001_dead_letter_payloads"),
+        ("licenses", "0001_licenses"),
+        ("licenses", "0002_idempotency_keys"),
+    ]

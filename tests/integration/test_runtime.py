@@ -23,7 +23,7 @@ from streamapp.deadletters import DeadLetter
 from streamapp.envelope import Envelope
 from streamapp.models.salesforce import CustomerRecord
 from streamapp.settings import Settings
-from tests.integration.conftest import Client
+from tests.integration.conftest import ADMIN, Client
 from tests.integration.stack import Services, Worker, customer_record, eventually
 from tests.integration.test_licenses import account, soap
 from tests.integration.test_tasks import hook, post
@@ -132,7 +132,8 @@ async def test_a_poison_record_is_dead_lettered_and_its_batch_mates_land(
 
     # Nothing is left behind: the inbound topic is committed to its end.
     _, lag = await eventually(
-        lambda: client.get("/lag"), lambda r: r[0] == 200 and r[1]["topics"].get("licenses.inbound") == 0
+        lambda: client.get("/lag", token=ADMIN),
+        lambda r: r[0] == 200 and r[1]["topics"].get("licenses.inbound") == 0,
     )
     assert lag["topics"]["licenses.inbound"] == 0
 
@@ -241,7 +242,7 @@ async def test_a_broker_outage_while_dead_lettering_loses_nothing(
         )
         assert status == 200
     _, lag = await eventually(
-        lambda: client.get("/lag"),
+        lambda: client.get("/lag", token=ADMIN),
         lambda r: r[0] == 200 and r[1]["topics"].get("licenses.inbound") == 0,
         timeout=120,
     )
