@@ -15,6 +15,7 @@ from streamapp.db.migrate import Migration, load_migrations
 from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters
 from streamapp.gaps import StreamGapHealer
+from streamapp.kafka_security import broker_credentials
 from streamapp.outbound.service import DeliveryService
 from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.settings import Settings
@@ -99,6 +100,9 @@ def faust_options(settings: Settings, role: Role = "worker") -> dict[str, Any]:
         # changelog lives as long as the broker does.
         "table_cleanup_interval": 60.0,
         "producer_partitioner": key_partitioner,
+        # TLS / SASL (STREAMAPP_BROKER_SECURITY_PROTOCOL ...): Faust hands these to
+        # the consumer, the producer and the client it creates topics with.
+        "broker_credentials": broker_credentials(settings),
     }
 
 
@@ -138,7 +142,8 @@ def create_app(
             migrations.extend(load_migrations(pipeline.name, pipeline.migrations))
     app.db = Database(
         settings.postgres_dsn,
-        migrations=migrations,
+        # Off when a deploy step applies them (`streamapp migrate`).
+        migrations=migrations if settings.migrate_on_start else [],
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         connect_timeout=settings.db_connect_timeout,
