@@ -11,7 +11,7 @@ from aiokafka.partitioner import DefaultPartitioner, murmur2
 from mode import ServiceT
 
 from streamapp.auth import Authenticator
-from streamapp.db.migrate import Migration, load_migrations
+from streamapp.db.migrate import pipeline_migrations
 from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters
 from streamapp.gaps import StreamGapHealer
@@ -19,7 +19,7 @@ from streamapp.kafka_security import broker_credentials
 from streamapp.outbound.service import DeliveryService
 from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.settings import Settings
-from streamapp.typing import Stream
+from streamapp.typing import Stream, Topic
 
 _DEFAULT_PARTITIONER = DefaultPartitioner()
 
@@ -39,6 +39,8 @@ class StreamApp(faust.App):
     deliveries: DeliveryService
     role: Role = "worker"
     ingest_paths: set[str]
+    # Every topic the app writes or reads, by name (streamapp/topics.py fills it).
+    declared_topics: dict[str, Topic]
 
     def ingest_page(self, path: str) -> Callable[[Any], Any]:
         """`page` for an endpoint that only turns requests into events: ingest processes serve it too."""
@@ -133,13 +135,11 @@ def create_app(
     # Faust's producer-only boot: web server and producer, no consumer, agents or tables.
     app.producer_only = role == "ingest"
     app.ingest_paths = set()
+    app.declared_topics = {}
     app.settings = settings
     app.pipelines = chosen
     app.authenticators = []
-    migrations: list[Migration] = []
-    for pipeline in chosen:
-        if pipeline.migrations:
-            migrations.extend(load_migrations(pipeline.name, pipeline.migrations))
+    migrations = pipeline_migrations(chosen)
     app.db = Database(
         settings.postgres_dsn,
         # Off when a deploy step applies them (`streamapp migrate`).
@@ -149,6 +149,7 @@ def create_app(
         connect_timeout=settings.db_connect_timeout,
     )
     app.dead_letters = DeadLetters(app)
+    app.declared_topics[app.dead_letters.topic.get_topic_name()] = app.dead_letters.topic
     app.add_worker_service(
         StreamGapHealer(app, interval=settings.gap_check_interval, patience=settings.gap_patience)
     )

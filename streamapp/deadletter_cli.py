@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streamapp.deadletters import DEAD_LETTER_TOPIC, DeadLetter
+from streamapp.kafka_security import aiokafka_security
 from streamapp.settings import Settings
 
 
@@ -24,7 +25,11 @@ def bootstrap(broker_url: str) -> list[str]:
 
 async def read_dead_letters(settings: Settings) -> AsyncIterator[tuple[int, int, DeadLetter]]:
     """Every dead letter from the beginning to the current end, with partition and offset."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(settings.kafka_url), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap(settings.kafka_url),
+        enable_auto_commit=False,
+        **aiokafka_security(settings),
+    )
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(DEAD_LETTER_TOPIC) or set()
@@ -101,7 +106,9 @@ async def replay_letters(settings: Settings, args: argparse.Namespace) -> int:
             print(f"would replay {letter.dead_letter_id} -> {letter.replay_topic}")
         print(f"{len(chosen)} dead letter(s) would be replayed")
         return 0
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(settings.kafka_url), acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap(settings.kafka_url), acks="all", **aiokafka_security(settings)
+    )
     await producer.start()
     try:
         for letter in chosen:

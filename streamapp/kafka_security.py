@@ -16,7 +16,7 @@ from faust.types.auth import CredentialsT
 from streamapp.settings import Settings
 
 
-class FileTokenProvider(AbstractTokenProvider):
+class FileTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # aiokafka ships no types
     """OAUTHBEARER tokens read from a file at every authentication.
 
     Short-lived tokens are refreshed by something else (a sidecar, a projected
@@ -85,5 +85,4 @@ def aiokafka_security(settings: Settings) -> dict[str, Any]:
 
     Faust's own mapping, so a CLI connects exactly as the worker does.
     """
-    options: dict[str, Any] = credentials_to_aiokafka_auth(broker_credentials(settings))
-    return options
+    return dict(credentials_to_aiokafka_auth(broker_credentials(settings)))

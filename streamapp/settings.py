@@ -277,7 +277,8 @@ class Settings(BaseSettings):
         # client library retries until the session times out.
         problems: list[str] = []
         sasl = self.broker_security_protocol.startswith("SASL_")
-        if sasl and self.broker_sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+        user_password = self.broker_sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+        if sasl and user_password:  # noqa: SIM102 (one condition per line reads better)
             if self.broker_sasl_username is None or self.broker_sasl_password is None:
                 problems.append(
                     f"STREAMAPP_BROKER_SASL_USERNAME and STREAMAPP_BROKER_SASL_PASSWORD are required "
@@ -308,7 +309,10 @@ class Settings(BaseSettings):
         # other settings are read: take it from the environment at construction
         # (never at import), unless the caller passed `_secrets_dir`.
         secrets_dir = os.environ.get("STREAMAPP_SECRETS_DIR") or None
-        if isinstance(file_secret_settings, SecretsSettingsSource) and file_secret_settings.secrets_dir is None:
+        if (
+            isinstance(file_secret_settings, SecretsSettingsSource)
+            and file_secret_settings.secrets_dir is None
+        ):
             file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir)
         return init_settings, env_settings, dotenv_settings, file_secret_settings
 

@@ -63,7 +63,7 @@ def test_empty_secret_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _kubernetes_secret_volume(root: Path, files: dict[str, str]) -> Path:
-    """The layout the kubelet writes: each name a symlink to ..data/name, ..data a symlink to a timestamped dir."""
+    """The kubelet's layout: each name a symlink to ..data/name, ..data to a timestamped dir."""
     stamped = root / "..2026_11_27_06_00_00.000000000"
     stamped.mkdir(parents=True)
     for name, value in files.items():
@@ -95,7 +95,8 @@ def test_secrets_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     # An environment variable wins over a file.
     monkeypatch.setenv("STREAMAPP_SALESFORCE_SECRET", "from-env")
     overridden = Settings().salesforce_secret
-    assert overridden is not None and overridden.get_secret_value() == "from-env"
+    assert overridden is not None
+    assert overridden.get_secret_value() == "from-env"
 
 
 def test_no_secrets_dir_reads_no_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,7 +105,9 @@ def test_no_secrets_dir_reads_no_files(tmp_path: Path, monkeypatch: pytest.Monke
     assert Settings().salesforce_secret is None
 
 
-def test_prod_secret_from_a_file_satisfies_the_prod_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prod_secret_from_a_file_satisfies_the_prod_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "STREAMAPP_SALESFORCE_SECRET").write_text("s\n")
     monkeypatch.setenv("STREAMAPP_SECRETS_DIR", str(tmp_path))
     monkeypatch.setenv("STREAMAPP_ENV", "prod")
@@ -116,12 +119,18 @@ def test_prod_secret_from_a_file_satisfies_the_prod_check(tmp_path: Path, monkey
     [
         ({"STREAMAPP_BROKER_SECURITY_PROTOCOL": "SASL_SSL"}, "STREAMAPP_BROKER_SASL_PASSWORD"),
         (
-            {"STREAMAPP_BROKER_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "STREAMAPP_BROKER_SASL_MECHANISM": "SCRAM-SHA-512",
-             "STREAMAPP_BROKER_SASL_USERNAME": "u"},
+            {
+                "STREAMAPP_BROKER_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "STREAMAPP_BROKER_SASL_MECHANISM": "SCRAM-SHA-512",
+                "STREAMAPP_BROKER_SASL_USERNAME": "u",
+            },
             "STREAMAPP_BROKER_SASL_PASSWORD",
         ),
         (
-            {"STREAMAPP_BROKER_SECURITY_PROTOCOL": "SASL_SSL", "STREAMAPP_BROKER_SASL_MECHANISM": "OAUTHBEARER"},
+            {
+                "STREAMAPP_BROKER_SECURITY_PROTOCOL": "SASL_SSL",
+                "STREAMAPP_BROKER_SASL_MECHANISM": "OAUTHBEARER",
+            },
             "STREAMAPP_BROKER_SASL_OAUTH_TOKEN_FILE",
         ),
         ({"STREAMAPP_BROKER_SECURITY_PROTOCOL": "SSL", "STREAMAPP_BROKER_SSL_CERTFILE": "/c.pem"}, "KEYFILE"),
@@ -138,4 +147,4 @@ def test_incomplete_broker_security_is_refused(
 
 def test_unknown_broker_protocol_is_refused() -> None:
     with pytest.raises(ValidationError):
-        Settings(broker_security_protocol="TLS")  # type: ignore[arg-type]
+        Settings(broker_security_protocol="TLS")
