@@ -2,8 +2,7 @@
 
 Reads rendered deployment files as JSON on stdin:
 
-    helm template ... | python3 -c 'import json,sys,yaml; json.dump([*yaml.safe_load_all(sys.stdin)], sys.stdout)' \
-        | .venv/bin/python deploy/check_settings.py chart
+    helm template ... | <YAML documents to a JSON list> | .venv/bin/python deploy/check_settings.py chart
     docker compose config --format json | .venv/bin/python deploy/check_settings.py compose
 
 For every streamapp container (init containers included) it collects the
