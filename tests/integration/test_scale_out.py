@@ -108,11 +108,10 @@ def xfail_if_stale(stale: list[tuple[str, str]], when: str) -> None:
 @pytest.fixture
 async def second(worker: Worker, tmp_path: Path) -> Any:
     """Another worker of the same app (the session worker's settings, its own ports)."""
-    extra = Worker(
-        worker.services,
-        tmp_path,
-        **{**worker.settings, "STREAMAPP_CARTS_GRPC_PORT": str(free_port())},
-    )
+    settings = {**worker.settings, "STREAMAPP_CARTS_GRPC_PORT": str(free_port())}
+    extra = Worker(worker.services, tmp_path)
+    # The same environment as the session worker, but its own gRPC (and web) port.
+    extra.settings = settings
     extra.start()
     yield extra
     extra.stop()
