@@ -11,6 +11,7 @@ from aiokafka.partitioner import DefaultPartitioner, murmur2
 from mode import ServiceT
 
 from streamapp.auth import Authenticator
+from streamapp.compat import use_fetched_end_offsets
 from streamapp.db.migrate import pipeline_migrations
 from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters
@@ -130,6 +131,8 @@ def create_app(
 ) -> StreamApp:
     """Build the app. Nothing here runs at import time: the caller passes the settings."""
     chosen = list(pipelines) if pipelines is not None else discover_pipelines()
+    if settings.broker_check_end_offsets:
+        use_fetched_end_offsets()
     app = StreamApp(settings.app_id, **faust_options(settings, role))
     app.role = role
     # Faust's producer-only boot: web server and producer, no consumer, agents or tables.

@@ -254,6 +254,10 @@ class Settings(BaseSettings):
     # when a deploy step (`streamapp migrate`, the chart's init container) does it
     # and the runtime database user has no DDL rights.
     migrate_on_start: bool = True
+    # Check each end offset Faust's recovery and /lag ask for with a fetch (one short
+    # probe per question): the embedded Tansu broker lists too small an end after
+    # multi-record batches (streamapp/compat.py). Harmless on Kafka; off saves the probe.
+    broker_check_end_offsets: bool = True
 
     @field_validator(
         "broker_sasl_username",

@@ -72,3 +72,17 @@ async def test_end_offset_after_multi_record_batches(services: Services) -> None
     listed, highwater = await ends(servers, TopicPartition(topic, 0))
     assert highwater == 16  # the fetch's high watermark is right
     assert listed == 16  # Tansu 0.6.0 answers 12 (= base offset 11 of the last batch + 1)
+
+
+async def test_fetched_end_offsets_correct_the_listed_ones(services: Services) -> None:
+    """What the worker's recovery and /lag use (streamapp.compat.fetched_end_offsets): the true end."""
+    from streamapp.compat import fetched_end_offsets
+
+    servers = bootstrap(services.broker_url)
+    topic = f"offsets-{uuid.uuid4().hex[:8]}"
+    await produce_batches(servers, topic, [10, 1, 5])
+    empty = f"offsets-{uuid.uuid4().hex[:8]}"
+    await produce_batches(servers, empty, [])
+    tp, none = TopicPartition(topic, 0), TopicPartition(empty, 0)
+    listed = {tp: (await ends(servers, tp))[0], none: 0}
+    assert await fetched_end_offsets(servers, {}, listed) == {tp: 16, none: 0}
