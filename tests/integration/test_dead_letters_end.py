@@ -1,4 +1,4 @@
-"""`streamapp dead-letters` reads to the true end of the topic, also when the last letters came in one batch."""
+"""`streamapp dead-letters` reads to the true end of the topic, also after a last batch of letters."""
 
 from __future__ import annotations
 
@@ -29,5 +29,7 @@ async def test_the_last_batch_of_letters_is_read(services: Services) -> None:
     finally:
         await producer.stop()
     settings = Settings(broker_url=services.broker_url, database_url=services.database_url)
-    read = [letter.detail async for _, _, letter in read_dead_letters(settings) if letter.pipeline == pipeline]
+    read = [
+        letter.detail async for _, _, letter in read_dead_letters(settings) if letter.pipeline == pipeline
+    ]
     assert read == ["0", "1", "2", "3", "4"]
