@@ -13,24 +13,67 @@ if command -v hadolint >/dev/null; then
     ran=$((ran + 1))
 fi
 
+# Builds streamapp's settings as each rendered container would (deploy/check_settings.py):
+# needs the project's venv and a python3 with PyYAML for the chart's YAML.
+settings_check() {
+    if [ -x .venv/bin/python ]; then
+        .venv/bin/python deploy/check_settings.py "$1"
+    else
+        echo "(no .venv: settings check of the $1 skipped)"
+        cat >/dev/null
+    fi
+}
+yaml_to_json() {
+    python3 -c 'import json, sys, yaml; json.dump([*yaml.safe_load_all(sys.stdin)], sys.stdout)'
+}
+
 if docker compose version >/dev/null 2>&1; then
-    echo "== docker compose config"
+    echo "== docker compose config (with the example env file)"
+    export STREAMAPP_ENV_FILE=deploy/compose/streamapp.env.example
     docker compose -f docker-compose.yaml config -q
     docker compose -f docker-compose.yaml --profile simulate config -q
+    echo "== compose: every streamapp service's settings load (STREAMAPP_ENV=prod)"
+    docker compose -f docker-compose.yaml --profile simulate config --format json | settings_check compose
+    if STREAMAPP_ENV_FILE=deploy/compose/no-such.env docker compose -f docker-compose.yaml config -q 2>/dev/null; then
+        echo "compose: expected a refusal without the env file (prod needs its credentials)" >&2
+        exit 1
+    fi
+    unset STREAMAPP_ENV_FILE
     ran=$((ran + 1))
 fi
 
 if command -v helm >/dev/null; then
     chart=deploy/helm/streamapp
-    echo "== helm lint"
-    helm lint --strict "$chart" --set database.url=postgresql://u:p@db:5432/streamapp
-    echo "== helm template (inline secrets / existing secrets)"
-    helm template t "$chart" --set database.url=postgresql://u:p@db:5432/streamapp \
-        --set salesforce.secret=s >/dev/null
-    helm template t "$chart" --set database.existingSecret=pg \
-        --set salesforce.existingSecret=sf --set topics.create=false >/dev/null
+    # What STREAMAPP_ENV=prod (the chart's default) needs, inline.
+    prod=(--set database.url=postgresql://u:p@db:5432/streamapp --set salesforce.secret=s
+        --set admin.token=a --set read.token=r --set tasks.secret=t --set assistance.botToken=b
+        --set carts.jwtSecret=0123456789abcdef0123456789abcdef --set carts.audience=shop)
+    # The same from existing Secrets.
+    existing=(--set database.existingSecret=pg --set salesforce.existingSecret=sf
+        --set admin.existingSecret=creds --set read.existingSecret=creds --set tasks.existingSecret=creds
+        --set assistance.existingSecret=creds --set carts.existingSecret=creds --set carts.audience=shop)
+    echo "== helm lint (values.schema.json included)"
+    helm lint --strict "$chart" "${prod[@]}"
+    helm lint --strict "$chart" "${existing[@]}"
+    echo "== helm template: every container's settings load (inline / existing Secrets / SASL_SSL)"
+    helm template t "$chart" "${prod[@]}" | yaml_to_json | settings_check chart
+    helm template t "$chart" "${existing[@]}" --set topics.create=false | yaml_to_json | settings_check chart
+    out=$(helm template t "$chart" "${existing[@]}" --set broker.securityProtocol=SASL_SSL \
+        --set broker.sasl.mechanism=SCRAM-SHA-512 --set broker.sasl.username=svc \
+        --set broker.sasl.existingSecret=kafka --set broker.tls.existingSecret=kafka-ca)
+    settings_check chart <<<"$(yaml_to_json <<<"$out")"
+    for want in "path: STREAMAPP_BROKER_SASL_PASSWORD" "STREAMAPP_BROKER_SSL_CAFILE" \
+        'args: ["topics","--create"]' 'args: ["migrate"]' "path: STREAMAPP_ADMIN_TOKEN" \
+        "path: STREAMAPP_READ_TOKEN" "path: STREAMAPP_TASKS_SECRET" \
+        "path: STREAMAPP_ASSISTANCE_BOT_TOKEN" "path: STREAMAPP_CARTS_JWT_SECRET"; do
+        grep -qF "$want" <<<"$out" || { echo "SASL_SSL: no '$want' in the output" >&2; exit 1; }
+    done
+    if grep -q "STREAMAPP_WORKER_NAME\|kind: Job" <<<"$out"; then
+        echo "STREAMAPP_WORKER_NAME (read by nothing) or the old topic Job rendered" >&2
+        exit 1
+    fi
     echo "== helm template (ingest tier on / autoscaled / off)"
-    out=$(helm template t "$chart" --set database.url=u)
+    out=$(helm template t "$chart" "${prod[@]}")
     for want in "kind: Deployment" "name: t-streamapp-ingest" "STREAMAPP_INGEST_PORT" \
         "containerPort: 6067" "maxUnavailable: 0"; do
         grep -q "$want" <<<"$out" || { echo "ingest on: no '$want' in the output" >&2; exit 1; }
@@ -39,15 +82,15 @@ if command -v helm >/dev/null; then
         echo "ingest on: an HPA without ingest.autoscaling.enabled" >&2
         exit 1
     fi
-    helm lint --strict "$chart" --set database.url=u --set ingest.autoscaling.enabled=true
-    out=$(helm template t "$chart" --set database.url=u --set ingest.autoscaling.enabled=true \
+    helm lint --strict "$chart" "${prod[@]}" --set ingest.autoscaling.enabled=true
+    out=$(helm template t "$chart" "${prod[@]}" --set ingest.autoscaling.enabled=true \
         --show-only templates/ingest-hpa.yaml --show-only templates/ingest-deployment.yaml)
     grep -q "kind: HorizontalPodAutoscaler" <<<"$out" || { echo "autoscaling: no HPA" >&2; exit 1; }
     if grep -q "^  replicas:" <<<"$out"; then
         echo "autoscaling: the Deployment still sets replicas (the HPA owns them)" >&2
         exit 1
     fi
-    out=$(helm template t "$chart" --set database.url=u --set ingest.enabled=false \
+    out=$(helm template t "$chart" "${prod[@]}" --set ingest.enabled=false \
         --set ingest.replicaCount=0)
     if grep -qE "kind: (Deployment|HorizontalPodAutoscaler)|streamapp-ingest" <<<"$out"; then
         echo "ingest off: ingest objects rendered" >&2
@@ -55,18 +98,24 @@ if command -v helm >/dev/null; then
     fi
     echo "== helm template refuses bad values"
     for bad in "replicaCount=99" "config.STREAMAPP_DATABASE_URL=x" "config.OTHER=x" \
+        "config.STREAMAPP_ADMIN_TOKEN=x" "config.STREAMAPP_READ_TOKEN=x" "salesforce.secret=" \
+        "admin.token=" "read.token=" "tasks.secret=" "assistance.botToken=" "carts.jwtSecret=" \
+        "carts.jwtSecret=short" "carts.audience=" "topics.names={a}" "broker.securityProtocol=TLS" \
+        "broker.securityProtocol=SASL_SSL" "broker.tls.existingSecret=ca,broker.tls.certKey=tls.crt" \
         "ingest.replicaCount=0" "ingest.port=0" "ingest.rollingUpdate.maxSurge=0" \
         "ingest.autoscaling.enabled=true,ingest.autoscaling.maxReplicas=1" \
         "ingest.autoscaling.enabled=true,ingest.resources.requests.cpu=null"; do
-        if helm template t "$chart" --set database.url=u --set "$bad" >/dev/null 2>&1; then
+        if helm template t "$chart" "${prod[@]}" --set "$bad" >/dev/null 2>&1; then
             echo "expected a failure with --set $bad" >&2
             exit 1
         fi
     done
-    if helm template t "$chart" >/dev/null 2>&1; then
+    if helm template t "$chart" --set config.STREAMAPP_ENV=dev >/dev/null 2>&1; then
         echo "expected a failure without database.url/existingSecret" >&2
         exit 1
     fi
+    # Outside prod the doors may stay open: it renders, and NOTES warns.
+    helm template t "$chart" --set database.url=u --set config.STREAMAPP_ENV=dev >/dev/null
     ran=$((ran + 1))
 fi
 

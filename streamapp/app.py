@@ -12,14 +12,16 @@ from aiokafka.partitioner import DefaultPartitioner, murmur2
 from mode import ServiceT
 
 from streamapp.auth import Authenticator, Kind
-from streamapp.db.migrate import Migration, load_migrations
+from streamapp.compat import use_fetched_end_offsets
+from streamapp.db.migrate import Migration, pipeline_migrations
 from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters
 from streamapp.gaps import StreamGapHealer
+from streamapp.kafka_security import broker_credentials
 from streamapp.outbound.service import DeliveryService
 from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.settings import Settings
-from streamapp.typing import Stream
+from streamapp.typing import Stream, Topic
 
 _DEFAULT_PARTITIONER = DefaultPartitioner()
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
@@ -42,6 +44,8 @@ class StreamApp(faust.App):
     deliveries: DeliveryService
     role: Role = "worker"
     ingest_paths: set[str]
+    # Every topic the app writes or reads, by name (streamapp/topics.py fills it).
+    declared_topics: dict[str, Topic]
 
     def ingest_page(self, path: str) -> Callable[[Any], Any]:
         """`page` for an endpoint that only turns requests into events: ingest processes serve it too."""
@@ -112,6 +116,9 @@ def faust_options(settings: Settings, role: Role = "worker") -> dict[str, Any]:
         # changelog lives as long as the broker does.
         "table_cleanup_interval": 60.0,
         "producer_partitioner": key_partitioner,
+        # TLS / SASL (STREAMAPP_BROKER_SECURITY_PROTOCOL ...): Faust hands these to
+        # the consumer, the producer and the client it creates topics with.
+        "broker_credentials": broker_credentials(settings),
     }
 
 
@@ -137,28 +144,29 @@ def create_app(
 ) -> StreamApp:
     """Build the app. Nothing here runs at import time: the caller passes the settings."""
     chosen = list(pipelines) if pipelines is not None else discover_pipelines()
+    if settings.broker_check_end_offsets:
+        use_fetched_end_offsets()
     app = StreamApp(settings.app_id, **faust_options(settings, role))
     app.role = role
     # Faust's producer-only boot: web server and producer, no consumer, agents or tables.
     app.producer_only = role == "ingest"
     app.ingest_paths = set()
+    app.declared_topics = {}
     app.settings = settings
     app.pipelines = chosen
     app.authenticators = []
     app.delivery_owner_kinds = {}
-    # The core's own tables (oversized dead-letter payloads) come first.
-    migrations: list[Migration] = load_migrations("core", "streamapp.db.migrations.core")
-    for pipeline in chosen:
-        if pipeline.migrations:
-            migrations.extend(load_migrations(pipeline.name, pipeline.migrations))
+    migrations: list[Migration] = pipeline_migrations(chosen)
     app.db = Database(
         settings.postgres_dsn,
-        migrations=migrations,
+        # Off when a deploy step applies them (`streamapp migrate`).
+        migrations=migrations if settings.migrate_on_start else [],
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         connect_timeout=settings.db_connect_timeout,
     )
     app.dead_letters = DeadLetters(app)
+    app.declared_topics[app.dead_letters.topic.get_topic_name()] = app.dead_letters.topic
     app.add_worker_service(
         StreamGapHealer(app, interval=settings.gap_check_interval, patience=settings.gap_patience)
     )

@@ -1,4 +1,4 @@
-"""The `streamapp` command: services, worker, ingest, dev, dead-letters."""
+"""The `streamapp` command: services, worker, ingest, dev, dead-letters, migrate, topics."""
 
 from __future__ import annotations
 
@@ -224,6 +224,56 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     return asyncio.run(replay_letters(settings, args))
 
 
+# --- migrate / topics (deploy steps) ------------------------------------------------
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from streamapp.migrate_cli import run_migrate
+
+    settings = load_settings()
+    _setup_logging(settings)
+    return asyncio.run(run_migrate(settings, status_only=args.status))
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from streamapp.topics_cli import main_topics
+
+    settings = load_settings()
+    _setup_logging(settings)
+    return main_topics(settings, create=args.create)
+
+
+def _add_deploy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    migrate = sub.add_parser(
+        "migrate",
+        help="apply pending PostgreSQL migrations (a deploy step / init container)",
+        description=(
+            "Apply every pipeline's pending migrations (under the lock workers take at start). "
+            "Exit status 0: up to date; 1: migrations pending (--status); "
+            "2: an applied migration's file has changed since."
+        ),
+    )
+    migrate.add_argument(
+        "--status", action="store_true", help="list applied / pending / changed; change nothing"
+    )
+    migrate.set_defaults(func=cmd_migrate)
+    topics = sub.add_parser(
+        "topics",
+        help="list the topics the app declares, or create them (a deploy step / init container)",
+        description=(
+            "Without options: every topic the pipelines declare, with its kind (pipeline: created by "
+            "--create; changelog: created by Faust, compacted). --create creates the missing pipeline "
+            "topics with STREAMAPP_TOPIC_PARTITIONS / _REPLICATION and exits 1 if any existing topic "
+            "has another partition count."
+        ),
+    )
+    topics.add_argument("--list", action="store_true", help="list (the default)")
+    topics.add_argument(
+        "--create", action="store_true", help="create the missing pipeline topics and check counts"
+    )
+    topics.set_defaults(func=cmd_topics)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamapp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -245,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--json", action="store_true", help="one JSON object per line (list)")
     dl.add_argument("--dry-run", action="store_true", help="show what replay would send")
     dl.set_defaults(func=cmd_dead_letters)
+    _add_deploy_commands(sub)
     return parser
 
 

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streamapp.compat import refresh_metadata
 from streamapp.deadletters import DEAD_LETTER_TOPIC, DeadLetter, PayloadFetcher
+from streamapp.kafka_security import aiokafka_security
 from streamapp.settings import Settings
 
 
@@ -40,7 +41,11 @@ async def read_dead_letters(settings: Settings) -> AsyncIterator[tuple[int, int,
 
 
 async def _read_all(settings: Settings) -> AsyncIterator[tuple[int, int, DeadLetter]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(settings.kafka_url), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap(settings.kafka_url),
+        enable_auto_commit=False,
+        **aiokafka_security(settings),
+    )
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(DEAD_LETTER_TOPIC) or set()
@@ -122,6 +127,7 @@ async def replay_letters(settings: Settings, args: argparse.Namespace) -> int:
         bootstrap_servers=bootstrap(settings.kafka_url),
         acks="all",
         max_request_size=settings.producer_max_request_bytes,
+        **aiokafka_security(settings),
     )
     pool = await _payload_pool(settings, chosen)
     await producer.start()

@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 from streamapp.errors import InvalidSettings
 
@@ -283,6 +289,101 @@ class Settings(BaseSettings):
     def salesforce_auth_enabled(self) -> bool:
         """The shared-secret check is on whenever a secret is configured."""
         return self.salesforce_secret is not None
+
+    # --- Production: broker security, secrets from files, migrations (issue 14) ----
+    # A directory of files named like the variables (`STREAMAPP_DATABASE_URL`, any
+    # case), one value each, trailing whitespace stripped: how Kubernetes and Docker
+    # hand out secrets. Environment variables win over files. Unset: no files read.
+    secrets_dir: Path | None = None
+    # How workers, ingest processes and every CLI talk to the broker. SSL/SASL_SSL
+    # verify the broker against the system CAs, or against `broker_ssl_cafile`.
+    broker_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    broker_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", "OAUTHBEARER"] = (
+        "PLAIN"
+    )
+    broker_sasl_username: str | None = None
+    broker_sasl_password: SecretStr | None = None
+    # OAUTHBEARER: a file holding the current token, re-read for every
+    # authentication, so whatever refreshes it (a sidecar, a projected token) wins.
+    broker_sasl_oauth_token_file: Path | None = None
+    broker_sasl_kerberos_service_name: str = "kafka"
+    broker_sasl_kerberos_domain_name: str | None = None
+    broker_ssl_cafile: Path | None = None
+    # Client certificate and key (PEM) for brokers that authenticate clients by TLS.
+    broker_ssl_certfile: Path | None = None
+    broker_ssl_keyfile: Path | None = None
+    broker_ssl_key_password: SecretStr | None = None
+    # Off only for a broker whose certificate names another host (tests, tunnels).
+    broker_ssl_check_hostname: bool = True
+    # Workers and ingest processes apply pending migrations when they start. Off
+    # when a deploy step (`streamapp migrate`, the chart's init container) does it
+    # and the runtime database user has no DDL rights.
+    migrate_on_start: bool = True
+    # Check each end offset Faust's recovery and /lag ask for with a fetch (one short
+    # probe per question): the embedded Tansu broker lists too small an end after
+    # multi-record batches (streamapp/compat.py). Harmless on Kafka; off saves the probe.
+    broker_check_end_offsets: bool = True
+
+    @field_validator(
+        "broker_sasl_username",
+        "broker_sasl_password",
+        "broker_sasl_oauth_token_file",
+        "broker_sasl_kerberos_domain_name",
+        "broker_ssl_cafile",
+        "broker_ssl_certfile",
+        "broker_ssl_keyfile",
+        "broker_ssl_key_password",
+        "secrets_dir",
+        mode="before",
+    )
+    @classmethod
+    def _production_empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _broker_security_is_complete(self) -> Settings:
+        # Caught at start-up with the variable's name, not as an auth failure the
+        # client library retries until the session times out.
+        problems: list[str] = []
+        sasl = self.broker_security_protocol.startswith("SASL_")
+        user_password = self.broker_sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+        if sasl and user_password:  # noqa: SIM102 (one condition per line reads better)
+            if self.broker_sasl_username is None or self.broker_sasl_password is None:
+                problems.append(
+                    f"STREAMAPP_BROKER_SASL_USERNAME and STREAMAPP_BROKER_SASL_PASSWORD are required "
+                    f"for SASL {self.broker_sasl_mechanism}"
+                )
+        if sasl and self.broker_sasl_mechanism == "OAUTHBEARER" and self.broker_sasl_oauth_token_file is None:
+            problems.append("STREAMAPP_BROKER_SASL_OAUTH_TOKEN_FILE is required for SASL OAUTHBEARER")
+        if (self.broker_ssl_certfile is None) != (self.broker_ssl_keyfile is None):
+            problems.append("STREAMAPP_BROKER_SSL_CERTFILE and STREAMAPP_BROKER_SSL_KEYFILE go together")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def broker_tls(self) -> bool:
+        return self.broker_security_protocol in ("SSL", "SASL_SSL")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The directory is itself a setting, so it has to be known before the
+        # other settings are read: take it from the environment at construction
+        # (never at import), unless the caller passed `_secrets_dir`.
+        secrets_dir = os.environ.get("STREAMAPP_SECRETS_DIR") or None
+        if (
+            isinstance(file_secret_settings, SecretsSettingsSource)
+            and file_secret_settings.secrets_dir is None
+        ):
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
 
 def load_settings(**overrides: object) -> Settings:

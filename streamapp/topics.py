@@ -15,10 +15,16 @@ def pipeline_topic(app: faust.App, name: str) -> Topic:
     Faust refuses to start (PartitionsMismatch); clusters often disable
     auto-create altogether.
     """
-    return app.topic(
+    topic: Topic = app.topic(
         name,
         key_type=bytes,
         value_type=bytes,
         internal=True,
         partitions=app.conf.topic_partitions,
     )
+    # `streamapp topics` lists (and the deploy step creates) exactly these: one
+    # source of truth for the topic names, the pipelines' own declarations.
+    registry: dict[str, Topic] | None = getattr(app, "declared_topics", None)
+    if registry is not None:
+        registry[name] = topic
+    return topic

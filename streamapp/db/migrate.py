@@ -6,11 +6,16 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
+from typing import TYPE_CHECKING, Literal
 
 import asyncpg
 
 from streamapp.errors import StreamappError
+
+if TYPE_CHECKING:
+    from streamapp.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,50 @@ def load_migrations(scope: str, package: str) -> list[Migration]:
         key=lambda entry: entry.name,
     )
     return [Migration(scope, entry.name.removesuffix(".sql"), entry.read_text()) for entry in files]
+
+
+def pipeline_migrations(pipelines: Sequence[Pipeline]) -> list[Migration]:
+    """The core's migrations (oversized dead-letter payloads), then every pipeline's, in the order
+    the worker applies them."""
+    migrations: list[Migration] = load_migrations("core", "streamapp.db.migrations.core")
+    for pipeline in pipelines:
+        if pipeline.migrations:
+            migrations.extend(load_migrations(pipeline.name, pipeline.migrations))
+    return migrations
+
+
+MigrationState = Literal["applied", "pending", "changed", "unknown"]
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    scope: str
+    version: str
+    # "changed": applied, but the file differs now; "unknown": applied, but this
+    # release has no such file (a newer release ran, or a file was removed).
+    state: MigrationState
+    applied_at: datetime | None = None
+
+
+async def migration_status(
+    conn: asyncpg.Connection, migrations: Sequence[Migration]
+) -> list[MigrationStatus]:
+    """What is applied, pending, changed or unknown; reads only (creates no table)."""
+    done: dict[tuple[str, str], asyncpg.Record] = {}
+    if await conn.fetchval("SELECT to_regclass('schema_migrations')") is not None:
+        rows = await conn.fetch("SELECT scope, version, checksum, applied_at FROM schema_migrations")
+        done = {(row["scope"], row["version"]): row for row in rows}
+    result: list[MigrationStatus] = []
+    for migration in migrations:
+        row = done.pop((migration.scope, migration.version), None)
+        if row is None:
+            result.append(MigrationStatus(migration.scope, migration.version, "pending"))
+        else:
+            state: MigrationState = "applied" if row["checksum"] == migration.checksum else "changed"
+            result.append(MigrationStatus(migration.scope, migration.version, state, row["applied_at"]))
+    for (scope, version), row in sorted(done.items()):
+        result.append(MigrationStatus(scope, version, "unknown", row["applied_at"]))
+    return result
 
 
 async def apply_migrations(conn: asyncpg.Connection, migrations: Sequence[Migration]) -> list[str]:

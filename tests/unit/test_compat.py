@@ -122,3 +122,21 @@ async def test_the_seek_runs_in_the_consumer_thread(monkeypatch: pytest.MonkeyPa
     consumer = Consumer()
     await ConsumerInternals(consumer).seek(EVENTS, 5)
     assert consumer._thread.seeks == [{EVENTS: 5}]
+
+
+def test_the_consumer_thread_still_asks_highwaters_this_way() -> None:
+    """The end-offset correction (compat.use_fetched_end_offsets) wraps this method."""
+    from streamapp import compat
+
+    thread_cls = faust_aiokafka.AIOKafkaConsumerThread
+    compat.use_fetched_end_offsets()
+    compat.use_fetched_end_offsets()  # idempotent: wrapped once
+    original = thread_cls._streamapp_listed_highwaters  # type: ignore[attr-defined]
+    assert thread_cls._highwaters is not original
+    for method in (original, thread_cls._highwaters):
+        assert inspect.iscoroutinefunction(method)
+        assert list(inspect.signature(method).parameters) == ["self", "partitions"]
+    # What the wrapper calls on Faust's side.
+    assert callable(faust_aiokafka.server_list)
+    assert callable(faust_aiokafka.credentials_to_aiokafka_auth)
+    assert inspect.iscoroutinefunction(thread_cls.highwaters)

@@ -76,28 +76,60 @@ app.kubernetes.io/component: ingest
 {{- define "streamapp.secretName" -}}
 {{- include "streamapp.fullname" . }}
 {{- end }}
-
-{{/* True (non-empty) when the chart's own Secret holds the database URL. */}}
-{{- define "streamapp.ownsDatabaseSecret" -}}
-{{- if not .Values.database.existingSecret }}true{{ end }}
+{{/*
+Every secret the pods get, one entry per STREAMAPP_* variable: where its values
+live (`path` under .Values), which field holds an inline value, and whether
+STREAMAPP_ENV=prod requires it. The pods read them as files (STREAMAPP_SECRETS_DIR),
+never as environment variables.
+*/}}
+{{- define "streamapp.secretSpecs" -}}
+- {env: STREAMAPP_DATABASE_URL, path: [database], field: url, prod: true}
+- {env: STREAMAPP_SALESFORCE_SECRET, path: [salesforce], field: secret, prod: true}
+- {env: STREAMAPP_ADMIN_TOKEN, path: [admin], field: token, prod: true}
+- {env: STREAMAPP_READ_TOKEN, path: [read], field: token, prod: true}
+- {env: STREAMAPP_TASKS_SECRET, path: [tasks], field: secret, prod: true}
+- {env: STREAMAPP_ASSISTANCE_BOT_TOKEN, path: [assistance], field: botToken, prod: true}
+- {env: STREAMAPP_CARTS_JWT_SECRET, path: [carts], field: jwtSecret, prod: true}
+- {env: STREAMAPP_BROKER_SASL_PASSWORD, path: [broker, sasl], field: password, prod: false}
 {{- end }}
 
-{{/* True (non-empty) when the chart's own Secret holds the Salesforce secret. */}}
-{{- define "streamapp.ownsSalesforceSecret" -}}
-{{- if and (not .Values.salesforce.existingSecret) .Values.salesforce.secret }}true{{ end }}
+{{/*
+The specs resolved against the values, as JSON: for each, whether it is set,
+the Secret and key it comes from, and the inline value when the chart's own
+Secret holds it (`owned`).
+*/}}
+{{- define "streamapp.secrets" -}}
+{{- $root := . }}
+{{- $out := list }}
+{{- range $spec := include "streamapp.secretSpecs" . | fromYamlArray }}
+{{- $section := $root.Values }}
+{{- range $spec.path }}{{ $section = index $section . | default dict }}{{ end }}
+{{- $inline := index $section $spec.field | default "" | toString }}
+{{- $existing := $section.existingSecret | default "" }}
+{{- $owned := and (not $existing) (ne $inline "") }}
+{{- $out = append $out (dict
+    "env" $spec.env
+    "prod" $spec.prod
+    "values" (join "." $spec.path)
+    "field" $spec.field
+    "set" (or (ne $existing "") $owned)
+    "owned" $owned
+    "inline" $inline
+    "secretName" ($existing | default (include "streamapp.secretName" $root))
+    "key" $section.existingSecretKey) }}
+{{- end }}
+{{- toJson $out }}
 {{- end }}
 
-{{- define "streamapp.salesforceEnabled" -}}
-{{- if or .Values.salesforce.existingSecret .Values.salesforce.secret }}true{{ end }}
+{{/* True (non-empty) when the chart writes a Secret of its own (some value is inline). */}}
+{{- define "streamapp.ownsSecret" -}}
+{{- range include "streamapp.secrets" . | fromJsonArray }}{{ if .owned }}true{{ end }}{{ end }}
 {{- end }}
 
-{{/* True (non-empty) when the chart's own Secret holds the carts JWT key. */}}
-{{- define "streamapp.ownsCartsSecret" -}}
-{{- if and (not .Values.carts.existingSecret) .Values.carts.jwtSecret }}true{{ end }}
-{{- end }}
-
-{{- define "streamapp.cartsAuthEnabled" -}}
-{{- if or .Values.carts.existingSecret .Values.carts.jwtSecret }}true{{ end }}
+{{/* True (non-empty) when the secret for `env` is configured. Called with (list $ "STREAMAPP_X"). */}}
+{{- define "streamapp.secretSet" -}}
+{{- $env := index . 1 }}
+{{- range include "streamapp.secrets" (index . 0) | fromJsonArray }}{{ if and (eq .env $env) .set }}true{{ end }}{{ end }}
 {{- end }}
 
 {{/*
@@ -117,37 +149,132 @@ checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256
 {{- end }}
 {{- end }}
 
+{{/* Where the broker's TLS files are mounted (broker.tls.existingSecret). */}}
+{{- define "streamapp.brokerTlsPath" -}}/etc/streamapp/broker-tls{{- end }}
+
 {{/*
-The env entries workers and ingest processes share: the broker, the secrets, then
-extraEnv (last, so it can add what the chart does not set). Called with
-(dict "root" $ "carts" BOOL): the carts JWT key only where `carts` is true (the
-workers, which run the carts gRPC server; the ingest tier never verifies a token).
+The env entries every streamapp container shares (workers, ingest, init
+containers): the broker and how to reach it, where the secret files are, then
+extraEnv (last, so it can add what the chart does not set). The secrets
+themselves are files, see streamapp.secretVolumes.
 */}}
 {{- define "streamapp.env" -}}
-{{- $root := .root -}}
+{{- $root := . -}}
 - name: STREAMAPP_BROKER_URL
   value: {{ $root.Values.broker.url | quote }}
-- name: STREAMAPP_DATABASE_URL
-  valueFrom:
-    secretKeyRef:
-      name: {{ $root.Values.database.existingSecret | default (include "streamapp.secretName" $root) }}
-      key: {{ $root.Values.database.existingSecretKey }}
-{{- if include "streamapp.salesforceEnabled" $root }}
-- name: STREAMAPP_SALESFORCE_SECRET
-  valueFrom:
-    secretKeyRef:
-      name: {{ $root.Values.salesforce.existingSecret | default (include "streamapp.secretName" $root) }}
-      key: {{ $root.Values.salesforce.existingSecretKey }}
+- name: STREAMAPP_SECRETS_DIR
+  value: {{ $root.Values.secretsMountPath | quote }}
+- name: STREAMAPP_BROKER_SECURITY_PROTOCOL
+  value: {{ $root.Values.broker.securityProtocol | quote }}
+{{- if hasPrefix "SASL_" $root.Values.broker.securityProtocol }}
+- name: STREAMAPP_BROKER_SASL_MECHANISM
+  value: {{ $root.Values.broker.sasl.mechanism | quote }}
+{{- with $root.Values.broker.sasl.username }}
+- name: STREAMAPP_BROKER_SASL_USERNAME
+  value: {{ . | quote }}
 {{- end }}
-{{- if and .carts (include "streamapp.cartsAuthEnabled" $root) }}
-- name: STREAMAPP_CARTS_JWT_SECRET
-  valueFrom:
-    secretKeyRef:
-      name: {{ $root.Values.carts.existingSecret | default (include "streamapp.secretName" $root) }}
-      key: {{ $root.Values.carts.existingSecretKey }}
+{{- end }}
+{{- with $root.Values.broker.tls }}
+{{- if .existingSecret }}
+{{- if .caKey }}
+- name: STREAMAPP_BROKER_SSL_CAFILE
+  value: {{ printf "%s/%s" (include "streamapp.brokerTlsPath" $root) .caKey | quote }}
+{{- end }}
+{{- if .certKey }}
+- name: STREAMAPP_BROKER_SSL_CERTFILE
+  value: {{ printf "%s/%s" (include "streamapp.brokerTlsPath" $root) .certKey | quote }}
+- name: STREAMAPP_BROKER_SSL_KEYFILE
+  value: {{ printf "%s/%s" (include "streamapp.brokerTlsPath" $root) .keyKey | quote }}
+{{- end }}
+{{- end }}
+{{- if not .checkHostname }}
+- name: STREAMAPP_BROKER_SSL_CHECK_HOSTNAME
+  value: "false"
+{{- end }}
+{{- end }}
+{{- with $root.Values.carts.audience }}
+- name: STREAMAPP_CARTS_JWT_AUDIENCE
+  value: {{ . | quote }}
 {{- end }}
 {{- with $root.Values.extraEnv }}
 {{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The secrets as files: one projected volume, each configured secret at
+<secretsMountPath>/<STREAMAPP_VARIABLE> (what STREAMAPP_SECRETS_DIR reads), from
+the chart's Secret or yours; and the broker's TLS files when configured.
+*/}}
+{{- define "streamapp.secretVolumes" -}}
+- name: secrets
+  projected:
+    # Readable by the pod's group (fsGroup), not by others.
+    defaultMode: 0440
+    sources:
+    {{- range include "streamapp.secrets" . | fromJsonArray }}
+    {{- if .set }}
+      - secret:
+          name: {{ .secretName }}
+          items:
+            - key: {{ .key }}
+              path: {{ .env }}
+    {{- end }}
+    {{- end }}
+{{- with .Values.broker.tls.existingSecret }}
+- name: broker-tls
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0440
+{{- end }}
+{{- end }}
+
+{{- define "streamapp.secretMounts" -}}
+- name: secrets
+  mountPath: {{ .Values.secretsMountPath }}
+  readOnly: true
+{{- if .Values.broker.tls.existingSecret }}
+- name: broker-tls
+  mountPath: {{ include "streamapp.brokerTlsPath" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+Init containers of every streamapp pod: create the app's topics (`streamapp topics
+--create`, the list comes from the code) and apply the migrations (`streamapp
+migrate`). Both load the full settings first, so a missing or malformed secret
+stops the pod here, with one line naming it, before anything serves.
+*/}}
+{{- define "streamapp.initContainers" -}}
+{{- $root := . }}
+{{- range $step := list (dict "name" "topics" "args" (list "topics" "--create") "on" $root.Values.topics.create) (dict "name" "migrate" "args" (list "migrate") "on" $root.Values.migrate.initContainer) }}
+{{- if $step.on }}
+- name: {{ $step.name }}
+  image: {{ include "streamapp.image" $root | quote }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  args: {{ toJson $step.args }}
+  envFrom:
+    {{- include "streamapp.envFrom" $root | nindent 4 }}
+  env:
+    {{- include "streamapp.env" $root | nindent 4 }}
+  resources:
+    requests:
+      cpu: 50m
+      memory: 128Mi
+    limits:
+      memory: 384Mi
+  {{- with $root.Values.securityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  volumeMounts:
+    {{- include "streamapp.secretMounts" $root | nindent 4 }}
+    - name: data
+      mountPath: /var/lib/streamapp
+    - name: tmp
+      mountPath: /tmp
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -177,16 +304,45 @@ are printed as integers.
 {{- if gt (int .Values.replicaCount) $partitions }}
 {{- fail (printf "replicaCount (%d) is larger than config.STREAMAPP_TOPIC_PARTITIONS (%d): the extra workers would get no partition" (int .Values.replicaCount) $partitions) }}
 {{- end }}
+{{- $secretEnvs := list }}
+{{- range include "streamapp.secrets" . | fromJsonArray }}{{ $secretEnvs = append $secretEnvs .env }}{{ end }}
 {{- range $key, $_ := .Values.config }}
 {{- if not (hasPrefix "STREAMAPP_" $key) }}
 {{- fail (printf "config.%s: only STREAMAPP_* settings belong in config (use extraEnv for others)" $key) }}
 {{- end }}
-{{- if has $key (list "STREAMAPP_DATABASE_URL" "STREAMAPP_SALESFORCE_SECRET" "STREAMAPP_CARTS_JWT_SECRET") }}
-{{- fail (printf "config.%s is a secret: use database.* / salesforce.* / carts.* (it would land in a ConfigMap)" $key) }}
+{{- if or (has $key $secretEnvs) (has $key (list "STREAMAPP_ASSISTANCE_ROUTES" "STREAMAPP_BROKER_SSL_KEY_PASSWORD")) }}
+{{- fail (printf "config.%s is a secret: it would land in a ConfigMap (see the secret values in values.yaml, or extraEnv with a secretKeyRef)" $key) }}
 {{- end }}
 {{- end }}
 {{- if and (not .Values.carts.existingSecret) .Values.carts.jwtSecret (lt (len (toString .Values.carts.jwtSecret)) 32) }}
 {{- fail "carts.jwtSecret must be at least 32 bytes (an HS256 key; the workers would refuse to start)" }}
+{{- end }}
+{{- /* What STREAMAPP_ENV=prod refuses to start without: caught here, not in a crash loop. */}}
+{{- if eq (index .Values.config "STREAMAPP_ENV" | default "dev" | toString) "prod" }}
+{{- $missing := list }}
+{{- range include "streamapp.secrets" . | fromJsonArray }}
+{{- if and .prod (not .set) }}
+{{- $missing = append $missing (printf "%s (%s.%s or %s.existingSecret)" .env .values .field .values) }}
+{{- end }}
+{{- end }}
+{{- if not (or .Values.carts.audience (index .Values.config "STREAMAPP_CARTS_JWT_AUDIENCE")) }}
+{{- $missing = append $missing "STREAMAPP_CARTS_JWT_AUDIENCE (carts.audience)" }}
+{{- end }}
+{{- if $missing }}
+{{- fail (printf "config.STREAMAPP_ENV is prod, which refuses to start without: %s" (join ", " $missing)) }}
+{{- end }}
+{{- end }}
+{{- $broker := .Values.broker }}
+{{- if not (has $broker.securityProtocol (list "PLAINTEXT" "SSL" "SASL_PLAINTEXT" "SASL_SSL")) }}
+{{- fail (printf "broker.securityProtocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, not %v" $broker.securityProtocol) }}
+{{- end }}
+{{- if and (hasPrefix "SASL_" $broker.securityProtocol) (has $broker.sasl.mechanism (list "PLAIN" "SCRAM-SHA-256" "SCRAM-SHA-512")) }}
+{{- if not (and $broker.sasl.username (include "streamapp.secretSet" (list . "STREAMAPP_BROKER_SASL_PASSWORD"))) }}
+{{- fail (printf "broker.securityProtocol %s with %s needs broker.sasl.username and broker.sasl.password (or broker.sasl.existingSecret)" $broker.securityProtocol $broker.sasl.mechanism) }}
+{{- end }}
+{{- end }}
+{{- if and $broker.tls.existingSecret (ne (empty $broker.tls.certKey) (empty $broker.tls.keyKey)) }}
+{{- fail "broker.tls.certKey and broker.tls.keyKey go together (a client certificate and its key)" }}
 {{- end }}
 {{- if .Values.ingest.enabled }}
 {{- include "streamapp.validateIngest" . }}
