@@ -11,9 +11,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from streamapp.settings import Settings, load_settings
 
@@ -69,7 +69,9 @@ async def _run_services(settings: Settings) -> None:
         print(READY_LINE, flush=True)
         await stop.wait()
     finally:
-        for service in reversed(started):
+        # The broker first, PostgreSQL last (the order they were started in): a worker
+        # still stopping may need the database after the broker is gone.
+        for service in started:
             await service.stop()
         with contextlib.suppress(FileNotFoundError):
             settings.services_env_file.unlink()
@@ -105,8 +107,13 @@ def yield_cpu(nice: int) -> None:
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
-def run_worker(settings: Settings, role: Role = "worker") -> int:
-    """Run a worker, or (role "ingest") an ingest process: the same app, producer-only."""
+def run_worker(
+    settings: Settings, role: Role = "worker", on_signals: Callable[[Any], None] | None = None
+) -> int:
+    """Run a worker, or (role "ingest") an ingest process: the same app, producer-only.
+
+    `on_signals(worker)` runs once Faust has installed its signal handlers, to replace them.
+    """
     import faust
 
     from streamapp.app import create_app
@@ -120,6 +127,11 @@ def run_worker(settings: Settings, role: Role = "worker") -> int:
             # above) so it can spin on every record: every debug line of faust,
             # aiokafka and mode would be built and formatted. We are a service.
             self.spinner = None
+
+        def install_signal_handlers(self) -> None:
+            super().install_signal_handlers()
+            if on_signals is not None:
+                on_signals(self)
 
     if role == "worker" and settings.worker_nice:
         yield_cpu(settings.worker_nice)
@@ -152,8 +164,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def _spawn(argv: Sequence[str], **kwargs: object) -> subprocess.Popen[str]:
     from streamapp.embedded import die_with_parent
 
+    # A process group of its own: a terminal's Ctrl-C (SIGINT to the foreground group)
+    # reaches only `dev`, which stops the children in order (streamapp/drain.py).
     proc: subprocess.Popen[str] = subprocess.Popen(  # type: ignore[call-overload]
-        list(argv), preexec_fn=die_with_parent, text=True, **kwargs
+        list(argv), preexec_fn=die_with_parent, process_group=0, text=True, **kwargs
     )
     return proc
 
@@ -203,12 +217,32 @@ def cmd_dev(args: argparse.Namespace) -> int:
             port = settings.ingest_port if ingest else settings.web_port
             base = f"http://{settings.web_host}:{port}"
             simulator = _spawn([sys.executable, "-m", "simulator", "--base", base, *args.simulator_args])
-        return run_worker(settings)
+        senders = [*ingest, *([simulator] if simulator is not None else [])]
+        return run_worker(settings, on_signals=_drain_on_signals(senders))
     finally:
         _stop(simulator)
         for proc in ingest:
             _stop(proc)
         _stop(services)
+
+
+def _drain_on_signals(senders: Sequence[subprocess.Popen[str]]) -> Callable[[Any], None]:
+    """SIGINT/SIGTERM stop `dev` in order (streamapp/drain.py) instead of at once."""
+
+    def install(worker: Any) -> None:
+        from streamapp.compat import stop_worker_as_on_signal
+        from streamapp.drain import Drain
+
+        app = worker.app
+        drain = Drain(
+            app,
+            senders,
+            app.settings.drain_timeout,
+            stop_worker=lambda: stop_worker_as_on_signal(worker, signal.SIGTERM),
+        )
+        drain.install(worker.loop)
+
+    return install
 
 
 # --- dead letters -----------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any, cast
 from faust.tables.base import Collection
 from faust.types import TableT
 
+from streamapp.compat import store_local
 from streamapp.ingest import publish_durably
 from streamapp.settings import Settings
 from streamapp.typing import Event
@@ -45,5 +46,7 @@ async def put_all(
         messages.append((raw_key, raw_value))
     partitions = [event.message.partition for event, _, _ in writes]
     await publish_durably(settings, topic, messages, partitions=partitions)
-    for _, key, value in writes:
-        table.data[key] = value
+    # Into the named partition's local store: a RocksDB store would otherwise pick
+    # the partition of Faust's current event (streamapp/compat.py, DurableStore).
+    for (_, key, value), (raw_key, raw_value), partition in zip(writes, messages, partitions, strict=True):
+        store_local(table, partition, key, value, raw_key, raw_value)
