@@ -170,3 +170,14 @@ def stop_worker_as_on_signal(worker: _Any, sig: _Any) -> None:
     (streamapp/drain.py) and ends with this.
     """
     worker._schedule_shutdown(sig)
+
+
+async def producer_knows_topic(app: _Any, topic: str) -> None:
+    """Wait until the producer has the topic's metadata (partitions).
+
+    Faust's `Producer.key_partition` (used by `app.table_route`) reads aiokafka's
+    metadata without waiting for it: until the worker has sent something to a
+    changelog, as after every restart of a worker whose state came from its local
+    store, routing a table key raised `TypeError: 'NoneType' object is not iterable`.
+    """
+    await app.producer._ensure_producer().partitions_for(topic)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from faust.types import TableT
 from faust.web import Request, Response, View
 
+from streamapp.compat import producer_knows_topic
 from streamapp.errors import DependencyUnavailable, NotFound
 from streamapp.gaps import acked_assignment
 from streamapp.web.base import JsonView
@@ -152,6 +153,10 @@ def register_core_views(app: StreamApp) -> None:
                     raise NotFound(f"no key {key!r} in table {table!r}")
                 return self.json({"table": table, "key": key, "value": jsonable(collection[lookup])})
 
+            try:
+                await producer_knows_topic(app, collection.changelog_topic.get_topic_name())
+            except Exception as exc:  # the broker does not answer
+                raise DependencyUnavailable(f"table metadata unavailable: {exc!r}") from exc
             routed = app.table_route(collection, match_info="key")(local)
             response: Response = await routed(self, request)
             return response
