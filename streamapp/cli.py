@@ -257,6 +257,28 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     return asyncio.run(replay_letters(settings, args))
 
 
+# --- rebuild-state ----------------------------------------------------------------
+
+
+def cmd_rebuild_state(args: argparse.Namespace) -> int:
+    from streamapp.rebuild import rebuild_state
+
+    settings = load_settings()
+    _setup_logging(settings)
+    print(asyncio.run(rebuild_state(settings, args.pipeline)), flush=True)
+    return 0
+
+
+def _add_rebuild_state(sub: Any) -> None:
+    rebuild = sub.add_parser(
+        "rebuild-state",
+        help="rebuild a pipeline's table from PostgreSQL into this data directory's store (workers stopped)",
+    )
+    # The pipelines whose table PostgreSQL holds enough to rebuild (streamapp/rebuild.py).
+    rebuild.add_argument("pipeline", choices=["licenses", "tasks"])
+    rebuild.set_defaults(func=cmd_rebuild_state)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamapp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -278,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--json", action="store_true", help="one JSON object per line (list)")
     dl.add_argument("--dry-run", action="store_true", help="show what replay would send")
     dl.set_defaults(func=cmd_dead_letters)
+    _add_rebuild_state(sub)
     return parser
 
 

@@ -51,6 +51,21 @@ class DurableStore(_RocksDBStore):
         self._db_for_partition(partition).put(key, value)
         self._key_index[key] = partition
 
+    def clear_partition(self, partition: int) -> int:
+        """Delete every key of one partition (`streamapp rebuild-state`); returns how many."""
+        db = self._db_for_partition(partition)
+        keys = list(self._visible_keys(db))
+        for key in keys:
+            db.delete(key)
+        self._key_index.clear()
+        return len(keys)
+
+    def close(self) -> None:
+        """Close the open databases (Faust never does; a command that exits must flush them)."""
+        for db in self._dbs.values():
+            db.close()
+        self._dbs.clear()
+
     def partition_items(self, partition: int) -> list[tuple[bytes, bytes]]:
         """Every (key, value) of one partition, as changelog bytes (without Faust's offset key)."""
         return list(self._visible_items(self._db_for_partition(partition)))

@@ -49,12 +49,17 @@ def refuse_while_draining(app: StreamApp) -> Middleware:
     return guard
 
 
-async def backlog(app: Any) -> int:
-    """Events in this worker's acked topics that are not processed and committed yet."""
+async def backlog(app: Any) -> int | None:
+    """Events in this worker's acked topics not processed and committed yet; None before it joined.
+
+    A worker answers webhooks before its consumer group has given it partitions
+    (Tansu answers a JoinGroup only after half the session timeout): with nothing
+    assigned yet the backlog is unknown, not zero.
+    """
     consumer = app.consumer
     assigned = acked_assignment(app)
     if not assigned:
-        return 0
+        return None
     ends = await consumer.highwaters(*assigned)
     committed = committed_offsets(consumer)
     return sum(max(0, (ends.get(tp) or 0) - (committed.get(tp) or 0)) for tp in assigned)
@@ -144,22 +149,28 @@ class Drain:
         shown = 0.0
         while True:
             try:
-                self.left = await backlog(self.app)
+                left = await backlog(self.app)
             except Exception as exc:  # the broker went away: nothing more to drain from it
                 say(f"cannot read the backlog ({exc!r}); stopping")
                 return
             now = time.monotonic()
-            if self.left == 0:
+            if left is not None:
+                self.left = left
+            if left == 0:
                 say(f"backlog processed in {now - began:.1f}s; stopping the worker")
                 return
             if now >= deadline:
                 say(
-                    f"{self.left} events still unprocessed after {self.timeout:.0f}s "
-                    "(STREAMAPP_DRAIN_TIMEOUT); stopping anyway"
+                    f"{self.left if left is not None else 'an unknown number of'} events still "
+                    f"unprocessed after {self.timeout:.0f}s (STREAMAPP_DRAIN_TIMEOUT); stopping anyway"
                 )
                 return
             if now - shown >= 1.0:
-                say(f"draining: {self.left} events left to process ({deadline - now:.0f}s left)")
+                say(
+                    f"draining: {self.left} events left to process ({deadline - now:.0f}s left)"
+                    if left is not None
+                    else f"draining: waiting for the worker to join its group ({deadline - now:.0f}s left)"
+                )
                 shown = now
             # Commit what is done, so the committed offsets (what the backlog counts from) move.
             with contextlib.suppress(Exception):

@@ -8,6 +8,9 @@ was accepted before the stop must have been processed before the broker went.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -175,6 +178,62 @@ async def test_task_update_after_a_restart_applies(tmp_path: Path) -> None:
         )
         assert sorted(f["event_id"] for f in facts["value"]) == sorted(row["id"] for row in applied)
         assert len(applied) == 2
+        await stops_cleanly(dev)
+    finally:
+        dev.kill()
+
+
+async def test_rebuild_state_from_postgres_when_store_and_changelog_are_gone(tmp_path: Path) -> None:
+    dev = DevStack(tmp_path / "data")
+    customer = str(uuid.uuid4())
+    user, task = f"u-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:8]}"
+    created = datetime.now(UTC) - timedelta(seconds=30)
+    try:
+        await dev.start()
+        async with aiohttp.ClientSession() as session:
+            first = customer_record(Id=customer, SKU1=True, SKU2=True)
+            assert await post_json(session, f"{dev.ingest_url}/salesforce/webhook", first) == 202
+            hook = task_hook("created", created, user, task)
+            assert await post_json(session, f"{dev.ingest_url}/tasks/webhook", hook) == 202
+            granted = await eventually(
+                lambda: active_skus(session, dev, customer), lambda s: s == {"SKU1", "SKU2"}, timeout=60
+            )
+            assert granted == {"SKU1", "SKU2"}
+
+            async def task_status() -> Any:
+                status, body = await get_json(session, f"{dev.worker_url}/tasks/{task}")
+                return body.get("status") if status == 200 else None
+
+            assert await eventually(task_status, lambda s: s == "open", timeout=60) == "open"
+        await stops_cleanly(dev)
+
+        # Both copies of the state gone: the broker's (memory) and the local store.
+        shutil.rmtree(dev.data_dir / "state")
+        for pipeline in ("licenses", "tasks"):
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "streamapp", "rebuild-state", pipeline],
+                env=dev.env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert "1 keys rebuilt" in done.stdout, done.stdout
+
+        await dev.start()
+        async with aiohttp.ClientSession() as session:
+            revoke = customer_record(Id=customer, SKU1=False, SKU2=True)
+            assert await post_json(session, f"{dev.ingest_url}/salesforce/webhook", revoke) == 202
+            done_hook = task_hook("updated", created + timedelta(seconds=5), user, task, done=True)
+            assert await post_json(session, f"{dev.ingest_url}/tasks/webhook", done_hook) == 202
+            left = await eventually(
+                lambda: active_skus(session, dev, customer), lambda s: s == {"SKU2"}, timeout=60
+            )
+            assert left == {"SKU2"}
+            assert await eventually(task_status, lambda s: s == "completed", timeout=60) == "completed"
+        # The rebuilt partitions were written back to the (empty) changelogs at start.
+        assert "writing its" in dev.output()
         await stops_cleanly(dev)
     finally:
         dev.kill()
