@@ -160,7 +160,10 @@ async def rebuild_state(settings: Settings, pipeline: str) -> str:
         finally:
             await conn.close()
     # The app only for its table declarations (store, codecs, changelog name): nothing connects.
-    offline = load_settings(broker_url=settings.broker_url or "kafka://127.0.0.1:9")
+    offline = load_settings(
+        broker_url=settings.broker_url or "kafka://127.0.0.1:9",
+        database_url=settings.database_url or "postgresql://127.0.0.1:9/none",
+    )
     app = create_app(offline)
     table: Any = app.tables[rebuild.table]
     store = table.data
