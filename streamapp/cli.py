@@ -119,6 +119,8 @@ def run_worker(
     from streamapp.app import create_app
 
     app = create_app(settings, role=role)
+    # Faust creates `<data dir>/state` at start, but not its parents.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     from streamapp.logs import logging_config
 
     class Worker(faust.Worker):
