@@ -115,9 +115,29 @@ class KeepLocalStateRecovery(_Recovery):
         self, consumer: _Any, tps: set[_TP], destination: _Counter[_TP], title: str
     ) -> None:
         await super()._build_highwaters(consumer, tps, destination, title)
+        await self._correct_highwaters(tps, destination)
         if title == "standby":
             # Faust has built the standby offsets before their highwaters.
             await self._keep_local_state(consumer, tps, self.standby_offsets, destination, reseed=False)
+
+    async def _correct_highwaters(self, tps: set[_TP], destination: _Counter[_TP]) -> None:
+        """The embedded broker reports too small an end offset (streamapp/endoffsets.py)."""
+        from streamapp.endoffsets import EndOffsets
+
+        app: _Any = self.app
+        reported = {tp: destination[tp] + 1 for tp in tps if destination.get(tp) is not None}
+        async with EndOffsets(app.settings.kafka_url) as ends:
+            actual = await ends.correct(reported)
+        for tp, end in actual.items():
+            if end - 1 > destination[tp]:
+                _log.info(
+                    "%s[%d]: the broker reported the end at %d, the records go on to %d",
+                    tp.topic,
+                    tp.partition,
+                    destination[tp] + 1,
+                    end,
+                )
+                destination[tp] = end - 1
 
     async def _keep_local_state(
         self,

@@ -15,6 +15,7 @@ from aiohttp import web as aioweb
 from aiohttp.typedefs import Middleware
 
 from streamapp.compat import committed_offsets
+from streamapp.endoffsets import EndOffsets
 from streamapp.gaps import acked_assignment
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def refuse_while_draining(app: StreamApp) -> Middleware:
     return guard
 
 
-async def backlog(app: Any) -> int | None:
+async def backlog(app: Any, end_offsets: EndOffsets | None = None) -> int | None:
     """Events in this worker's acked topics not processed and committed yet; None before it joined.
 
     A worker answers webhooks before its consumer group has given it partitions
@@ -61,6 +62,8 @@ async def backlog(app: Any) -> int | None:
     if not assigned:
         return None
     ends = await consumer.highwaters(*assigned)
+    if end_offsets is not None:
+        ends = await end_offsets.correct(ends)
     committed = committed_offsets(consumer)
     return sum(max(0, (ends.get(tp) or 0) - (committed.get(tp) or 0)) for tp in assigned)
 
@@ -96,11 +99,14 @@ class Drain:
         senders: Sequence[subprocess.Popen[str]],
         timeout: float,
         stop_worker: Callable[[], None],
+        broker_url: str | None = None,
     ) -> None:
         self.app = app
         self.senders = list(senders)
         self.timeout = timeout
         self.stop_worker = stop_worker
+        # Where to read true end offsets from (streamapp/endoffsets.py); None: trust the broker's.
+        self.broker_url = broker_url
         self.task: asyncio.Task[None] | None = None
         self.forced = False
         self.left = 0
@@ -136,7 +142,10 @@ class Drain:
         try:
             await asyncio.gather(*(stop_process(proc, 10.0) for proc in self.senders))
             self.app.draining = True
-            await self.work_off_backlog()
+            try:
+                await self.work_off_backlog()
+            except Exception as exc:  # never leave `dev` hanging: stop without the drain
+                say(f"cannot drain ({exc!r}); stopping")
             with contextlib.suppress(Exception):
                 await self.app.consumer.commit()
         except asyncio.CancelledError:
@@ -144,12 +153,19 @@ class Drain:
         self.stop_worker()
 
     async def work_off_backlog(self) -> None:
+        if self.broker_url is None:
+            await self._work_off_backlog(None)
+            return
+        async with EndOffsets(self.broker_url) as ends:
+            await self._work_off_backlog(ends)
+
+    async def _work_off_backlog(self, end_offsets: EndOffsets | None) -> None:
         began = time.monotonic()
         deadline = began + self.timeout
         shown = 0.0
         while True:
             try:
-                left = await backlog(self.app)
+                left = await backlog(self.app, end_offsets)
             except Exception as exc:  # the broker went away: nothing more to drain from it
                 say(f"cannot read the backlog ({exc!r}); stopping")
                 return
