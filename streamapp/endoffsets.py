@@ -13,6 +13,7 @@ returned, plus one. On a correct broker that is the reported end (one fetch).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,25 +30,37 @@ class EndOffsets:
         self._consumer: AIOKafkaConsumer | None = None
 
     async def __aenter__(self) -> EndOffsets:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.servers, enable_auto_commit=False, group_id=None
-        )
-        await self._consumer.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
+            return
+        try:
+            await consumer.stop()
+        except asyncio.CancelledError:
+            # aiokafka 0.14's stop() can raise the CancelledError of its own fetch task;
+            # swallow that one only, never a cancellation of the caller.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+
+    async def _started(self) -> AIOKafkaConsumer:
+        # Started only when a partition needs a look: most calls (empty changelogs) need none.
+        if self._consumer is None:
+            self._consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.servers, enable_auto_commit=False, group_id=None
+            )
+            await self._consumer.start()
+        return self._consumer
 
     async def correct(self, reported: Mapping[Any, int | None], timeout: float = 5.0) -> dict[Any, int]:
         """`reported` end offsets per partition (Faust's TP or aiokafka's), corrected upwards."""
-        assert self._consumer is not None, "use `async with EndOffsets(...)`"
         result = {tp: end or 0 for tp, end in reported.items()}
         wanted = {TopicPartition(tp.topic, tp.partition): tp for tp, end in result.items() if end > 0}
         if not wanted:
             return result
-        consumer = self._consumer
+        consumer = await self._started()
         consumer.assign(list(wanted))
         for tp in wanted:
             consumer.seek(tp, result[wanted[tp]] - 1)
