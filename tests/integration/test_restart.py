@@ -74,10 +74,15 @@ async def test_revoke_after_a_restart_revokes(tmp_path: Path) -> None:
                 lambda: active_skus(session, dev, customer), lambda s: s == {"SKU2"}, timeout=60
             )
             assert left == {"SKU2"}
-            status, state = await get_json(session, f"{dev.worker_url}/tables/license-state/{customer}")
-            assert status == 200, state
+
+            async def licensed_in_table() -> list[str]:
+                # The agent writes PostgreSQL first and the table last: poll until it has.
+                status, state = await get_json(session, f"{dev.worker_url}/tables/license-state/{customer}")
+                return sorted(state["value"]["licensed"]) if status == 200 else []
+
+            in_table = await eventually(licensed_in_table, lambda skus: skus == ["SKU2"], timeout=30)
         rows = await dev.fetch("SELECT sku FROM licenses WHERE customer_id = $1 AND active", customer)
-        assert sorted(state["value"]["licensed"]) == sorted(row["sku"] for row in rows) == ["SKU2"]
+        assert in_table == sorted(row["sku"] for row in rows) == ["SKU2"]
         await stops_cleanly(dev)
     finally:
         dev.kill()
@@ -171,12 +176,17 @@ async def test_task_update_after_a_restart_applies(tmp_path: Path) -> None:
             assert await post_json(session, f"{dev.ingest_url}/tasks/webhook", done) == 202
             now = await eventually(task_now, lambda t: t.get("status") == "completed", timeout=60)
             assert now.get("status") == "completed", now
-            status, facts = await get_json(session, f"{dev.worker_url}/tables/task-events/{task}")
-            assert status == 200, facts
+
+            async def facts_in_table() -> list[str]:
+                # PostgreSQL first, the table last: poll until the table has the update too.
+                status, facts = await get_json(session, f"{dev.worker_url}/tables/task-events/{task}")
+                return sorted(f["event_id"] for f in facts["value"]) if status == 200 else []
+
+            in_table = await eventually(facts_in_table, lambda ids: len(ids) == 2, timeout=30)
         applied = await dev.fetch(
             "SELECT event_id::text AS id FROM task_events WHERE task_id = $1 AND status = 'applied'", task
         )
-        assert sorted(f["event_id"] for f in facts["value"]) == sorted(row["id"] for row in applied)
+        assert in_table == sorted(row["id"] for row in applied)
         assert len(applied) == 2
         await stops_cleanly(dev)
     finally:
