@@ -128,7 +128,8 @@ class Drain:
                 f"about {self.left} accepted events not processed yet are lost with the embedded "
                 "broker's memory (a real broker keeps them for the next start)"
                 if self.left
-                else "events accepted in the last moments may not be processed"
+                else "accepted events not processed yet, if any, are lost with the embedded broker's "
+                "memory (the backlog had not been counted yet)"
             )
         )
         self.task.cancel()
