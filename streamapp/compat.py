@@ -216,3 +216,36 @@ async def producer_knows_topic(app: _Any, topic: str) -> None:
     store, routing a table key raised `TypeError: 'NoneType' object is not iterable`.
     """
     await app.producer._ensure_producer().partitions_for(topic)
+
+
+async def record_changelog_positions(app: _Any) -> int:
+    """At a clean stop, record in each local store how far its changelog partition goes.
+
+    `put_all` writes the local store without the changelog offsets (the producer's
+    acknowledgements are not passed back), so the stored offset is the one of the
+    last recovery. Once the worker has drained, every record of the changelog
+    partitions it owns is in its local store: recording their ends makes the next
+    start read nothing on a real broker, and after a restart of the embedded broker
+    makes `KeepLocalStateRecovery` see the store ahead of the emptied changelog and
+    write the state back. Global tables are written by every worker: left alone.
+    Returns how many partitions were recorded.
+    """
+    from streamapp.endoffsets import EndOffsets
+
+    owned: dict[_TP, _Any] = {}
+    actives = app.assignor.assigned_actives()
+    for table in app.tables.values():
+        if isinstance(table.data, DurableStore) and not table.is_global:
+            name = table.changelog_topic.get_topic_name()
+            owned.update({tp: table for tp in actives if tp.topic == name})
+    if not owned:
+        return 0
+    reported = await app.consumer.highwaters(*owned)
+    async with EndOffsets(app.settings.kafka_url) as ends:
+        actual = await ends.correct(reported)
+    recorded = 0
+    for tp, end in actual.items():
+        if end > 0:
+            owned[tp].data.set_persisted_offset(tp, end - 1)
+            recorded += 1
+    return recorded

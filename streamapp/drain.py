@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web as aioweb
 from aiohttp.typedefs import Middleware
 
-from streamapp.compat import committed_offsets
+from streamapp.compat import committed_offsets, record_changelog_positions
 from streamapp.endoffsets import EndOffsets
 from streamapp.gaps import acked_assignment
 
@@ -110,6 +110,9 @@ class Drain:
         self.task: asyncio.Task[None] | None = None
         self.forced = False
         self.left = 0
+        # True once the backlog was counted and found empty: only then is every
+        # changelog record of the worker's partitions in its local store.
+        self.drained = False
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -149,6 +152,11 @@ class Drain:
                 say(f"cannot drain ({exc!r}); stopping")
             with contextlib.suppress(Exception):
                 await self.app.consumer.commit()
+            if self.drained and self.broker_url is not None:
+                try:
+                    await record_changelog_positions(self.app)
+                except Exception as exc:  # costs the next start a longer recovery, nothing else
+                    say(f"could not record the changelog positions ({exc!r})")
         except asyncio.CancelledError:
             return
         self.stop_worker()
@@ -174,6 +182,7 @@ class Drain:
             if left is not None:
                 self.left = left
             if left == 0:
+                self.drained = True
                 say(f"backlog processed in {now - began:.1f}s; stopping the worker")
                 return
             if now >= deadline:
