@@ -225,6 +225,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
         _stop(simulator)
         for proc in ingest:
             _stop(proc)
+        if services is not None and services.poll() is None:
+            from streamapp.drain import say
+
+            say("worker stopped; stopping the broker, then PostgreSQL")
+            _stop(services)
+            say("stopped")
         _stop(services)
 
 

@@ -68,9 +68,19 @@ async def backlog(app: Any, end_offsets: EndOffsets | None = None) -> int | None
     return sum(max(0, (ends.get(tp) or 0) - (committed.get(tp) or 0)) for tp in assigned)
 
 
+_began: float | None = None
+
+
 def say(line: str) -> None:
-    """Progress for the person at the terminal (stderr: stdout may be piped to a log)."""
-    print(f"streamapp dev: {line}", file=sys.stderr, flush=True)
+    """Progress for the person at the terminal (stderr: stdout may be piped to a log).
+
+    Each line says how long the stop has taken so far: where a slow stop spends its time.
+    """
+    global _began
+    now = time.monotonic()
+    if _began is None:
+        _began = now
+    print(f"streamapp dev [{now - _began:4.1f}s]: {line}", file=sys.stderr, flush=True)
 
 
 async def stop_process(proc: subprocess.Popen[str], timeout: float) -> None:
