@@ -22,7 +22,8 @@ from tests.integration.devstack import DevStack
 from tests.integration.stack import customer_record, eventually
 
 
-async def stops_cleanly(dev: DevStack, within: float = 15.0) -> None:
+async def stops_cleanly(dev: DevStack, within: float = 45.0) -> None:
+    """Exit 0, no traceback, nothing left running; `within` s (a drain may take up to 30 s)."""
     code, took = await dev.interrupt()
     output = dev.output()
     assert code == 0, output[-3000:]
@@ -141,7 +142,7 @@ async def test_ctrl_c_stops_everything_fast_and_quietly(tmp_path: Path) -> None:
                 return sum(t["local_keys"] for t in body["tables"]) if status == 200 else 0
 
             assert await eventually(customers_seen, lambda n: n > 0, timeout=60) > 0
-        await stops_cleanly(dev)
+        await stops_cleanly(dev, within=15.0)
         assert not (dev.data_dir / "services.env").exists()
     finally:
         dev.kill()
