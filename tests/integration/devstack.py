@@ -15,6 +15,7 @@ import aiohttp
 import asyncpg
 import psutil
 
+from bench.stack import stop_orphan_postgres
 from streamapp.embedded import free_port
 
 
@@ -119,6 +120,8 @@ class DevStack:
         for proc in self.descendants:
             if proc.is_running():
                 proc.kill()
+        # pg_ctl daemonises PostgreSQL out of the process group: a killed `dev` leaves it.
+        stop_orphan_postgres(self.data_dir / "pgdata")
 
     def database_url(self) -> str:
         for line in (self.data_dir / "services.env").read_text().splitlines():
