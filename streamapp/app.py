@@ -12,7 +12,7 @@ from aiokafka.partitioner import DefaultPartitioner, murmur2
 from mode import ServiceT
 
 from streamapp.auth import Authenticator, Kind
-from streamapp.compat import use_fetched_end_offsets
+from streamapp.compat import use_durable_store, use_fetched_end_offsets, use_keep_local_state_recovery
 from streamapp.db.migrate import Migration, pipeline_migrations
 from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters
@@ -46,6 +46,8 @@ class StreamApp(faust.App):
     ingest_paths: set[str]
     # Every topic the app writes or reads, by name (streamapp/topics.py fills it).
     declared_topics: dict[str, Topic]
+    # Set while `streamapp dev` stops: webhook routes answer 503 + Retry-After.
+    draining: bool = False
 
     def ingest_page(self, path: str) -> Callable[[Any], Any]:
         """`page` for an endpoint that only turns requests into events: ingest processes serve it too."""
@@ -74,7 +76,11 @@ class StreamApp(faust.App):
             from streamapp.web.ingest import IngestWeb
 
             return IngestWeb(self)
-        return super()._new_web()
+        from streamapp.drain import refuse_while_draining
+
+        web: Any = super()._new_web()
+        web.web_app.middlewares.append(refuse_while_draining(self))
+        return web
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         # The database starts before the consumer, so that migrations are applied
@@ -92,6 +98,8 @@ def faust_options(settings: Settings, role: Role = "worker") -> dict[str, Any]:
     return {
         "broker": settings.kafka_url,
         "store": settings.table_store,
+        # One directory per worker (its data dir): RocksDB locks a partition's database.
+        "datadir": settings.data_dir / "state",
         "autodiscover": False,
         "topic_partitions": settings.topic_partitions,
         "topic_replication_factor": settings.topic_replication,
@@ -146,6 +154,7 @@ def create_app(
     chosen = list(pipelines) if pipelines is not None else discover_pipelines()
     if settings.broker_check_end_offsets:
         use_fetched_end_offsets()
+    use_durable_store()
     app = StreamApp(settings.app_id, **faust_options(settings, role))
     app.role = role
     # Faust's producer-only boot: web server and producer, no consumer, agents or tables.
@@ -181,4 +190,6 @@ def create_app(
     register_core_views(app)
     for pipeline in chosen:
         pipeline.register(app)
+    if role == "worker":
+        use_keep_local_state_recovery(app)
     return app

@@ -11,9 +11,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from streamapp.errors import InvalidSettings
 from streamapp.settings import Settings, load_settings
@@ -70,7 +70,9 @@ async def _run_services(settings: Settings) -> None:
         print(READY_LINE, flush=True)
         await stop.wait()
     finally:
-        for service in reversed(started):
+        # The broker first, PostgreSQL last (the order they were started in): a worker
+        # still stopping may need the database after the broker is gone.
+        for service in started:
             await service.stop()
         with contextlib.suppress(FileNotFoundError):
             settings.services_env_file.unlink()
@@ -106,13 +108,20 @@ def yield_cpu(nice: int) -> None:
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
-def run_worker(settings: Settings, role: Role = "worker") -> int:
-    """Run a worker, or (role "ingest") an ingest process: the same app, producer-only."""
+def run_worker(
+    settings: Settings, role: Role = "worker", on_signals: Callable[[Any], None] | None = None
+) -> int:
+    """Run a worker, or (role "ingest") an ingest process: the same app, producer-only.
+
+    `on_signals(worker)` runs once Faust has installed its signal handlers, to replace them.
+    """
     import faust
 
     from streamapp.app import create_app
 
     app = create_app(settings, role=role)
+    # Faust creates `<data dir>/state` at start, but not its parents.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     from streamapp.logs import logging_config
 
     class Worker(faust.Worker):
@@ -121,6 +130,11 @@ def run_worker(settings: Settings, role: Role = "worker") -> int:
             # above) so it can spin on every record: every debug line of faust,
             # aiokafka and mode would be built and formatted. We are a service.
             self.spinner = None
+
+        def install_signal_handlers(self) -> None:
+            super().install_signal_handlers()
+            if on_signals is not None:
+                on_signals(self)
 
     if role == "worker" and settings.worker_nice:
         yield_cpu(settings.worker_nice)
@@ -153,8 +167,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def _spawn(argv: Sequence[str], **kwargs: object) -> subprocess.Popen[str]:
     from streamapp.embedded import die_with_parent
 
+    # A process group of its own: a terminal's Ctrl-C (SIGINT to the foreground group)
+    # reaches only `dev`, which stops the children in order (streamapp/drain.py).
     proc: subprocess.Popen[str] = subprocess.Popen(  # type: ignore[call-overload]
-        list(argv), preexec_fn=die_with_parent, text=True, **kwargs
+        list(argv), preexec_fn=die_with_parent, process_group=0, text=True, **kwargs
     )
     return proc
 
@@ -204,12 +220,39 @@ def cmd_dev(args: argparse.Namespace) -> int:
             port = settings.ingest_port if ingest else settings.web_port
             base = f"http://{settings.web_host}:{port}"
             simulator = _spawn([sys.executable, "-m", "simulator", "--base", base, *args.simulator_args])
-        return run_worker(settings)
+        senders = [*ingest, *([simulator] if simulator is not None else [])]
+        return run_worker(settings, on_signals=_drain_on_signals(senders))
     finally:
         _stop(simulator)
         for proc in ingest:
             _stop(proc)
+        if services is not None and services.poll() is None:
+            from streamapp.drain import say
+
+            say("worker stopped; stopping the broker, then PostgreSQL")
+            _stop(services)
+            say("stopped")
         _stop(services)
+
+
+def _drain_on_signals(senders: Sequence[subprocess.Popen[str]]) -> Callable[[Any], None]:
+    """SIGINT/SIGTERM stop `dev` in order (streamapp/drain.py) instead of at once."""
+
+    def install(worker: Any) -> None:
+        from streamapp.compat import stop_worker_as_on_signal
+        from streamapp.drain import Drain
+
+        app = worker.app
+        drain = Drain(
+            app,
+            senders,
+            app.settings.drain_timeout,
+            stop_worker=lambda: stop_worker_as_on_signal(worker, signal.SIGTERM),
+            broker_url=app.settings.kafka_url,
+        )
+        drain.install(worker.loop)
+
+    return install
 
 
 # --- dead letters -----------------------------------------------------------------
@@ -274,6 +317,28 @@ def _add_deploy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     topics.set_defaults(func=cmd_topics)
 
 
+# --- rebuild-state ----------------------------------------------------------------
+
+
+def cmd_rebuild_state(args: argparse.Namespace) -> int:
+    from streamapp.rebuild import rebuild_state
+
+    settings = load_settings()
+    _setup_logging(settings)
+    print(asyncio.run(rebuild_state(settings, args.pipeline)), flush=True)
+    return 0
+
+
+def _add_rebuild_state(sub: Any) -> None:
+    rebuild = sub.add_parser(
+        "rebuild-state",
+        help="rebuild a pipeline's table from PostgreSQL into this data directory's store (workers stopped)",
+    )
+    # The pipelines whose table PostgreSQL holds enough to rebuild (streamapp/rebuild.py).
+    rebuild.add_argument("pipeline", choices=["licenses", "tasks"])
+    rebuild.set_defaults(func=cmd_rebuild_state)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamapp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -296,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--dry-run", action="store_true", help="show what replay would send")
     dl.set_defaults(func=cmd_dead_letters)
     _add_deploy_commands(sub)
+    _add_rebuild_state(sub)
     return parser
 
 

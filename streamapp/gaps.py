@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from faust.exceptions import ConsumerNotStarted
 from mode import Service
 
 from streamapp.compat import ConsumerInternals
@@ -120,6 +121,9 @@ class StreamGapHealer(Service):
             await self.sleep(self.interval)
             try:
                 await self.check()
+            except ConsumerNotStarted:
+                # A slow start (a busy host): nothing is consumed yet, so there is no gap.
+                continue
             except Exception:
                 # Advisory: a failed check must never take the worker down.
                 log.exception("stream gap check failed")

@@ -7,6 +7,7 @@ import contextlib
 import multiprocessing
 import os
 import select
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -33,6 +34,9 @@ def pool_process_setup(owner: int) -> None:
       must still get the CPU first.
     """
     die_with_parent()
+    # The pool shares the worker's process group: a terminal's Ctrl-C must not raise
+    # KeyboardInterrupt in here; the worker stops the pool when it stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=exit_when_gone, args=(owner,), name="owner-watch", daemon=True).start()
     with contextlib.suppress(OSError):
         os.nice(10)

@@ -53,11 +53,18 @@ class Settings(BaseSettings):
     # for them: a linger there only delays the acknowledgement (twice per batch).
     producer_linger_ms: int = Field(default=5, ge=0)
     worker_producer_linger_ms: int = Field(default=0, ge=0)
-    table_store: str = "memory://"
+    # Table state: `rocksdb://` keeps it on disk under `<data_dir>/state` (it survives a
+    # restart of the worker and of the memory-only embedded broker); `memory://` rebuilds
+    # every table from its changelog at each start.
+    table_store: str = "rocksdb://"
     # Offsets Faust skipped around a rebalance are redelivered once a gap has
     # stayed unchanged this long (streamapp/gaps.py), checked every interval, s.
     gap_check_interval: float = Field(default=2.0, gt=0)
     gap_patience: float = Field(default=6.0, ge=0)
+
+    # `streamapp dev` on Ctrl-C: how long the workers may work off what the topics
+    # hold before the (memory-only) embedded broker stops, s.
+    drain_timeout: float = Field(default=30.0, ge=0)
 
     # Web. web_bind is the address the web server listens on (Faust's own default
     # is every interface, which put the dev-open admin routes of a laptop on the

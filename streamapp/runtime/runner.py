@@ -32,6 +32,7 @@ import asyncpg
 from faust.types import TableT
 
 from streamapp import ingest
+from streamapp.compat import store_local
 from streamapp.errors import describe
 from streamapp.logs import position
 from streamapp.retry import retry_transient
@@ -164,8 +165,10 @@ class BatchRuntime(Generic[R]):
 
         messages = changelog_messages(table, writes)
         await self._retry(lambda: publish(self.app, messages), f"changelog {len(messages)}")
-        for write in writes:
-            table.data[write.key] = write.value
+        # Into the named partition's local store: a RocksDB store would otherwise pick
+        # the partition of Faust's current event (streamapp/compat.py, DurableStore).
+        for write, message in zip(writes, messages, strict=True):
+            store_local(table, write.partition, write.key, write.value, message.key or b"", message.value)
 
     async def _retry(self, operation: Callable[[], Awaitable[None]], what: str) -> None:
         settings = self.app.settings
