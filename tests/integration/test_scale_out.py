@@ -16,7 +16,7 @@ import pytest
 
 from simulator.records import Population
 from streamapp.embedded import free_port
-from tests.integration.conftest import SECRET
+from tests.integration.conftest import ADMIN_AUTH, SECRET
 from tests.integration.stack import Worker, customer_record, eventually
 from tests.integration.test_crash import RECORDS, SENDERS, send_until_accepted
 
@@ -26,7 +26,7 @@ TABLE = "license-state"
 
 async def local_partitions(session: aiohttp.ClientSession, worker: Worker) -> set[int]:
     try:
-        async with session.get(f"{worker.url}/tables/") as response:
+        async with session.get(f"{worker.url}/tables/", headers=ADMIN_AUTH) as response:
             body = await response.json()
     except aiohttp.ClientError:
         return set()
@@ -76,7 +76,7 @@ async def assert_outcome(
     assert await eventually(rows, lambda found: found == expected, timeout=90) == expected
 
     async def table_value(worker: Worker, cid: str) -> tuple[int, Any]:
-        async with session.get(f"{worker.url}/tables/{TABLE}/{cid}") as response:
+        async with session.get(f"{worker.url}/tables/{TABLE}/{cid}", headers=ADMIN_AUTH) as response:
             return response.status, await response.json()
 
     async def differing() -> list[tuple[str, str]]:
