@@ -15,6 +15,7 @@ from streamapp.db.migrate import Migration, load_migrations
 from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters
 from streamapp.gaps import StreamGapHealer
+from streamapp.metrics import attach_faust_monitor
 from streamapp.outbound.service import DeliveryService
 from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.settings import Settings
@@ -62,11 +63,17 @@ class StreamApp(faust.App):
             self.add_dependency(service)
 
     def _new_web(self) -> Any:
+        from streamapp.web.metrics import install
+
+        web: Any
         if self.role == "ingest":
             from streamapp.web.ingest import IngestWeb
 
-            return IngestWeb(self)
-        return super()._new_web()
+            web = IngestWeb(self)
+        else:
+            web = super()._new_web()
+        install(web.web_app)
+        return web
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         # The database starts before the consumer, so that migrations are applied
@@ -149,6 +156,7 @@ def create_app(
         connect_timeout=settings.db_connect_timeout,
     )
     app.dead_letters = DeadLetters(app)
+    attach_faust_monitor(app)
     app.add_worker_service(
         StreamGapHealer(app, interval=settings.gap_check_interval, patience=settings.gap_patience)
     )
@@ -159,8 +167,10 @@ def create_app(
         await app.dead_letters.topic.maybe_declare()
 
     from streamapp.web.core import register_core_views
+    from streamapp.web.metrics import register_metrics_view
 
     register_core_views(app)
+    register_metrics_view(app)
     for pipeline in chosen:
         pipeline.register(app)
     return app

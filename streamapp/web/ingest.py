@@ -25,8 +25,8 @@ from faust.web.drivers.aiohttp import Web
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
 
-# Probes work on every process.
-ALWAYS_SERVED = frozenset({"/health", "/ready"})
+# Probes and metrics work on every process.
+ALWAYS_SERVED = frozenset({"/health", "/ready", "/metrics"})
 
 Handler = Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
 
