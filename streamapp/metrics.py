@@ -27,7 +27,7 @@ BATCH_DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 
 # No `_created` series next to every counter and histogram: they double a scrape for nothing
 # our alerts use. Process-wide, so set before any metric exists.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 EVENTS_IN = Counter(
     "streamapp_events_in", "Events an agent took in, per applied batch", ["pipeline", "agent"]
