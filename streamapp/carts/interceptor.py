@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -13,7 +13,13 @@ from streamapp import metrics
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor[Any, Any]):
+if TYPE_CHECKING:
+    Interceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:  # generic in grpc-stubs only
+    Interceptor = grpc.aio.ServerInterceptor
+
+
+class MetricsInterceptor(Interceptor):
     """Wraps unary-unary handlers (every carts rpc and the health check).
 
     Streaming ones (reflection, health Watch) pass through uncounted: a stream's
