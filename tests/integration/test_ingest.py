@@ -54,8 +54,16 @@ async def test_webhooks_through_the_ingest_tier(ingest_tier: list[Worker], clien
         assert status == 404
         assert body["error"] == "not_an_ingest_route"
         assert "/salesforce/webhook" in body["detail"]
-        assert (await ingest.get("/no/such/route"))[0] == 404
+        status, body = await ingest.get("/no/such/route")
+        assert (status, body["error"]) == (404, "not_found")
         assert (await ingest.get("/ready"))[0] == 200
+        # Metrics on every process: this one counted the webhook it accepted.
+        status, text = await ingest.get("/metrics")
+        assert status == 200
+        assert (
+            'streamapp_http_requests_total{method="POST",route="/salesforce/webhook",status="202"} 1.0'
+            in text
+        )
 
     # One process of the tier stops: the other still takes every new connection.
     ingest_tier[0].stop()
