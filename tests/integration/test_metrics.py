@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import Client
+from streamapp.carts.protos import cart_pb2, cart_pb2_grpc
+from tests.integration.conftest import CARTS_GRPC_PORT, Client
 from tests.integration.stack import customer_record, eventually
 
 WEBHOOK_202 = (
@@ -79,3 +85,18 @@ async def test_unknown_routes_and_wrong_methods_are_json_errors(client: Client) 
     status, body, headers = await client.post("/health", b"{}")
     assert (status, body["error"]) == (405, "method_not_allowed")
     assert "GET" in headers["Allow"]
+
+
+async def test_grpc_calls_are_counted_by_method_and_code(client: Client) -> None:
+    check = ("streamapp_grpc_requests_total", (("code", "OK"), ("method", "/grpc.health.v1.Health/Check")))
+    refused = ("streamapp_grpc_requests_total", (("code", "UNAUTHENTICATED"), ("method", "/cart.Cart/Get")))
+    before = await scrape(client)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{CARTS_GRPC_PORT}") as channel:
+        await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""))
+        carts = cart_pb2_grpc.CartStub(channel)  # type: ignore[no-untyped-call]
+        with pytest.raises(grpc.aio.AioRpcError) as error:  # no bearer token
+            await carts.Get(cart_pb2.CartGetMsg(uuid=str(uuid.uuid4())))
+        assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    after = await scrape(client)
+    assert after[check] - before.get(check, 0.0) == 1
+    assert after[refused] - before.get(refused, 0.0) == 1

@@ -127,7 +127,7 @@ async def test_grpc_calls_are_counted_by_method_and_status() -> None:
     async def bug(request: Any, context: Any) -> str:
         raise KeyError("oops")
 
-    method = "/carts.v1.Cart/GetCart"
+    method = "/cart.Cart/Get"
     before = {
         code: sample("streamapp_grpc_requests_total", method=method, code=code)
         for code in ("OK", "NOT_FOUND", "UNKNOWN")
