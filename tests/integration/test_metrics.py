@@ -126,7 +126,9 @@ async def test_dead_letters_are_counted_by_pipeline_and_reason(client: Client, s
 
     def done(s: Samples) -> bool:
         # The letter is counted when durable, the batch when all of it is done.
-        return s.get(invalid, 0.0) > before.get(invalid, 0.0) and s[RECORDS_IN] > before.get(RECORDS_IN, 0.0)
+        return s.get(invalid, 0.0) > before.get(invalid, 0.0) and s.get(RECORDS_IN, 0.0) > before.get(
+            RECORDS_IN, 0.0
+        )
 
     after = await eventually(scraped, done)
     assert after.get(invalid, 0.0) - before.get(invalid, 0.0) == 1
