@@ -5,7 +5,7 @@
 
 Two places pay for metrics per licenses record, each measured with and without,
 the variants alternating within every round (a shared machine slows them alike);
-the result is CPU microseconds of this process per event (`time.process_time`):
+the result is CPU microseconds per event (`time.process_time`):
 
   records agent   `BatchRuntime.process` with the real licenses `RecordProcessor.plan`
                   (decode, validate, decide, rows, outputs) on batches of records;
@@ -14,10 +14,11 @@ the result is CPU microseconds of this process per event (`time.process_time`):
                   broker's acks and Faust's fetch, ~410-500 us per record in all).
                   With metrics: `metrics.observe_batch` once per batch.
   webhook request POST /salesforce/webhook (a JSON record) on the ingest app's own web
-                  server in a child process (one per variant), the CPU of that
-                  process only, 16 clients; each record is produced to an embedded
-                  broker (`streamapp services`) and acknowledged, as in production
-                  (`--no-broker`: the publish is a no-op, a cheaper baseline).
+                  server, one app per variant on its own port, all in one child
+                  process, whose CPU alone is counted; 16 clients; each record is
+                  produced to an embedded broker (`streamapp services`) and
+                  acknowledged, as in production (`--no-broker`: the publish is a
+                  no-op, a cheaper baseline).
                   With metrics: our request middleware plus Faust's Prometheus
                   monitor instead of its default one ("ours only": the middleware alone).
 
@@ -164,58 +165,61 @@ async def agent_variants(batches: int, size: int) -> dict[str, Callable[[], Awai
 VARIANTS = {"without": (False, False), "ours": (True, False), "with": (True, True)}
 
 
-async def serve(variant: str, port: int, broker: str | None) -> None:
-    """A child process: the ingest app's web server; `/_cpu` says its CPU time.
+async def serve(ports: list[int], broker: str | None) -> None:
+    """A child process: one ingest app per variant, each on its port; `/_cpu` says the process's CPU time.
 
-    With `broker`, each webhook is produced and acknowledged as in production;
-    without, the publish is a no-op.
+    One process for all variants, so they share its interpreter, allocator and
+    caches: only the metrics differ. With `broker`, each webhook is produced and
+    acknowledged as in production; without, the publish is a no-op.
     """
-    middleware, faust_monitor = VARIANTS[variant]
     settings = SETTINGS
     if broker is None:
         setattr(web_licenses, "publish_all", no_publish_all)  # noqa: B010 - imported by name there
     else:
         settings = Settings(broker_url=broker, database_url=SETTINGS.database_url, producer_linger_ms=5)
-    app = create_app(settings, role="ingest")
-    app.loop = asyncio.get_running_loop()
-    if broker is not None:
-        await app.maybe_start_producer()
-    if not faust_monitor:
-        app.monitor = Monitor()
-    web: Any = app.web
-    web.init_server()
-    if not middleware:
-        web.web_app.middlewares.remove(observe_requests)
 
     async def cpu(request: aioweb.Request) -> aioweb.Response:
         return aioweb.Response(text=repr(time.process_time()))
 
-    web.web_app.router.add_get("/_cpu", cpu)
-    app.ingest_paths.add("/_cpu")  # past the ingest guard
-    runner = aioweb.AppRunner(web.web_app, access_log=None)
-    await runner.setup()
-    await aioweb.TCPSite(runner, "127.0.0.1", port).start()
+    for (middleware, faust_monitor), port in zip(VARIANTS.values(), ports, strict=True):
+        app = create_app(settings, role="ingest")
+        app.loop = asyncio.get_running_loop()
+        if broker is not None:
+            await app.maybe_start_producer()
+        if not faust_monitor:
+            app.monitor = Monitor()
+        web: Any = app.web
+        web.init_server()
+        if not middleware:
+            web.web_app.middlewares.remove(observe_requests)
+        web.web_app.router.add_get("/_cpu", cpu)
+        app.ingest_paths.add("/_cpu")  # past the ingest guard
+        runner = aioweb.AppRunner(web.web_app, access_log=None)
+        await runner.setup()
+        await aioweb.TCPSite(runner, "127.0.0.1", port).start()
     print("ready", flush=True)
     await asyncio.Event().wait()
 
 
 class Server:
-    """A `serve` child and a client for it: CPU us of the server process per request."""
+    """The `serve` child and a client per variant: CPU us of the server process per request."""
 
-    def __init__(self, variant: str, broker: str | None) -> None:
-        self.port = free_port()
-        argv = [sys.executable, "-m", "bench.metrics_cost", "--serve", variant, "--port", str(self.port)]
+    def __init__(self, broker: str | None) -> None:
+        self.ports = {variant: free_port() for variant in VARIANTS}
+        argv = [sys.executable, "-m", "bench.metrics_cost", "--serve", *map(str, self.ports.values())]
         self.proc = subprocess.Popen(
             argv + (["--broker-url", broker] if broker else []), stdout=subprocess.PIPE, text=True
         )
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"the {variant} server did not start")
-        self.base = f"http://127.0.0.1:{self.port}"
+            raise RuntimeError("the servers did not start")
         self.session = aiohttp.ClientSession()
 
+    def base(self, variant: str) -> str:
+        return f"http://127.0.0.1:{self.ports[variant]}"
+
     async def cpu(self) -> float:
-        async with self.session.get(self.base + "/_cpu") as response:
+        async with self.session.get(self.base("without") + "/_cpu") as response:
             return float(await response.text())
 
     async def close(self) -> None:
@@ -225,7 +229,7 @@ class Server:
 
 
 def web_variants(
-    requests: int, concurrency: int, servers: dict[str, Server]
+    requests: int, concurrency: int, server: Server
 ) -> dict[str, Callable[[], Awaitable[float]]]:
     body = json.dumps(
         {
@@ -240,10 +244,12 @@ def web_variants(
         }
     ).encode()
 
-    def measure(server: Server) -> Callable[[], Awaitable[float]]:
+    def measure(variant: str) -> Callable[[], Awaitable[float]]:
+        url = server.base(variant) + "/salesforce/webhook"
+
         async def client(count: int) -> None:
             for _ in range(count):
-                async with server.session.post(server.base + "/salesforce/webhook", data=body) as response:
+                async with server.session.post(url, data=body) as response:
                     await response.read()
                     assert response.status == 202, response.status
 
@@ -255,19 +261,19 @@ def web_variants(
         return run
 
     return {
-        "webhook request, without metrics": measure(servers["without"]),
-        "webhook request, with metrics": measure(servers["with"]),
-        "webhook request, ours only": measure(servers["ours"]),
+        "webhook request, without metrics": measure("without"),
+        "webhook request, with metrics": measure("with"),
+        "webhook request, ours only": measure("ours"),
     }
 
 
 async def main_async(args: argparse.Namespace, broker: str | None) -> str:
     ingest.send_all = no_publish
-    servers = {variant: Server(variant, broker) for variant in VARIANTS}
+    server = Server(broker)
     try:
         variants = {
             **await agent_variants(args.batches, args.batch_size),
-            **web_variants(args.requests, args.concurrency if broker else 1, servers),
+            **web_variants(args.requests, args.concurrency if broker else 1, server),
         }
         for measure in variants.values():  # warm-up: imports, caches, label children
             await measure()
@@ -284,8 +290,7 @@ async def main_async(args: argparse.Namespace, broker: str | None) -> str:
                 finally:
                     gc.enable()
     finally:
-        for server in servers.values():
-            await server.close()
+        await server.close()
     # The minimum: the run the shared machine disturbed least (noise only ever adds).
     return render(args, broker, {name: min(values) for name, values in results.items()}, per_batch_call())
 
@@ -301,7 +306,7 @@ def per_batch_call(calls: int = 200_000) -> float:
 
 def render(args: argparse.Namespace, broker: str | None, median: dict[str, float], call_us: float) -> str:
     lines = [
-        f"metrics cost per event: best of {args.rounds} rounds, CPU us of this process "
+        f"metrics cost per event: best of {args.rounds} rounds, CPU us "
         f"({args.batches} batches of {args.batch_size} records; {args.requests} requests, "
         f"{'published to the embedded broker' if broker else 'published nowhere'})",
         "",
@@ -351,12 +356,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-broker", action="store_true", help="webhooks publish nowhere (no embedded broker started)"
     )
     parser.add_argument("--concurrency", type=int, default=16, help="webhook clients (with the broker)")
-    parser.add_argument("--serve", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", type=int, nargs=len(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--broker-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        asyncio.run(serve(args.serve, args.port, args.broker_url))
+        asyncio.run(serve(args.serve, args.broker_url))
         return 0
     if args.no_broker:
         print(asyncio.run(main_async(args, None)))
