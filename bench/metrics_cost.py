@@ -45,6 +45,7 @@ from typing import Any, cast
 
 import aiohttp
 from aiohttp import web as aioweb
+from aiohttp.test_utils import make_mocked_request
 from faust.sensors import Monitor
 
 import streamapp.web.licenses as web_licenses
@@ -292,7 +293,29 @@ async def main_async(args: argparse.Namespace, broker: str | None) -> str:
     finally:
         await server.close()
     # The minimum: the run the shared machine disturbed least (noise only ever adds).
-    return render(args, broker, {name: min(values) for name, values in results.items()}, per_batch_call())
+    alone = (per_batch_call(), await per_request_call())
+    return render(args, broker, {name: min(values) for name, values in results.items()}, alone)
+
+
+async def per_request_call(calls: int = 100_000) -> float:
+    """CPU us the request middleware adds to one request, measured alone (handler: a no-op)."""
+    app = aioweb.Application()
+
+    async def noop(request: aioweb.Request) -> aioweb.Response:
+        return response
+
+    response = aioweb.Response()
+    app.router.add_post("/salesforce/webhook", noop)
+    request = make_mocked_request("POST", "/salesforce/webhook", app=app)
+    request._match_info = await app.router.resolve(request)  # noqa: SLF001 - a mocked request
+    started = time.process_time()
+    for _ in range(calls):
+        await noop(request)
+    bare = time.process_time() - started
+    started = time.process_time()
+    for _ in range(calls):
+        await observe_requests(request, noop)
+    return (time.process_time() - started - bare) * 1e6 / calls
 
 
 def per_batch_call(calls: int = 200_000) -> float:
@@ -304,7 +327,10 @@ def per_batch_call(calls: int = 200_000) -> float:
     return (time.process_time() - started) * 1e6 / calls
 
 
-def render(args: argparse.Namespace, broker: str | None, median: dict[str, float], call_us: float) -> str:
+def render(
+    args: argparse.Namespace, broker: str | None, median: dict[str, float], alone: tuple[float, float]
+) -> str:
+    call_us, request_us = alone
     lines = [
         f"metrics cost per event: best of {args.rounds} rounds, CPU us "
         f"({args.batches} batches of {args.batch_size} records; {args.requests} requests, "
@@ -337,6 +363,8 @@ def render(args: argparse.Namespace, broker: str | None, median: dict[str, float
         f"`observe_batch` alone: {call_us:.2f} us per batch = {call_us / args.batch_size:.4f} us per event "
         f"in batches of {args.batch_size} ({call_us / args.batch_size / off * 100:.3f}%), "
         f"{call_us:.2f} us in batches of one ({call_us / off * 100:.1f}% of the agent's cost above)",
+        f"the request middleware alone: {request_us:.2f} us per request "
+        f"({request_us / median['webhook request, without metrics'] * 100:.1f}% of the request above)",
         "",
         f"floor: < {FLOOR:.0f}% per licenses event: {'met' if share < FLOOR else 'NOT met'} on this stripped "
         f"path ({share:+.1f}%, {total_on - total_off:+.1f} us). The whole path also pays PostgreSQL, the "
