@@ -72,6 +72,15 @@ if command -v helm >/dev/null; then
     for want in "kind: ServiceMonitor" "port: http" "port: ingest" "path: /metrics" "release: kps"; do
         grep -q "$want" <<<"$out" || { echo "ServiceMonitor: no '$want' in the output" >&2; exit 1; }
     done
+    if grep -q "authorization:" <<<"$out"; then
+        echo "ServiceMonitor: credentials without metrics.serviceMonitor.bearerTokenSecret" >&2
+        exit 1
+    fi
+    out=$(helm template t "$chart" --set database.url=u --set metrics.serviceMonitor.enabled=true \
+        --set metrics.serviceMonitor.bearerTokenSecret.name=creds \
+        --set metrics.serviceMonitor.bearerTokenSecret.key=admin-token \
+        --show-only templates/servicemonitor.yaml)
+    grep -q "key: admin-token" <<<"$out" || { echo "ServiceMonitor: no bearer token" >&2; exit 1; }
     echo "== helm template refuses bad values"
     for bad in "replicaCount=99" "config.STREAMAPP_DATABASE_URL=x" "config.OTHER=x" \
         "ingest.replicaCount=0" "ingest.port=0" "ingest.rollingUpdate.maxSurge=0" \
