@@ -18,6 +18,7 @@ from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters
 from streamapp.gaps import StreamGapHealer
 from streamapp.kafka_security import broker_credentials
+from streamapp.metrics import attach_faust_monitor
 from streamapp.outbound.service import DeliveryService
 from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.settings import Settings
@@ -72,14 +73,19 @@ class StreamApp(faust.App):
             self.add_dependency(service)
 
     def _new_web(self) -> Any:
+        from streamapp.web.metrics import install
+
+        web: Any
         if self.role == "ingest":
             from streamapp.web.ingest import IngestWeb
 
-            return IngestWeb(self)
-        from streamapp.drain import refuse_while_draining
+            web = IngestWeb(self)
+        else:
+            from streamapp.drain import refuse_while_draining
 
-        web: Any = super()._new_web()
-        web.web_app.middlewares.append(refuse_while_draining(self))
+            web = super()._new_web()
+            web.web_app.middlewares.append(refuse_while_draining(self))
+        install(web.web_app)
         return web
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
@@ -176,6 +182,7 @@ def create_app(
     )
     app.dead_letters = DeadLetters(app)
     app.declared_topics[app.dead_letters.topic.get_topic_name()] = app.dead_letters.topic
+    attach_faust_monitor(app)
     app.add_worker_service(
         StreamGapHealer(app, interval=settings.gap_check_interval, patience=settings.gap_patience)
     )
@@ -186,8 +193,10 @@ def create_app(
         await app.dead_letters.topic.maybe_declare()
 
     from streamapp.web.core import register_core_views
+    from streamapp.web.metrics import register_metrics_view
 
     register_core_views(app)
+    register_metrics_view(app)
     for pipeline in chosen:
         pipeline.register(app)
     if role == "worker":

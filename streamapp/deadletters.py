@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from streamapp import ingest
+from streamapp import ingest, metrics
 from streamapp.envelope import derived_id, utcnow
 from streamapp.logs import position
 from streamapp.retry import retry_transient
@@ -147,6 +147,7 @@ class DeadLetters:
             letter = letter.model_copy(update={"key_b64": None, "value_b64": "", "payload_in_postgres": True})
             encoded = letter.encode()
         await self._publish(letter, key, encoded)
+        metrics.count_dead_letter(pipeline, reason)
         log.warning(
             "dead-lettered %s: %s",
             letter.position,

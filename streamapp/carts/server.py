@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha import reflection
 from mode import Service
 
 from streamapp.carts.auth import TokenVerifier
+from streamapp.carts.interceptor import MetricsInterceptor
 from streamapp.carts.protos import CART_SERVICE, ITEM_SERVICE, cart_pb2_grpc, item_pb2_grpc
 from streamapp.carts.rpc import RpcRunner
 from streamapp.carts.servicers import Backend, CartServicer, ItemServicer
@@ -54,13 +55,14 @@ class CartsServer(Service):
         await self.app.db.maybe_start()
         size = settings.carts_grpc_max_message_bytes
         server = grpc.aio.server(
+            interceptors=[MetricsInterceptor()],
             options=[
                 ("grpc.max_receive_message_length", size),
                 ("grpc.max_send_message_length", size),
                 # gRPC sets SO_REUSEPORT by default: a second worker on the same
                 # port would silently share it instead of failing.
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         item_pb2_grpc.add_ItemServicer_to_server(ItemServicer(self.backend), server)  # type: ignore[no-untyped-call]
         cart_pb2_grpc.add_CartServicer_to_server(CartServicer(self.backend), server)  # type: ignore[no-untyped-call]

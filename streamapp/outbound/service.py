@@ -15,6 +15,7 @@ import aiohttp
 from mode import Service
 from pydantic import ValidationError
 
+from streamapp import metrics
 from streamapp.errors import describe
 from streamapp.outbound import store
 from streamapp.outbound.channels import Channel, ChannelContext, channel_types
@@ -265,6 +266,7 @@ class DeliveryService(Service):
                 status=status,
                 next_attempt_at=next_attempt_at,
             )
+        metrics.count_delivery_attempt(item.channel, "retry" if status == "pending" else status)
 
     async def _dead_letter(self, item: store.Claimed, reason: str, detail: str) -> None:
         await self.app.dead_letters.send(

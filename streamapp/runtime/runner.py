@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import asyncpg
 from faust.types import TableT
 
-from streamapp import ingest
+from streamapp import ingest, metrics
 from streamapp.compat import store_local
 from streamapp.errors import describe
 from streamapp.logs import position
@@ -104,8 +104,10 @@ class BatchRuntime(Generic[R]):
 
     async def process(self, events: Sequence[Event]) -> None:
         """Apply or dead-letter every event of `events`; raise only if even that failed."""
+        started = metrics.clock()
         lettered: set[int] = set()
         await self._settle(list(events), lettered)
+        metrics.observe_batch(self.processor, len(events), len(lettered), started)
         if self.after_apply is not None:
             self.after_apply()
 

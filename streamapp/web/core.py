@@ -58,6 +58,17 @@ def partition_lags(
     return rows
 
 
+async def consumer_lag(app: StreamApp) -> list[dict[str, Any]]:
+    """`partition_lags` of the partitions this worker holds, end offsets asked of the broker now."""
+    consumer: Any = app.consumer
+    try:
+        assigned = acked_assignment(app)
+        ends = await consumer.highwaters(*assigned) if assigned else {}
+    except Exception as exc:  # not started yet, or the broker does not answer
+        raise DependencyUnavailable(f"consumer offsets unavailable: {exc!r}") from exc
+    return partition_lags(assigned, ConsumerInternals(consumer).committed(), ends)
+
+
 def jsonable(value: Any) -> Any:
     """Table values are JSON-able by construction; bytes keys/values are shown as text."""
     if isinstance(value, bytes):
@@ -104,13 +115,7 @@ def register_core_views(app: StreamApp) -> None:
 
         async def get(self, request: Request) -> Response:
             require_admin(app, aiohttp_request(request))
-            consumer: Any = app.consumer
-            try:
-                assigned = acked_assignment(app)
-                ends = await consumer.highwaters(*assigned) if assigned else {}
-            except Exception as exc:  # not started yet, or the broker does not answer
-                raise DependencyUnavailable(f"consumer offsets unavailable: {exc!r}") from exc
-            rows = partition_lags(assigned, ConsumerInternals(consumer).committed(), ends)
+            rows = await consumer_lag(app)
             topics: dict[str, int] = {}
             for row in rows:
                 topics[row["topic"]] = topics.get(row["topic"], 0) + (row["lag"] or 0)

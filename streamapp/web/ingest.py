@@ -25,8 +25,8 @@ from faust.web.drivers.aiohttp import Web
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
 
-# Probes work on every process.
-ALWAYS_SERVED = frozenset({"/health", "/ready"})
+# Probes and metrics work on every process.
+ALWAYS_SERVED = frozenset({"/health", "/ready", "/metrics"})
 
 Handler = Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
 
@@ -58,7 +58,7 @@ def only_ingest_routes(served: set[str]) -> Middleware:
         resource = request.match_info.route.resource
         path = resource.canonical if resource is not None else None
         if path is None or path in served or path in ALWAYS_SERVED:
-            return await handler(request)  # unknown paths get aiohttp's own 404
+            return await handler(request)  # unknown paths: the JSON 404 of web.metrics.observe_requests
         return aioweb.json_response(
             {
                 "error": "not_an_ingest_route",

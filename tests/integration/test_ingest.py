@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from streamapp.embedded import free_port
-from tests.integration.conftest import Client
+from tests.integration.conftest import ADMIN, Client
 from tests.integration.stack import Services, Worker, customer_record, eventually
 
 
@@ -54,8 +54,14 @@ async def test_webhooks_through_the_ingest_tier(ingest_tier: list[Worker], clien
         assert status == 404
         assert body["error"] == "not_an_ingest_route"
         assert "/salesforce/webhook" in body["detail"]
-        assert (await ingest.get("/no/such/route"))[0] == 404
+        status, body = await ingest.get("/no/such/route")
+        assert (status, body["error"]) == (404, "not_found")
         assert (await ingest.get("/ready"))[0] == 200
+        # Metrics on every process (either of the two may answer: no per-process counts here).
+        status, text = await ingest.get("/metrics", token=ADMIN)
+        assert status == 200
+        assert "# TYPE streamapp_http_requests_total counter" in text
+        assert "# TYPE faust_http_status_codes_total counter" in text
 
     # One process of the tier stops: the other still takes every new connection.
     ingest_tier[0].stop()

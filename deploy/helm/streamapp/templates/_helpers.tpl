@@ -380,3 +380,13 @@ are printed as integers.
 {{- fail "ingest.rollingUpdate: maxSurge and maxUnavailable cannot both be 0 (keep maxUnavailable 0 and maxSurge >= 1)" }}
 {{- end }}
 {{- end }}
+
+{{/* Prometheus pod annotations (metrics.podAnnotations); takes (list $ port). */}}
+{{- define "streamapp.scrapeAnnotations" -}}
+{{- $root := index . 0 -}}
+{{- if $root.Values.metrics.podAnnotations -}}
+prometheus.io/scrape: "true"
+prometheus.io/path: /metrics
+prometheus.io/port: {{ index . 1 | quote }}
+{{- end }}
+{{- end }}
