@@ -97,20 +97,20 @@ if command -v helm >/dev/null; then
         exit 1
     fi
     echo "== helm template (metrics: annotations on by default, ServiceMonitor off / on)"
-    out=$(helm template t "$chart" --set database.url=u)
+    out=$(helm template t "$chart" "${prod[@]}")
     grep -q 'prometheus.io/port: "6066"' <<<"$out" || { echo "metrics: no worker scrape annotations" >&2; exit 1; }
     grep -q 'prometheus.io/port: "6067"' <<<"$out" || { echo "metrics: no ingest scrape annotations" >&2; exit 1; }
     if grep -q "kind: ServiceMonitor" <<<"$out"; then
         echo "metrics: a ServiceMonitor without metrics.serviceMonitor.enabled" >&2
         exit 1
     fi
-    out=$(helm template t "$chart" --set database.url=u --set metrics.podAnnotations=false)
+    out=$(helm template t "$chart" "${prod[@]}" --set metrics.podAnnotations=false)
     if grep -q "prometheus.io/" <<<"$out"; then
         echo "metrics: scrape annotations with metrics.podAnnotations=false" >&2
         exit 1
     fi
-    helm lint --strict "$chart" --set database.url=u --set metrics.serviceMonitor.enabled=true
-    out=$(helm template t "$chart" --set database.url=u --set metrics.serviceMonitor.enabled=true \
+    helm lint --strict "$chart" "${prod[@]}" --set metrics.serviceMonitor.enabled=true
+    out=$(helm template t "$chart" "${prod[@]}" --set metrics.serviceMonitor.enabled=true \
         --set metrics.serviceMonitor.labels.release=kps --show-only templates/servicemonitor.yaml)
     for want in "kind: ServiceMonitor" "port: http" "port: ingest" "path: /metrics" "release: kps"; do
         grep -q "$want" <<<"$out" || { echo "ServiceMonitor: no '$want' in the output" >&2; exit 1; }
@@ -119,7 +119,7 @@ if command -v helm >/dev/null; then
         echo "ServiceMonitor: credentials without metrics.serviceMonitor.bearerTokenSecret" >&2
         exit 1
     fi
-    out=$(helm template t "$chart" --set database.url=u --set metrics.serviceMonitor.enabled=true \
+    out=$(helm template t "$chart" "${prod[@]}" --set metrics.serviceMonitor.enabled=true \
         --set metrics.serviceMonitor.bearerTokenSecret.name=creds \
         --set metrics.serviceMonitor.bearerTokenSecret.key=admin-token \
         --show-only templates/servicemonitor.yaml)
