@@ -68,6 +68,7 @@ ROUTES: list[tuple[str, str, str | None]] = [
     ("GET", "/reports/{user_id}", None),
     ("GET", "/reports/{user_id}/summary", None),
     ("GET", "/lag", None),
+    ("GET", "/metrics", None),
     ("GET", "/tables/", None),
     ("GET", "/tables/{table}/{key}", None),
     ("GET", "/health", None),
@@ -220,6 +221,7 @@ OWN_CREDENTIAL = {
     "/admin/assistance/routing": "admin",
     "/admin/assistance/routing/reload": "admin",
     "/lag": "admin",
+    "/metrics": "admin",
     "/tables/": "admin",
     "/tables/{table}/{key}": "admin",
 }
