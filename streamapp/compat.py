@@ -322,7 +322,11 @@ class KeepLocalStateRecovery(_Recovery):
         self, consumer: _Any, tps: set[_TP], destination: _Counter[_TP], title: str
     ) -> None:
         await super()._build_highwaters(consumer, tps, destination, title)
-        await self._correct_highwaters(tps, destination)
+        app: _Any = self.app
+        # With STREAMAPP_BROKER_CHECK_END_OFFSETS (the default) `consumer.highwaters`
+        # was checked by a fetch already (use_fetched_end_offsets): no second probe.
+        if not app.settings.broker_check_end_offsets:
+            await self._correct_highwaters(tps, destination)
         if title == "standby":
             # Faust has built the standby offsets before their highwaters.
             await self._keep_local_state(consumer, tps, self.standby_offsets, destination, reseed=False)
@@ -394,15 +398,6 @@ def use_keep_local_state_recovery(app: _Any) -> None:
 # --- Drain on stop (issue 11) --------------------------------------------------------
 
 
-def committed_offsets(consumer: _Any) -> dict[_TP, int]:
-    """Faust's last committed offset per partition (what a restart resumes from).
-
-    Faust keeps them in `Consumer._committed_offset` and has no public reader;
-    `streamapp dev` measures its backlog against them while it drains.
-    """
-    return dict(consumer._committed_offset)
-
-
 def stop_worker_as_on_signal(worker: _Any, sig: _Any) -> None:
     """Stop a `mode.Worker` exactly as its own SIGINT/SIGTERM handler would.
 
@@ -412,17 +407,6 @@ def stop_worker_as_on_signal(worker: _Any, sig: _Any) -> None:
     (streamapp/drain.py) and ends with this.
     """
     worker._schedule_shutdown(sig)
-
-
-async def producer_knows_topic(app: _Any, topic: str) -> None:
-    """Wait until the producer has the topic's metadata (partitions).
-
-    Faust's `Producer.key_partition` (used by `app.table_route`) reads aiokafka's
-    metadata without waiting for it: until the worker has sent something to a
-    changelog, as after every restart of a worker whose state came from its local
-    store, routing a table key raised `TypeError: 'NoneType' object is not iterable`.
-    """
-    await app.producer._ensure_producer().partitions_for(topic)
 
 
 async def record_changelog_positions(app: _Any) -> int:

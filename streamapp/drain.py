@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web as aioweb
 from aiohttp.typedefs import Middleware
 
-from streamapp.compat import committed_offsets, record_changelog_positions
+from streamapp.compat import ConsumerInternals, record_changelog_positions
 from streamapp.endoffsets import EndOffsets
 from streamapp.gaps import acked_assignment
 
@@ -62,9 +62,11 @@ async def backlog(app: Any, end_offsets: EndOffsets | None = None) -> int | None
     if not assigned:
         return None
     ends = await consumer.highwaters(*assigned)
-    if end_offsets is not None:
+    # With STREAMAPP_BROKER_CHECK_END_OFFSETS (the default) the consumer's ends are
+    # checked by a fetch already (compat.use_fetched_end_offsets): no second probe.
+    if end_offsets is not None and not app.settings.broker_check_end_offsets:
         ends = await end_offsets.correct(ends)
-    committed = committed_offsets(consumer)
+    committed = dict(ConsumerInternals(consumer).committed())
     return sum(max(0, (ends.get(tp) or 0) - (committed.get(tp) or 0)) for tp in assigned)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
@@ -15,9 +14,8 @@ from streamapp.db.migrate import (
     migration_status,
     pipeline_migrations,
 )
-from streamapp.errors import is_retriable
+from streamapp.db.pool import when_reachable
 from streamapp.pipeline import discover_pipelines
-from streamapp.retry import backoff_delays
 from streamapp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,19 +31,10 @@ async def connect(settings: Settings) -> asyncpg.Connection:
 
     An init container usually starts alongside the database it migrates.
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + settings.db_connect_timeout
-    delays = backoff_delays(0.2, 5.0)
-    while True:
-        try:
-            conn: asyncpg.Connection = await asyncpg.connect(settings.postgres_dsn, timeout=10)
-            return conn
-        except Exception as exc:
-            if not is_retriable(exc) or loop.time() > deadline:
-                raise
-            delay = next(delays)
-            log.warning("PostgreSQL not reachable yet (%r), retrying in %.1fs", exc, delay)
-            await asyncio.sleep(delay)
+    conn: asyncpg.Connection = await when_reachable(
+        lambda: asyncpg.connect(settings.postgres_dsn, timeout=10), settings.db_connect_timeout
+    )
+    return conn
 
 
 def _print_status(statuses: list[MigrationStatus]) -> None:

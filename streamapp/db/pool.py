@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import asyncpg
 from mode import Service
@@ -14,6 +15,7 @@ from streamapp.errors import DependencyUnavailable, is_retriable
 from streamapp.retry import backoff_delays
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Database(Service):
@@ -44,29 +46,20 @@ class Database(Service):
         return self._pool
 
     async def on_start(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._connect_timeout
-        delays = backoff_delays(0.2, 5.0)
-        while True:
-            try:
-                self._pool = await asyncpg.create_pool(
-                    self._dsn,
-                    min_size=self._min_size,
-                    max_size=self._max_size,
-                    timeout=10,
-                    # asyncpg prepares every statement; after five runs PostgreSQL may
-                    # switch it to a generic plan, which for the sinks' `unnest($1::text[])`
-                    # batches guesses the array sizes wrong (3x slower than executemany in
-                    # the licenses bench). A custom plan per batch costs ~0.1 ms.
-                    server_settings={"plan_cache_mode": "force_custom_plan"},
-                )
-                break
-            except Exception as exc:
-                if not is_retriable(exc) or loop.time() > deadline:
-                    raise
-                delay = next(delays)
-                log.warning("PostgreSQL not reachable yet (%r), retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
+        self._pool = await when_reachable(
+            lambda: asyncpg.create_pool(
+                self._dsn,
+                min_size=self._min_size,
+                max_size=self._max_size,
+                timeout=10,
+                # asyncpg prepares every statement; after five runs PostgreSQL may
+                # switch it to a generic plan, which for the sinks' `unnest($1::text[])`
+                # batches guesses the array sizes wrong (3x slower than executemany in
+                # the licenses bench). A custom plan per batch costs ~0.1 ms.
+                server_settings={"plan_cache_mode": "force_custom_plan"},
+            ),
+            self._connect_timeout,
+        )
         async with self.pool.acquire() as conn:
             await apply_migrations(conn, self._migrations)
 
@@ -83,3 +76,22 @@ class Database(Service):
             return True
         except Exception:
             return False
+
+
+async def when_reachable(connect: Callable[[], Awaitable[T]], timeout: float) -> T:
+    """`connect()`, retried with backoff while PostgreSQL is not reachable, for up to `timeout` s.
+
+    A worker (or a migrate init container) usually starts alongside its database.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delays = backoff_delays(0.2, 5.0)
+    while True:
+        try:
+            return await connect()
+        except Exception as exc:
+            if not is_retriable(exc) or loop.time() > deadline:
+                raise
+            delay = next(delays)
+            log.warning("PostgreSQL not reachable yet (%r), retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)

@@ -12,7 +12,6 @@ R = TypeVar("R")
 # The two kinds of failure a dead letter can record. A reader switches on these.
 INVALID = "invalid"  # the plan refused the event: it does not decode, validate or obey the rules
 REJECTED = "rejected"  # applying the event's effects failed for good (PostgreSQL data, message size ...)
-REASONS = (INVALID, REJECTED)
 
 
 @dataclass(frozen=True, slots=True)
