@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent
 
 def _codegen() -> Any:
     # By path: importing the streamapp package here would need its dependencies.
-    spec = importlib.util.spec_from_file_location("_streamapp_codegen", ROOT / "streamapp/carts/codegen.py")
+    spec = importlib.util.spec_from_file_location("_streamapp_codegen", ROOT / "streamapp/rpc/carts/codegen.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -33,7 +33,7 @@ class BuildPyWithProtos(build_py):
             # Editable installs import from the source tree: generate there.
             codegen.ensure_generated()
         else:
-            codegen.generate(ROOT / "protobuf", Path(self.build_lib) / "streamapp/carts/pb")
+            codegen.generate(ROOT / "protobuf", Path(self.build_lib) / "streamapp/rpc/carts/pb")
 
 
 setup(cmdclass={"build_py": BuildPyWithProtos})

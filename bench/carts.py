@@ -42,7 +42,7 @@ import jwt
 
 from bench.procstat import BENCH, CpuMeter, postmaster_pid, shares
 from bench.stack import Children, free_port, python, read_json_result, start_services, wait_http, wait_line
-from streamapp.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc
+from streamapp.rpc.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"

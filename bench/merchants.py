@@ -59,7 +59,7 @@ from bench.licenses import Step, cpu_line, ms, rate, status_note, verdict
 from bench.merchants_load import transaction
 from bench.procstat import MACHINE, STOLEN, CpuMeter, alive, descendants, postmaster_pid
 from bench.stack import Children, drive, free_port, python, read_json_result, start_services, wait_http
-from streamapp.models.merchant_catalogue import identify
+from streamapp.rules.merchants import identify
 
 ROOT = Path(__file__).resolve().parent.parent
 NORMALIZE = "/normalize_merchant"

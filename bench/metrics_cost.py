@@ -50,12 +50,12 @@ from faust.sensors import Monitor
 
 import streamapp.web.licenses as web_licenses
 from bench.stack import Children, start_services
-from streamapp import ingest, metrics
+from streamapp import metrics, publishing
 from streamapp.agents.licenses import RecordProcessor
 from streamapp.app import StreamApp, create_app
 from streamapp.embedded import free_port
 from streamapp.envelope import Envelope
-from streamapp.models.salesforce import CustomerRecord
+from streamapp.models.licenses import CustomerRecord
 from streamapp.runtime.effects import Output
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.settings import Settings
@@ -269,7 +269,7 @@ def web_variants(
 
 
 async def main_async(args: argparse.Namespace, broker: str | None) -> str:
-    ingest.send_all = no_publish
+    publishing.send_all = no_publish
     server = Server(broker)
     try:
         variants = {

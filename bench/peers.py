@@ -61,7 +61,7 @@ from bench.profile import Profiler, Summary, summarise
 from bench.stack import RESULTS, Children, drive, free_port, python, start_services
 from simulator.records import Population
 from streamapp.envelope import Envelope
-from streamapp.models.salesforce import parse_simulator_record
+from streamapp.models.licenses import parse_simulator_record
 
 ROOT = Path(__file__).resolve().parent.parent
 INBOUND = "licenses.inbound"

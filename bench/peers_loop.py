@@ -24,8 +24,8 @@ from aiokafka import AIOKafkaConsumer
 from bench.marker import mark_first
 from streamapp.agents.licenses import write_customers, write_license_updates
 from streamapp.envelope import Envelope
-from streamapp.models.licenses import CustomerSnapshot, LicenseState, LicenseUpdate, decide
-from streamapp.models.salesforce import CustomerRecord
+from streamapp.models.licenses import CustomerRecord
+from streamapp.rules.licenses import CustomerSnapshot, LicenseState, LicenseUpdate, decide
 
 INBOUND = "licenses.inbound"
 

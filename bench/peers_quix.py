@@ -30,8 +30,8 @@ from quixstreams.sinks.community.postgresql import PostgreSQLSink
 
 from bench.marker import mark_first
 from streamapp.envelope import Envelope
-from streamapp.models.licenses import LicenseState, decide
-from streamapp.models.salesforce import CustomerRecord
+from streamapp.models.licenses import CustomerRecord
+from streamapp.rules.licenses import LicenseState, decide
 
 INBOUND = "licenses.inbound"
 STATE_KEY = "license-state"

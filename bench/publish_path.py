@@ -5,7 +5,7 @@
 Against a fresh embedded broker, 64 concurrent tasks each publish a message and
 wait for the broker's acknowledgement, over and over, in one process, with:
 
-  topic.send     streamapp.ingest.publish_all as it is (faust Topic.send)
+  topic.send     streamapp.publishing.publish_all as it is (faust Topic.send)
   producer.send  the bytes handed to the app's producer (the proposed change)
   topic.send, root logger at DEBUG
                  what faust.Worker's spinner does to the root logger when the level
@@ -71,7 +71,7 @@ async def drive(publish: Publish, messages: Sequence[tuple[bytes, bytes]]) -> fl
 
 
 async def measure(broker: str, datadir: Path, count: int, rounds: int) -> dict[str, float]:
-    from streamapp.ingest import publish_all
+    from streamapp.publishing import publish_all
 
     app, topic = build_app(broker, datadir)
     await topic.maybe_declare()

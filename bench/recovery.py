@@ -32,8 +32,8 @@ import psutil
 
 from bench.stack import Children, free_port, python, start_services, wait_http
 from streamapp.app import key_partitioner
-from streamapp.models.licenses import LicenseState
-from streamapp.models.salesforce import CustomerRecord
+from streamapp.models.licenses import CustomerRecord
+from streamapp.rules.licenses import LicenseState
 from streamapp.tables.licenses import dump_state
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -359,7 +359,7 @@ class KeepLocalStateRecovery(_Recovery):
         *,
         reseed: bool,
     ) -> None:
-        from streamapp.ingest import publish_durably
+        from streamapp.publishing import publish_durably
 
         app: _Any = self.app  # a StreamApp: it carries the settings
         for tp in sorted(tps):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from streamapp import ingest, metrics
+from streamapp import metrics, publishing
 from streamapp.envelope import derived_id, utcnow
 from streamapp.logs import position
 from streamapp.retry import retry_transient
@@ -168,7 +168,7 @@ class DeadLetters:
         # letter's id keys it then (the key is kept in the letter or in PostgreSQL).
         topic_key = key if key is not None and len(key) <= 1024 else str(letter.dead_letter_id).encode()
         await retry_transient(
-            lambda: ingest.publish_all(
+            lambda: publishing.publish_all(
                 self.topic, [(topic_key, encoded)], timeout=settings.ingest_ack_timeout
             ),
             what=f"dead letter {letter.dead_letter_id} for {letter.position}",

@@ -20,9 +20,9 @@ import asyncpg
 
 from streamapp.app import create_app, key_partitioner
 from streamapp.compat import DurableStore
-from streamapp.models.licenses import RECENT_EVENTS, LicenseState
-from streamapp.models.salesforce import CustomerRecord
+from streamapp.models.licenses import CustomerRecord
 from streamapp.models.tasks import TaskFact, facts_to_table
+from streamapp.rules.licenses import RECENT_EVENTS, LicenseState
 from streamapp.settings import Settings, load_settings
 from streamapp.tables.licenses import TABLE_NAME as LICENSE_STATE
 from streamapp.tables.licenses import dump_state

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from faust.types import TableT
 
 from streamapp.errors import describe
-from streamapp.models.cart_events import CartEvent, UserCartTotals, apply_event, dump_totals, load_totals
+from streamapp.rules.carts import CartEvent, UserCartTotals, apply_event, dump_totals, load_totals
 from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.typing import Event, Stream, Topic

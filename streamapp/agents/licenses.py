@@ -12,8 +12,8 @@ from faust.types import TableT
 
 from streamapp.envelope import Envelope
 from streamapp.errors import describe
-from streamapp.models.licenses import CustomerSnapshot, LicenseState, LicenseUpdate, decide
-from streamapp.models.salesforce import CustomerRecord
+from streamapp.models.licenses import CustomerRecord
+from streamapp.rules.licenses import CustomerSnapshot, LicenseState, LicenseUpdate, decide
 from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.sink import PostgresSink

@@ -14,12 +14,12 @@ from faust.types import TableT
 
 from streamapp.envelope import derived_id, utcnow
 from streamapp.errors import describe
-from streamapp.heuristics import HeuristicPool
 from streamapp.models.merchants import ClientRecord, MerchantResult, NormalizeRequest, description_key
 from streamapp.outbound.models import DeliveryRequest
 from streamapp.retry import retry_transient
 from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
 from streamapp.runtime.runner import BatchRuntime
+from streamapp.services.merchants import HeuristicPool
 from streamapp.sink import PostgresSink, event_position
 from streamapp.typing import Event, Stream, Topic
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streamapp.agents.assistance import RequestProcessor
-from streamapp.assistance.service import Routing
 from streamapp.outbound.models import DELIVERY_TOPIC
 from streamapp.pipeline import Pipeline
+from streamapp.services.assistance import Routing
 from streamapp.topics import pipeline_topic
 from streamapp.web.assistance import bot_authenticator, register_assistance_views
 

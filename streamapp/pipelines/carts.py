@@ -33,8 +33,8 @@ def register(app: StreamApp) -> None:
 
 def start_carts_services(app: StreamApp, topics: CartTopics) -> None:
     # Imported here: the gRPC modules generate their protobuf code on first import.
-    from streamapp.carts.outbox import OutboxRelay
-    from streamapp.carts.server import CartsServer
+    from streamapp.rpc.carts.server import CartsServer
+    from streamapp.stores.carts.outbox import OutboxRelay
 
     relay = OutboxRelay(app, topics.events)
     server = CartsServer(app, relay)

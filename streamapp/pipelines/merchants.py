@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streamapp.agents.merchants import ClientUpdates, Heavy, MerchantTopics, Triage, result_sink
-from streamapp.heuristics import HeuristicPool
 from streamapp.outbound.models import DELIVERY_TOPIC
 from streamapp.pipeline import Pipeline
+from streamapp.services.merchants import HeuristicPool
 from streamapp.tables.merchants import declare_client_cache, declare_result_cache
 from streamapp.topics import pipeline_topic
 from streamapp.web.merchants import Clients, register_merchant_views

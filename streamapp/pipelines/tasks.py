@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from streamapp.agents.tasks import TaskProcessor, snapshot_sink
 from streamapp.pipeline import Pipeline
-from streamapp.reporting import ReportService
+from streamapp.services.tasks import ReportService
 from streamapp.tables.tasks import declare_task_facts
 from streamapp.topics import pipeline_topic
 from streamapp.web.tasks import register_task_views

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import asyncpg
 from faust.types import TableT
 
-from streamapp import ingest, metrics
+from streamapp import metrics, publishing
 from streamapp.compat import store_local
 from streamapp.errors import describe
 from streamapp.logs import position
@@ -163,7 +163,7 @@ class BatchRuntime(Generic[R]):
         await self._retry(attempt, f"write {len(rows)} rows")
 
     async def _put_state(self, table: TableT[Any, Any], writes: Sequence[StateWrite]) -> None:
-        from streamapp.tables.state import changelog_messages
+        from streamapp.runtime.state import changelog_messages
 
         messages = changelog_messages(table, writes)
         await self._retry(lambda: publish(self.app, messages), f"changelog {len(messages)}")
@@ -206,7 +206,7 @@ class BatchRuntime(Generic[R]):
 
 async def publish(app: StreamApp, outputs: Sequence[Output]) -> None:
     """Send every output, then wait once for all acknowledgements."""
-    await ingest.send_all(app.producer, outputs, timeout=app.settings.ingest_ack_timeout)
+    await publishing.send_all(app.producer, outputs, timeout=app.settings.ingest_ack_timeout)
 
 
 def _where(event: Event) -> str:

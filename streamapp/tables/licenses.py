@@ -7,7 +7,7 @@ from typing import Any, cast
 import faust
 from faust.types import TableT
 
-from streamapp.models.licenses import LicenseState
+from streamapp.rules.licenses import LicenseState
 
 TABLE_NAME = "license-state"
 

@@ -10,7 +10,6 @@ from aiohttp import web as aioweb
 from faust.web import Request, Response
 from pydantic import ValidationError
 
-from streamapp.assistance.routing import RoutingError
 from streamapp.auth import (
     Authenticator,
     Principal,
@@ -22,15 +21,16 @@ from streamapp.auth import (
 )
 from streamapp.envelope import derived_id, utcnow
 from streamapp.errors import NotFound, StreamappError, Unauthorized, ValidationFailed
-from streamapp.ingest import publish_all
 from streamapp.models.assistance import BOT_OWNER, AssistanceIn, AssistanceRequest, channel_report
 from streamapp.outbound import store
+from streamapp.publishing import publish_all
+from streamapp.rules.assistance import RoutingError
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import JsonView, db_call, parse_json_object, read_body, validation_errors
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
-    from streamapp.assistance.service import Routing
+    from streamapp.services.assistance import Routing
 
 MAX_IDEMPOTENCY_KEY = 255
 BOT = Principal("bot", BOT_OWNER)

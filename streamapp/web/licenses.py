@@ -20,14 +20,14 @@ from streamapp.errors import (
     StreamappError,
     ValidationFailed,
 )
-from streamapp.ingest import publish_all
-from streamapp.models.salesforce import (
+from streamapp.models.licenses import (
     CustomerRecord,
     parse_outbound_message,
     parse_simulator_record,
     soap_ack,
     soap_fault,
 )
+from streamapp.publishing import publish_all
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import (
     JsonView,

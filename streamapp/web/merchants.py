@@ -27,7 +27,6 @@ from streamapp.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from streamapp.ingest import publish_all
 from streamapp.models.merchants import (
     CLIENT_ID,
     ClientRecord,
@@ -38,6 +37,7 @@ from streamapp.models.merchants import (
 )
 from streamapp.outbound import signing, store
 from streamapp.outbound.ssrf import check_address, parse_networks
+from streamapp.publishing import publish_all
 from streamapp.ratelimit import NegativeCache, TokenBuckets
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import JsonView, db_call, load_json, parse_json_object, read_body, validation_errors

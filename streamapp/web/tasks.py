@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from streamapp.auth import require_reader
 from streamapp.envelope import Envelope, utcnow
 from streamapp.errors import NotFound, ValidationFailed
-from streamapp.ingest import publish_all
-from streamapp.models.task_reports import build_report
 from streamapp.models.tasks import TaskFact, TaskWebhook
-from streamapp.reporting import user_transitions
+from streamapp.publishing import publish_all
+from streamapp.rules.tasks import build_report
+from streamapp.services.tasks import user_transitions
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import (
     JsonView,

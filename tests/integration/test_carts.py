@@ -21,12 +21,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from streamapp.app import create_app
-from streamapp.carts.outbox import OutboxRelay
-from streamapp.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc, type_pb2
-from streamapp.carts.server import CartsServer
 from streamapp.embedded import free_port
-from streamapp.models.cart_events import CartEvent
+from streamapp.rpc.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc, type_pb2
+from streamapp.rpc.carts.server import CartsServer
+from streamapp.rules.carts import CartEvent
 from streamapp.settings import Settings
+from streamapp.stores.carts.outbox import OutboxRelay
 from streamapp.topics import pipeline_topic
 from tests.integration.conftest import ADMIN_AUTH, CARTS_GRPC_PORT, CARTS_JWT_SECRET
 from tests.integration.stack import Services, Worker, eventually

@@ -19,11 +19,11 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from streamapp.app import create_app
-from streamapp.carts.outbox import OutboxRelay
-from streamapp.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc
-from streamapp.carts.server import CartsServer
 from streamapp.embedded import free_port
+from streamapp.rpc.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc
+from streamapp.rpc.carts.server import CartsServer
 from streamapp.settings import Settings
+from streamapp.stores.carts.outbox import OutboxRelay
 from streamapp.topics import pipeline_topic
 from tests.integration.stack import Services, Worker, eventually
 

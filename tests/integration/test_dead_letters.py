@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from streamapp.deadletter_cli import bootstrap, list_letters, read_dead_letters, replay_letters
 from streamapp.deadletters import DEAD_LETTER_TOPIC, DeadLetter
 from streamapp.envelope import Envelope
-from streamapp.models.salesforce import CustomerRecord
+from streamapp.models.licenses import CustomerRecord
 from streamapp.settings import Settings
 from tests.integration.conftest import Client
 from tests.integration.stack import Services, Worker, customer_record, eventually

@@ -38,7 +38,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamapp.app import create_app
-from streamapp.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc, type_pb2
+from streamapp.rpc.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc, type_pb2
 from streamapp.settings import Settings
 from tests.integration.conftest import ADMIN, CARTS_GRPC_PORT, CARTS_JWT_SECRET, SECRET, Client
 from tests.integration.stack import Worker, eventually

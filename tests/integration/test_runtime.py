@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from streamapp.deadletter_cli import bootstrap, read_dead_letters
 from streamapp.deadletters import DeadLetter
 from streamapp.envelope import Envelope
-from streamapp.models.salesforce import CustomerRecord
+from streamapp.models.licenses import CustomerRecord
 from streamapp.settings import Settings
 from tests.integration.conftest import ADMIN, Client
 from tests.integration.stack import Services, Worker, customer_record, eventually

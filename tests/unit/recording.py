@@ -28,7 +28,7 @@ class Recorder:
         self.refuse: Exception = Exception("refused")
 
     def install(self, app: StreamApp, monkeypatch: pytest.MonkeyPatch) -> Recorder:
-        monkeypatch.setattr("streamapp.ingest.send_all", self.publish)
+        monkeypatch.setattr("streamapp.publishing.send_all", self.publish)
         monkeypatch.setattr(app.dead_letters, "send_event", self.dead_letter)
         monkeypatch.setattr(app.dead_letters, "send", self.dead_letter_message)
         # Installed on the class, so it is called as a method of every runtime.

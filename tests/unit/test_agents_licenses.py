@@ -13,7 +13,7 @@ from faust.types import TableT
 from streamapp.agents.licenses import rounds
 from streamapp.app import StreamApp
 from streamapp.envelope import Envelope
-from streamapp.models.salesforce import CustomerRecord
+from streamapp.models.licenses import CustomerRecord
 from tests.unit.recording import Recorder
 
 
@@ -163,7 +163,7 @@ def test_rounds_never_hold_a_key_twice_and_keep_each_keys_order() -> None:
 def test_decoded_states_are_used_only_while_the_table_holds_what_they_came_from(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from streamapp.models.licenses import LicenseState
+    from streamapp.rules.licenses import LicenseState
     from streamapp.tables.licenses import DecodedStates
 
     table: dict[bytes, Any] = {}

@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from streamapp.assistance.routing import (
+from streamapp.outbound.channels import channel_types
+from streamapp.outbound.channels.email import EmailConfig
+from streamapp.outbound.channels.slack import SlackConfig
+from streamapp.rules.assistance import (
     RoutingError,
     RoutingTable,
     build_table,
@@ -17,9 +20,6 @@ from streamapp.assistance.routing import (
     normalize_topic,
     parse_toml,
 )
-from streamapp.outbound.channels import channel_types
-from streamapp.outbound.channels.email import EmailConfig
-from streamapp.outbound.channels.slack import SlackConfig
 
 TYPES = channel_types()
 SLACK_URL = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
@@ -246,7 +246,7 @@ def test_every_problem_is_reported_and_no_value_is_echoed() -> None:
 
 
 def test_the_packaged_default_routes_sales_to_slack_and_pricing_to_email() -> None:
-    text = resources.files("streamapp.assistance").joinpath("routes.toml").read_text()
+    text = resources.files("streamapp.rules").joinpath("assistance.toml").read_text()
     env = {
         "STREAMAPP_ASSISTANCE_SLACK_WEBHOOK_URL": SLACK_URL,
         "STREAMAPP_ASSISTANCE_PRICING_EMAIL_TO": "p@x.test",

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from streamapp.assistance.routing import RoutingError
-from streamapp.assistance.service import Routing, RoutingUnavailable
+from streamapp.rules.assistance import RoutingError
+from streamapp.services.assistance import Routing, RoutingUnavailable
 from streamapp.settings import Settings
 from tests.unit.webapp import PROD
 

@@ -9,8 +9,8 @@ import pytest
 from bench.marker import ENV, mark_first, read_marker
 from bench.peers import generate
 from streamapp.envelope import Envelope
-from streamapp.models.licenses import LicenseState, decide
-from streamapp.models.salesforce import CustomerRecord
+from streamapp.models.licenses import CustomerRecord
+from streamapp.rules.licenses import LicenseState, decide
 
 
 def test_the_same_seed_gives_the_same_bytes_and_another_seed_does_not() -> None:

@@ -12,8 +12,8 @@ import pytest
 from faust.types import TableT
 
 from streamapp.app import StreamApp
-from streamapp.models.cart_events import cart_event
 from streamapp.models.carts import CartView, EntryRow, ItemRow
+from streamapp.rules.carts import cart_event
 from streamapp.runtime.effects import Output
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -36,7 +36,7 @@ class Recorder:
 @pytest.fixture
 def recorder(app: StreamApp, monkeypatch: pytest.MonkeyPatch) -> Recorder:
     rec = Recorder()
-    monkeypatch.setattr("streamapp.ingest.send_all", rec.publish)
+    monkeypatch.setattr("streamapp.publishing.send_all", rec.publish)
     monkeypatch.setattr(app.dead_letters, "send_event", rec.dead_letter)
     return rec
 

@@ -9,8 +9,8 @@ from typing import Any
 import jwt
 import pytest
 
-from streamapp.carts.auth import TokenVerifier, bearer_token
 from streamapp.errors import Forbidden, Unauthorized
+from streamapp.rpc.carts.auth import TokenVerifier, bearer_token
 from streamapp.settings import Settings
 
 SECRET = "unit-test-carts-secret-0123456789abcdef-long-enough-for-hs384"

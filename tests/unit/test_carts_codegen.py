@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streamapp.carts import codegen
+from streamapp.rpc.carts import codegen
 
 
 def test_generates_an_importable_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from typing import cast
 import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from streamapp.carts.protos import cart_pb2, item_pb2, type_pb2
+from streamapp.rpc.carts.protos import cart_pb2, item_pb2, type_pb2
 
 S, D, I32, I64, MSG = (
     FieldDescriptor.TYPE_STRING,

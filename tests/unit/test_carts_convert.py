@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from streamapp.carts.convert import cart_msg, timestamp
 from streamapp.models.carts import AddressRow, CartView, EntryRow, ItemRow
+from streamapp.rpc.carts.convert import cart_msg, timestamp
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ import asyncpg
 import grpc
 import pytest
 
-from streamapp.carts.errors import FailedPrecondition, reason, status_code
 from streamapp.errors import (
     DependencyUnavailable,
     Forbidden,
@@ -16,6 +15,7 @@ from streamapp.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from streamapp.rpc.carts.errors import FailedPrecondition, reason, status_code
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ from decimal import Decimal
 import pytest
 
 from streamapp.errors import ValidationFailed
-from streamapp.models.cart_events import CartEvent, apply_event, cart_event, dump_totals, load_totals
 from streamapp.models.carts import (
     CartView,
     EntryRow,
@@ -22,6 +21,7 @@ from streamapp.models.carts import (
     quantity_to_add,
     quantity_to_set,
 )
+from streamapp.rules.carts import CartEvent, apply_event, cart_event, dump_totals, load_totals
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

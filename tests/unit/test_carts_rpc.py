@@ -14,9 +14,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from streamapp.carts.auth import Caller, TokenVerifier
-from streamapp.carts.rpc import RpcRunner
 from streamapp.errors import NotFound, ValidationFailed
+from streamapp.rpc.carts.auth import Caller, TokenVerifier
+from streamapp.rpc.carts.rpc import RpcRunner
 from streamapp.settings import Settings
 
 SECRET = "unit-test-carts-rpc-secret-0123456789"

@@ -41,7 +41,7 @@ class Database:
 
 
 def dead_letters(broker: Broker, db: Database, monkeypatch: pytest.MonkeyPatch) -> DeadLetters:
-    monkeypatch.setattr("streamapp.ingest.publish_all", broker.publish_all)
+    monkeypatch.setattr("streamapp.publishing.publish_all", broker.publish_all)
     app = SimpleNamespace(
         settings=Settings(retry_initial_backoff=0.001, retry_max_backoff=0.002, dead_letter_max_bytes=4096),
         db=SimpleNamespace(pool=db),

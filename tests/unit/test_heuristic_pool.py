@@ -8,7 +8,9 @@ import time
 
 import pytest
 
-WATCH = "from streamapp.heuristics import exit_when_gone; import sys; exit_when_gone({pid}); sys.exit(3)"
+WATCH = (
+    "from streamapp.services.merchants import exit_when_gone; import sys; exit_when_gone({pid}); sys.exit(3)"
+)
 
 
 @pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "polling"])

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from streamapp.app import create_app
 from streamapp.compat import service_children
 from streamapp.gaps import StreamGapHealer
-from streamapp.heuristics import HeuristicPool
+from streamapp.services.merchants import HeuristicPool
 from streamapp.settings import Settings
 from streamapp.web.ingest import IngestWeb, only_ingest_routes
 

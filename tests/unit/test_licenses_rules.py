@@ -6,8 +6,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from streamapp.envelope import Envelope
-from streamapp.models.licenses import RECENT_EVENTS, Decision, LicenseState, decide
-from streamapp.models.salesforce import CustomerRecord
+from streamapp.models.licenses import CustomerRecord
+from streamapp.rules.licenses import RECENT_EVENTS, Decision, LicenseState, decide
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from streamapp.models.merchant_catalogue import CATALOGUE, UNKNOWN, identify
 from streamapp.models.merchants import Transaction, WebhookRegistration, description_key
+from streamapp.rules.merchants import CATALOGUE, UNKNOWN, identify
 from streamapp.web.merchants import parse_transaction
 
 

@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 
 from streamapp import metrics
 from streamapp.app import StreamApp, create_app
-from streamapp.carts.interceptor import observed
+from streamapp.rpc.carts.interceptor import observed
 from streamapp.settings import Settings
 from tests.unit.test_runtime import Doubler, Journal, items, runtime
 

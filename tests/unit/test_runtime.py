@@ -96,7 +96,7 @@ class Doubler:
 
 
 def runtime(journal: Journal, processor: Doubler, monkeypatch: pytest.MonkeyPatch) -> BatchRuntime[int]:
-    monkeypatch.setattr("streamapp.ingest.send_all", journal.send_all)
+    monkeypatch.setattr("streamapp.publishing.send_all", journal.send_all)
     app = SimpleNamespace(
         settings=Settings(retry_initial_backoff=0.001, retry_max_backoff=0.002),
         dead_letters=SimpleNamespace(send_event=journal.dead_letter),
@@ -176,7 +176,7 @@ async def test_a_message_too_large_behind_faust_s_wrapper_is_still_permanent() -
     import faust.exceptions
 
     from streamapp.errors import PayloadTooLarge
-    from streamapp.ingest import send_all
+    from streamapp.publishing import send_all
 
     class Producer:
         def __init__(self, cause: BaseException) -> None:

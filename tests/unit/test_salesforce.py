@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from streamapp.errors import MalformedBody, ValidationFailed
-from streamapp.models.salesforce import (
+from streamapp.models.licenses import (
     CustomerRecord,
     parse_outbound_message,
     parse_simulator_record,

@@ -7,7 +7,7 @@ import uuid
 
 from simulator.__main__ import build_parser
 from simulator.records import Population
-from streamapp.models.salesforce import parse_simulator_record
+from streamapp.models.licenses import parse_simulator_record
 
 
 def test_records_are_valid_and_repeatable() -> None:

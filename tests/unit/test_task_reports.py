@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from streamapp.models.task_reports import build_report, interval_of, report_document, report_filename
 from streamapp.models.tasks import Transition
+from streamapp.rules.tasks import build_report, interval_of, report_document, report_filename
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -1,8 +1,8 @@
-"""Generates the carts protobuf and gRPC modules from `protobuf/*.proto` into `streamapp/carts/pb/`.
+"""Generates the carts protobuf and gRPC modules from `protobuf/*.proto` into `streamapp/rpc/carts/pb/`.
 
 The generated code is never committed. It is produced
 - by `setup.py` when a wheel is built (and, for editable installs, into the source tree), and
-- at first import (`streamapp.carts.protos`) when the sources changed since the last run,
+- at first import (`streamapp.rpc.carts.protos`) when the sources changed since the last run,
   so a fresh clone or an edited .proto needs no extra step.
 
 This module imports nothing from streamapp: `setup.py` loads it by path, before
@@ -37,7 +37,7 @@ _OWN_IMPORT = re.compile(rf"^import ({_MODULES}) as (\w+)$", re.M)
 
 def source_dir() -> Path | None:
     """`protobuf/` of a source checkout; None in an installed wheel (the code was built in)."""
-    candidate = PACKAGE_DIR.parent.parent / "protobuf"
+    candidate = PACKAGE_DIR.parents[2] / "protobuf"
     return candidate if all((candidate / name).is_file() for name in PROTO_FILES) else None
 
 
@@ -79,7 +79,8 @@ def generate(sources: Path, output: Path) -> None:
             if path.suffix in {".py", ".pyi"}:
                 path.write_text(_OWN_IMPORT.sub(r"from . import \1 as \2", path.read_text()))
         (staging / "__init__.py").write_text(
-            '"""Generated from protobuf/*.proto by streamapp.carts.codegen: do not edit, not committed."""\n'
+            '"""Generated from protobuf/*.proto by streamapp.rpc.carts.codegen: '
+            'do not edit, not committed."""\n'
         )
         (staging / STAMP).write_text(fingerprint(sources) + "\n")
         _swap(staging, output)
@@ -114,7 +115,7 @@ def ensure_generated(output: Path = OUTPUT_DIR) -> None:
     if sources is None:
         if not (output / "__init__.py").is_file():
             raise ImportError(
-                "streamapp.carts.pb is missing and there are no protobuf/ sources to generate it from"
+                "streamapp.rpc.carts.pb is missing and there are no protobuf/ sources to generate it from"
             )
         return
     if is_current(sources, output):

@@ -7,12 +7,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 from google.protobuf.empty_pb2 import Empty
 
-from streamapp.carts import cart_store, item_store
-from streamapp.carts.auth import Caller
-from streamapp.carts.convert import address_from_msg, cart_msg, item_msg
-from streamapp.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc, type_pb2
-from streamapp.carts.rpc import Context, RpcRunner
-from streamapp.carts.sql import Sql, statements, transaction
 from streamapp.models.carts import (
     item_fields,
     page_request,
@@ -20,6 +14,12 @@ from streamapp.models.carts import (
     quantity_to_add,
     quantity_to_set,
 )
+from streamapp.rpc.carts.auth import Caller
+from streamapp.rpc.carts.convert import address_from_msg, cart_msg, item_msg
+from streamapp.rpc.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc, type_pb2
+from streamapp.rpc.carts.rpc import Context, RpcRunner
+from streamapp.stores.carts import cart_store, item_store
+from streamapp.stores.carts.sql import Sql, statements, transaction
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp

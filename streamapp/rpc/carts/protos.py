@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from streamapp.carts.codegen import ensure_generated
+from streamapp.rpc.carts.codegen import ensure_generated
 
 ensure_generated()
 
-from streamapp.carts.pb import (  # noqa: E402  (the modules exist only after the call above)
+from streamapp.rpc.carts.pb import (  # noqa: E402  (the modules exist only after the call above)
     cart_pb2,
     cart_pb2_grpc,
     item_pb2,

@@ -16,12 +16,12 @@ from uuid import UUID
 
 import asyncpg
 
-from streamapp.carts.auth import Caller
-from streamapp.carts.errors import FailedPrecondition
-from streamapp.carts.sql import Sql
 from streamapp.errors import NotFound
-from streamapp.models.cart_events import CartEventType, cart_event
 from streamapp.models.carts import AddressFields, AddressRow, CartView, EntryRow, ItemRow
+from streamapp.rpc.carts.auth import Caller
+from streamapp.rpc.carts.errors import FailedPrecondition
+from streamapp.rules.carts import CartEventType, cart_event
+from streamapp.stores.carts.sql import Sql
 
 CART_COLUMNS = "uuid, user_uuid, version, created, updated"
 INSERT_OUTBOX = "INSERT INTO cart_outbox (event_id, cart_uuid, payload) VALUES ($1, $2, $3)"

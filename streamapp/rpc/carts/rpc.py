@@ -13,9 +13,9 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from streamapp.carts.auth import Caller, TokenVerifier
-from streamapp.carts.errors import reason, status_code
 from streamapp.errors import StreamappError, describe
+from streamapp.rpc.carts.auth import Caller, TokenVerifier
+from streamapp.rpc.carts.errors import reason, status_code
 
 R = TypeVar("R")
 log = logging.getLogger(__name__)

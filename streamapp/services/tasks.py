@@ -14,14 +14,14 @@ import asyncpg
 from mode import Service
 
 from streamapp.errors import describe
-from streamapp.models.task_reports import (
+from streamapp.models.tasks import Transition
+from streamapp.rules.tasks import (
     ReportContent,
     build_report,
     interval_of,
     report_document,
     report_filename,
 )
-from streamapp.models.tasks import Transition
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from streamapp.carts.protos import cart_pb2, item_pb2, type_pb2
 from streamapp.models.carts import AddressFields, AddressRow, CartView, ItemRow, address_fields
+from streamapp.rpc.carts.protos import cart_pb2, item_pb2, type_pb2
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SECOND = timedelta(seconds=1)

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from mode import Service
 
-from streamapp.assistance.routing import RoutingError, RoutingTable, build_table, merge, parse_toml
 from streamapp.envelope import utcnow
 from streamapp.errors import DependencyUnavailable, StreamappError, describe, is_retriable
 from streamapp.outbound import store
 from streamapp.outbound.channels import channel_types
 from streamapp.retry import retry_transient
+from streamapp.rules.assistance import RoutingError, RoutingTable, build_table, merge, parse_toml
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
@@ -92,7 +92,7 @@ class Routing(Service):
         path = settings.assistance_routing_file
         try:
             if path is None:
-                text = resources.files("streamapp.assistance").joinpath("routes.toml").read_text("utf-8")
+                text = resources.files("streamapp.rules").joinpath("assistance.toml").read_text("utf-8")
             else:
                 text = path.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:

@@ -12,16 +12,16 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from mode import Service
 
-from streamapp.carts.auth import TokenVerifier
-from streamapp.carts.interceptor import MetricsInterceptor
-from streamapp.carts.protos import CART_SERVICE, ITEM_SERVICE, cart_pb2_grpc, item_pb2_grpc
-from streamapp.carts.rpc import RpcRunner
-from streamapp.carts.servicers import Backend, CartServicer, ItemServicer
-from streamapp.carts.tracing import Tracing
+from streamapp.rpc.carts.auth import TokenVerifier
+from streamapp.rpc.carts.interceptor import MetricsInterceptor
+from streamapp.rpc.carts.protos import CART_SERVICE, ITEM_SERVICE, cart_pb2_grpc, item_pb2_grpc
+from streamapp.rpc.carts.rpc import RpcRunner
+from streamapp.rpc.carts.servicers import Backend, CartServicer, ItemServicer
+from streamapp.rpc.carts.tracing import Tracing
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
-    from streamapp.carts.outbox import OutboxRelay
+    from streamapp.stores.carts.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
 HEALTH_INTERVAL = 5.0

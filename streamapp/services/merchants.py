@@ -18,7 +18,7 @@ from mode import Service
 
 from streamapp.embedded import die_with_parent
 from streamapp.errors import DependencyUnavailable
-from streamapp.models.merchant_catalogue import identify
+from streamapp.rules.merchants import identify
 
 
 def pool_process_setup(owner: int) -> None:

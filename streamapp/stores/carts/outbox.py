@@ -18,7 +18,7 @@ import asyncpg
 from mode import Service
 
 from streamapp.errors import DependencyUnavailable, describe
-from streamapp.ingest import publish_all
+from streamapp.publishing import publish_all
 from streamapp.retry import backoff_delays
 from streamapp.typing import Topic
 

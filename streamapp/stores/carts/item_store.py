@@ -6,10 +6,10 @@ import uuid
 
 import asyncpg
 
-from streamapp.carts import cart_store
-from streamapp.carts.sql import Sql
 from streamapp.errors import NotFound
 from streamapp.models.carts import ItemFields, ItemRow, PageRequest
+from streamapp.stores.carts import cart_store
+from streamapp.stores.carts.sql import Sql
 
 COLUMNS = "uuid, name, description, price, created, updated"
 

@@ -1,0 +1,1 @@
+"""Carts over gRPC: the server, its servicers, authentication, conversion and tracing."""

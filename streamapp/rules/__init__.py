@@ -1,0 +1,1 @@
+"""Pure rules, one module per pipeline: state + input -> decision, no I/O."""

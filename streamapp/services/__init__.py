@@ -1,0 +1,1 @@
+"""Long-running services a pipeline owns (pools, schedulers, reloaders), one module per pipeline."""

@@ -1,0 +1,1 @@
+"""PostgreSQL stores a pipeline keeps beside its migrations, one module (or package) per pipeline."""

@@ -1,0 +1,1 @@
+"""Carts and items in PostgreSQL, and the outbox relay that publishes their events."""
