@@ -321,8 +321,19 @@ def _add_deploy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def cmd_rebuild_state(args: argparse.Namespace) -> int:
-    from streamapp.rebuild import rebuild_state
+    from streamapp.rebuild import rebuild_state, rebuildable
 
+    # Checked here, not by argparse choices: which pipelines can rebuild is theirs to
+    # say (Pipeline.rebuild), and the parser must not import every pipeline.
+    known = sorted(rebuildable())
+    if args.pipeline not in known:
+        choices = ", ".join(repr(name) for name in known)
+        print(
+            f"streamapp rebuild-state: error: argument pipeline: invalid choice: {args.pipeline!r} "
+            f"(choose from {choices})",
+            file=sys.stderr,
+        )
+        return 2
     settings = load_settings()
     _setup_logging(settings)
     print(asyncio.run(rebuild_state(settings, args.pipeline)), flush=True)
@@ -334,8 +345,8 @@ def _add_rebuild_state(sub: Any) -> None:
         "rebuild-state",
         help="rebuild a pipeline's table from PostgreSQL into this data directory's store (workers stopped)",
     )
-    # The pipelines whose table PostgreSQL holds enough to rebuild (streamapp/rebuild.py).
-    rebuild.add_argument("pipeline", choices=["licenses", "tasks"])
+    # The pipelines whose table PostgreSQL holds enough to rebuild (Pipeline.rebuild).
+    rebuild.add_argument("pipeline", help="a pipeline with a table PostgreSQL can rebuild")
     rebuild.set_defaults(func=cmd_rebuild_state)
 
 

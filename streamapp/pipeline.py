@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
@@ -13,17 +15,31 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "streamapp.pipelines"
 
 
+# A table's rows as its agent would hold them: (key, value) before the table's codecs.
+Rows = list[tuple[bytes, Any]]
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """How `streamapp rebuild-state` refills a pipeline's table from PostgreSQL, its system of record."""
+
+    table: str
+    read: Callable[[asyncpg.Connection], Awaitable[Rows]]
+
+
 @dataclass(frozen=True)
 class Pipeline:
     """A pipeline declares its topics, tables, agents and views in `register`.
 
     `migrations` names a package folder of `NNNN_name.sql` files applied at
-    start-up under the pipeline's own scope.
+    start-up under the pipeline's own scope. `rebuild`, when PostgreSQL holds
+    enough to rebuild the pipeline's table (`streamapp rebuild-state`).
     """
 
     name: str
     register: Callable[[StreamApp], None]
     migrations: str | None = None
+    rebuild: Rebuild | None = None
 
 
 def discover_pipelines(only: Iterable[str] | None = None) -> list[Pipeline]:

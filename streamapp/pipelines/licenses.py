@@ -10,8 +10,9 @@ from streamapp.agents.licenses import (
     customer_sink,
     license_update_sink,
 )
-from streamapp.pipeline import Pipeline
-from streamapp.tables.licenses import declare_license_state
+from streamapp.pipeline import Pipeline, Rebuild
+from streamapp.stores.licenses import license_states
+from streamapp.tables.licenses import TABLE_NAME, declare_license_state
 from streamapp.topics import pipeline_topic
 from streamapp.web.licenses import register_license_views
 
@@ -49,4 +50,9 @@ def register(app: StreamApp) -> None:
     register_license_views(app, topics.inbound)
 
 
-pipeline = Pipeline(name="licenses", register=register, migrations="streamapp.db.migrations.licenses")
+pipeline = Pipeline(
+    name="licenses",
+    register=register,
+    migrations="streamapp.db.migrations.licenses",
+    rebuild=Rebuild(TABLE_NAME, license_states),
+)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streamapp.agents.tasks import TaskProcessor, snapshot_sink
-from streamapp.pipeline import Pipeline
+from streamapp.pipeline import Pipeline, Rebuild
 from streamapp.services.tasks import ReportService
-from streamapp.tables.tasks import declare_task_facts
+from streamapp.stores.tasks import task_facts
+from streamapp.tables.tasks import TABLE_NAME, declare_task_facts
 from streamapp.topics import pipeline_topic
 from streamapp.web.tasks import register_task_views
 
@@ -33,4 +34,9 @@ def register(app: StreamApp) -> None:
     register_task_views(app, inbound)
 
 
-pipeline = Pipeline(name="tasks", register=register, migrations="streamapp.db.migrations.tasks")
+pipeline = Pipeline(
+    name="tasks",
+    register=register,
+    migrations="streamapp.db.migrations.tasks",
+    rebuild=Rebuild(TABLE_NAME, task_facts),
+)

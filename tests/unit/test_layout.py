@@ -1,0 +1,68 @@
+"""The layout rule (README "Layout"): every module is a pipeline's by its place, or listed as core."""
+
+from __future__ import annotations
+
+import pkgutil
+import tomllib
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import streamapp
+
+ROOT = Path(__file__).resolve().parents[2]
+# Where a pipeline's modules live: streamapp.<kind>.<pipeline> (a module or a package).
+KINDS = ("pipelines", "agents", "tables", "web", "models", "rules", "services", "stores", "rpc")
+# Packages that only hold the pipelines' modules, and data-only packages.
+HOLDERS = {f"streamapp.{kind}" for kind in KINDS} | {"streamapp", "streamapp.db", "streamapp.db.migrations"}
+
+
+def contracts() -> list[dict[str, object]]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    found: list[dict[str, object]] = config["tool"]["importlinter"]["contracts"]
+    return found
+
+
+def core_modules() -> set[str]:
+    (contract,) = [c for c in contracts() if c["name"] == "the core imports no pipeline"]
+    listed = contract["source_modules"]
+    assert isinstance(listed, list)
+    return set(listed)
+
+
+def pipeline_names() -> set[str]:
+    return {ep.name for ep in entry_points(group="streamapp.pipelines")}
+
+
+def all_modules() -> list[str]:
+    return sorted(
+        info.name
+        for info in pkgutil.walk_packages(streamapp.__path__, "streamapp.")
+        # Generated protobuf code (streamapp/rpc/carts/codegen.py).
+        if ".pb" not in info.name
+    )
+
+
+def owner(module: str, core: set[str], pipelines: set[str]) -> str | None:
+    parts = module.split(".")
+    if len(parts) >= 3 and parts[1] in KINDS and parts[2] in pipelines:
+        return parts[2]
+    if len(parts) >= 4 and parts[:3] == ["streamapp", "db", "migrations"]:
+        return "migrations"
+    if any(module == c or module.startswith(c + ".") for c in core):
+        return "core"
+    return None
+
+
+def test_every_module_is_a_pipelines_or_listed_as_core() -> None:
+    core, pipelines = core_modules(), pipeline_names()
+    stray = [m for m in all_modules() if m not in HOLDERS and owner(m, core, pipelines) is None]
+    # A new core module goes into the contract's source_modules in pyproject.toml; a
+    # pipeline's module goes to streamapp/<kind>/<pipeline>.py.
+    assert stray == []
+
+
+def test_every_pipeline_has_its_table_of_contents_and_its_contract() -> None:
+    names = {str(c["name"]) for c in contracts()}
+    for pipeline in pipeline_names():
+        assert (ROOT / "streamapp" / "pipelines" / f"{pipeline}.py").is_file()
+        assert f"the {pipeline} pipeline imports no other pipeline" in names
