@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, TypeVar, cast
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner, murmur2
@@ -17,38 +17,91 @@ from streamapp.db.migrate import Migration, pipeline_migrations
 from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters
 from streamapp.gaps import StreamGapHealer
+from streamapp.host import Provision, Role
 from streamapp.kafka_security import broker_credentials
 from streamapp.metrics import attach_faust_monitor
-from streamapp.outbound.service import DeliveryService
 from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.settings import Settings
 from streamapp.typing import Stream, Topic
 
 _DEFAULT_PARTITIONER = DefaultPartitioner()
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+T = TypeVar("T")
 
-# A worker runs everything; an ingest process only the web server (ingest routes),
-# the producer and the database pool (see streamapp/web/ingest.py).
-Role = Literal["worker", "ingest"]
+__all__ = ["Role", "StreamApp", "create_app", "faust_options", "key_partitioner"]
 
 
 class StreamApp(faust.App):
-    """A Faust app that also carries the settings and the resources the pipelines share."""
+    """A Faust app that also carries the settings and the resources the pipelines share.
 
-    settings: Settings
-    db: Database
-    dead_letters: DeadLetters
-    pipelines: list[Pipeline]
-    authenticators: list[Authenticator]
-    # Which kind of principal owns the deliveries a pipeline makes (pipeline name -> kind).
-    delivery_owner_kinds: dict[str, Kind]
-    deliveries: DeliveryService
-    role: Role = "worker"
-    ingest_paths: set[str]
-    # Every topic the app writes or reads, by name (streamapp/topics.py fills it).
-    declared_topics: dict[str, Topic]
+    Complete when constructed: the core services and views, then every pipeline's
+    `register`, all run in `__init__` (streamapp.host.Host is what they may use).
+    """
+
     # Set while `streamapp dev` stops: webhook routes answer 503 + Retry-After.
     draining: bool = False
+
+    def __init__(
+        self, settings: Settings, pipelines: Sequence[Pipeline] | None = None, *, role: Role = "worker"
+    ) -> None:
+        chosen = list(pipelines) if pipelines is not None else discover_pipelines()
+        # Read by Faust while it builds its services (_new_web), so set first.
+        self.role: Role = role
+        self.settings: Settings = settings
+        super().__init__(settings.app_id, **faust_options(settings, role))
+        # Faust's producer-only boot: web server and producer, no consumer, agents or tables.
+        self.producer_only = role == "ingest"
+        self.ingest_paths: set[str] = set()
+        # Every topic the app writes or reads, by name (streamapp/topics.py fills it).
+        self.declared_topics: dict[str, Topic] = {}
+        self.pipelines: list[Pipeline] = chosen
+        self.authenticators: list[Authenticator] = []
+        # Which kind of principal owns the deliveries a pipeline makes (pipeline name -> kind).
+        self.delivery_owner_kinds: dict[str, Kind] = {}
+        self._provisions: dict[str, object] = {}
+        migrations: list[Migration] = pipeline_migrations(chosen)
+        self.db = Database(
+            settings.postgres_dsn,
+            # Off when a deploy step applies them (`streamapp migrate`).
+            migrations=migrations if settings.migrate_on_start else [],
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            connect_timeout=settings.db_connect_timeout,
+        )
+        self.dead_letters = DeadLetters(self)
+        self.declared_topics[self.dead_letters.topic.get_topic_name()] = self.dead_letters.topic
+        attach_faust_monitor(self)
+        self.add_worker_service(
+            StreamGapHealer(self, interval=settings.gap_check_interval, patience=settings.gap_patience)
+        )
+        self.task(self.declare_dead_letter_topic)
+
+        from streamapp.web.core import register_core_views
+        from streamapp.web.metrics import register_metrics_view
+
+        register_core_views(self)
+        register_metrics_view(self)
+        for pipeline in chosen:
+            pipeline.register(self)
+        if role == "worker":
+            use_keep_local_state_recovery(self)
+
+    async def declare_dead_letter_topic(self) -> None:
+        # No agent consumes it, so Faust would not create it on its own.
+        await self.dead_letters.topic.maybe_declare()
+
+    def provide(self, key: Provision[T], value: T) -> None:
+        """What a pipeline offers the others (the delivery service ...), by `key`."""
+        if key.name in self._provisions:
+            raise ValueError(f"{key.name} is provided twice")
+        self._provisions[key.name] = value
+
+    def provided(self, key: Provision[T]) -> T:
+        """What another pipeline provides; LookupError when that pipeline is not installed."""
+        try:
+            return cast(T, self._provisions[key.name])
+        except KeyError:
+            raise LookupError(f"nothing provides {key.name}: is its pipeline installed?") from None
 
     def ingest_page(self, path: str) -> Callable[[Any], Any]:
         """`page` for an endpoint that only turns requests into events: ingest processes serve it too."""
@@ -157,48 +210,8 @@ def create_app(
     settings: Settings, pipelines: Sequence[Pipeline] | None = None, *, role: Role = "worker"
 ) -> StreamApp:
     """Build the app. Nothing here runs at import time: the caller passes the settings."""
-    chosen = list(pipelines) if pipelines is not None else discover_pipelines()
+    # Process-wide patches of Faust's internals, before the app builds its services.
     if settings.broker_check_end_offsets:
         use_fetched_end_offsets()
     use_durable_store()
-    app = StreamApp(settings.app_id, **faust_options(settings, role))
-    app.role = role
-    # Faust's producer-only boot: web server and producer, no consumer, agents or tables.
-    app.producer_only = role == "ingest"
-    app.ingest_paths = set()
-    app.declared_topics = {}
-    app.settings = settings
-    app.pipelines = chosen
-    app.authenticators = []
-    app.delivery_owner_kinds = {}
-    migrations: list[Migration] = pipeline_migrations(chosen)
-    app.db = Database(
-        settings.postgres_dsn,
-        # Off when a deploy step applies them (`streamapp migrate`).
-        migrations=migrations if settings.migrate_on_start else [],
-        min_size=settings.db_pool_min,
-        max_size=settings.db_pool_max,
-        connect_timeout=settings.db_connect_timeout,
-    )
-    app.dead_letters = DeadLetters(app)
-    app.declared_topics[app.dead_letters.topic.get_topic_name()] = app.dead_letters.topic
-    attach_faust_monitor(app)
-    app.add_worker_service(
-        StreamGapHealer(app, interval=settings.gap_check_interval, patience=settings.gap_patience)
-    )
-
-    @app.task  # type: ignore[untyped-decorator]
-    async def declare_dead_letter_topic() -> None:
-        # No agent consumes it, so Faust would not create it on its own.
-        await app.dead_letters.topic.maybe_declare()
-
-    from streamapp.web.core import register_core_views
-    from streamapp.web.metrics import register_metrics_view
-
-    register_core_views(app)
-    register_metrics_view(app)
-    for pipeline in chosen:
-        pipeline.register(app)
-    if role == "worker":
-        use_keep_local_state_recovery(app)
-    return app
+    return StreamApp(settings, pipelines, role=role)

@@ -6,14 +6,14 @@ import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from aiohttp import web as aioweb
 
 from streamapp.errors import Unauthorized
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.settings import Settings
 
 # admin: STREAMAPP_ADMIN_TOKEN; reader: STREAMAPP_READ_TOKEN (read-only routes);
 # client: a merchants API client; bot: the assistance chat bot; user: a carts JWT subject.
@@ -49,6 +49,16 @@ READER = Principal("reader", "reader")
 Authenticator = Callable[[aioweb.Request], Awaitable[Principal | None]]
 
 
+class Doors(Protocol):
+    """What deciding who calls needs of the app (`streamapp.host.Host` has it): no more."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def authenticators(self) -> list[Authenticator]: ...
+
+
 def bearer(request: aioweb.Request) -> str | None:
     auth = request.headers.get("Authorization", "")
     scheme, _, token = auth.partition(" ")
@@ -77,11 +87,11 @@ def token_matches(request: aioweb.Request, token: object) -> bool:
     return secret is not None and offered is not None and same(offered, secret())
 
 
-def is_admin(app: StreamApp, request: aioweb.Request) -> bool:
+def is_admin(app: Doors, request: aioweb.Request) -> bool:
     return token_matches(request, app.settings.admin_token)
 
 
-async def authenticate(app: StreamApp, request: aioweb.Request) -> Principal:
+async def authenticate(app: Doors, request: aioweb.Request) -> Principal:
     if is_admin(app, request):
         return ADMIN
     for authenticator in app.authenticators:
@@ -91,12 +101,12 @@ async def authenticate(app: StreamApp, request: aioweb.Request) -> Principal:
     raise Unauthorized("missing or wrong credentials")
 
 
-def dev_open(app: StreamApp, token: object | None) -> bool:
+def dev_open(app: Doors, token: object | None) -> bool:
     """A door with no credential configured is open in dev and closed everywhere else."""
     return token is None and app.settings.env == "dev"
 
 
-def require_admin(app: StreamApp, request: aioweb.Request) -> Principal:
+def require_admin(app: Doors, request: aioweb.Request) -> Principal:
     """Admin routes: the admin token (open only in dev when none is configured)."""
     if dev_open(app, app.settings.admin_token):
         return ADMIN
@@ -105,7 +115,7 @@ def require_admin(app: StreamApp, request: aioweb.Request) -> Principal:
     return ADMIN
 
 
-def require_reader(app: StreamApp, request: aioweb.Request) -> Principal:
+def require_reader(app: Doors, request: aioweb.Request) -> Principal:
     """Read routes (licenses, tasks, reports): the read token or the admin token.
 
     Open in dev while no read token is configured (the admin token alone guards

@@ -12,18 +12,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streamapp.compat import refresh_metadata
 from streamapp.deadletters import DEAD_LETTER_TOPIC, DeadLetter, PayloadFetcher
-from streamapp.kafka_security import aiokafka_security
+from streamapp.kafka_security import aiokafka_security, bootstrap
 from streamapp.settings import Settings
-
-
-def bootstrap(broker_url: str) -> list[str]:
-    """`kafka://h1:9092;h2:9092` (Faust's form) -> aiokafka's list of host:port."""
-    servers: list[str] = []
-    for part in broker_url.replace(",", ";").split(";"):
-        part = part.strip()
-        if part:
-            servers.append(part.split("://", 1)[-1])
-    return servers
 
 
 async def read_dead_letters(settings: Settings) -> AsyncIterator[tuple[int, int, DeadLetter]]:

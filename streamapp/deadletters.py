@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,8 +23,9 @@ from streamapp.logs import position
 from streamapp.retry import retry_transient
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
-    from streamapp.typing import Event
+    from streamapp.db.pool import Database
+    from streamapp.settings import Settings
+    from streamapp.typing import Event, Topic
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,22 @@ def _b64(data: bytes | None) -> str | None:
     return base64.b64encode(data).decode() if data is not None else None
 
 
+class Mailroom(Protocol):
+    """What sending dead letters needs of the app (`streamapp.host.Host` has it): no more."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def producer(self) -> Any: ...
+
+    @property
+    def topic(self) -> Callable[..., Topic]: ...
+
+
 class DeadLetters:
     """Sends dead letters and returns only once they are durable.
 
@@ -106,7 +123,7 @@ class DeadLetters:
     restart replaying it leaves one letter id, which `list` and `replay` dedupe.
     """
 
-    def __init__(self, app: StreamApp) -> None:
+    def __init__(self, app: Mailroom) -> None:
         self.app = app
         self.topic = app.topic(DEAD_LETTER_TOPIC, key_type=bytes, value_type=bytes, value_serializer="raw")
 

@@ -19,14 +19,14 @@ from streamapp.endoffsets import EndOffsets
 from streamapp.gaps import acked_assignment
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import CoreHost
 
 # What a refused webhook is told: the next worker (or this one, restarted) takes it.
 RETRY_AFTER_SECONDS = 5
 Handler = Callable[[aioweb.Request], Any]
 
 
-def refuse_while_draining(app: StreamApp) -> Middleware:
+def refuse_while_draining(app: CoreHost) -> Middleware:
     """503 + Retry-After on the routes that accept events, once the worker drains.
 
     Whatever is accepted must be processed before the broker stops (the embedded
@@ -107,7 +107,7 @@ class Drain:
 
     def __init__(
         self,
-        app: StreamApp,
+        app: CoreHost,
         senders: Sequence[subprocess.Popen[str]],
         timeout: float,
         stop_worker: Callable[[], None],

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streamapp.deadletter_cli import bootstrap
+from streamapp.kafka_security import bootstrap
 
 
 class EndOffsets:

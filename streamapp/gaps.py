@@ -38,7 +38,7 @@ from streamapp.compat import ConsumerInternals
 from streamapp.logs import position
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import CoreHost
 
 log = logging.getLogger(__name__)
 MAX_SEEKS = 3
@@ -85,7 +85,7 @@ class StreamGapHealer(Service):
 
     def __init__(
         self,
-        app: StreamApp,
+        app: CoreHost,
         *,
         interval: float,
         patience: float,

@@ -86,3 +86,13 @@ def aiokafka_security(settings: Settings) -> dict[str, Any]:
     Faust's own mapping, so a CLI connects exactly as the worker does.
     """
     return dict(credentials_to_aiokafka_auth(broker_credentials(settings)))
+
+
+def bootstrap(broker_url: str) -> list[str]:
+    """`kafka://h1:9092;h2:9092` (Faust's form) -> aiokafka's list of host:port."""
+    servers: list[str] = []
+    for part in broker_url.replace(",", ";").split(";"):
+        part = part.strip()
+        if part:
+            servers.append(part.split("://", 1)[-1])
+    return servers

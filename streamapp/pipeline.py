@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 ENTRY_POINT_GROUP = "streamapp.pipelines"
 
@@ -37,7 +37,7 @@ class Pipeline:
     """
 
     name: str
-    register: Callable[[StreamApp], None]
+    register: Callable[[Host], None]
     migrations: str | None = None
     rebuild: Rebuild | None = None
 

@@ -5,17 +5,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from streamapp.errors import DependencyUnavailable, PayloadTooLarge, is_retriable, unwrap
 from streamapp.retry import retry_transient
-from streamapp.runtime.effects import Output
 from streamapp.settings import Settings
 from streamapp.typing import Topic
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One message for a topic. `partition` None: the key decides."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    partition: int | None = None
 
 
 async def publish_durably(

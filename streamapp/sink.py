@@ -12,7 +12,7 @@ from streamapp.runtime.runner import BatchRuntime, Writer
 from streamapp.typing import Event, Stream
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 T = TypeVar("T")
 
@@ -34,7 +34,7 @@ class PostgresSink(Generic[T]):
 
     def __init__(
         self,
-        app: StreamApp,
+        app: Host,
         *,
         name: str,
         pipeline: str,

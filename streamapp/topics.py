@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import faust
+from typing import TYPE_CHECKING
 
 from streamapp.typing import Topic
 
+if TYPE_CHECKING:
+    from streamapp.host import Host
 
-def pipeline_topic(app: faust.App, name: str) -> Topic:
+
+def pipeline_topic(app: Host, name: str) -> Topic:
     """A raw-bytes topic that Faust creates (internal) with STREAMAPP_TOPIC_PARTITIONS partitions.
 
     Leaving creation to the broker's auto-create would use the broker's default

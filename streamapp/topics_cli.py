@@ -9,8 +9,7 @@ from typing import Literal
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streamapp.app import StreamApp, create_app
-from streamapp.deadletter_cli import bootstrap
-from streamapp.kafka_security import aiokafka_security
+from streamapp.kafka_security import aiokafka_security, bootstrap
 from streamapp.settings import Settings
 
 TOPIC_ALREADY_EXISTS = 36

@@ -15,7 +15,7 @@ from streamapp.runtime.runner import BatchRuntime
 from streamapp.typing import Event, Stream, Topic
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 
 async def write_requests(conn: asyncpg.Connection, requests: Sequence[AssistanceRequest]) -> None:
@@ -55,7 +55,7 @@ class RequestProcessor:
     name = "assistance.requests"
     pipeline = PIPELINE
 
-    def __init__(self, app: StreamApp, deliveries: Topic) -> None:
+    def __init__(self, app: Host, deliveries: Topic) -> None:
         self.deliveries = deliveries.get_topic_name()
         self.batch_size = app.settings.sink_batch_size
         self.batch_within = app.settings.sink_batch_within

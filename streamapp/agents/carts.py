@@ -15,7 +15,7 @@ from streamapp.runtime.runner import BatchRuntime
 from streamapp.typing import Event, Stream, Topic
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 PIPELINE = "carts"
 BATCH = 500
@@ -36,7 +36,7 @@ class ByUser:
     batch_size = BATCH
     batch_within = WITHIN
 
-    def __init__(self, app: StreamApp, topics: CartTopics) -> None:
+    def __init__(self, app: Host, topics: CartTopics) -> None:
         self.by_user = topics.by_user.get_topic_name()
         self.runtime: BatchRuntime[Any] = BatchRuntime(app, self)
 
@@ -63,7 +63,7 @@ class TotalsKeeper:
     batch_size = BATCH
     batch_within = WITHIN
 
-    def __init__(self, app: StreamApp, table: TableT[bytes, Any]) -> None:
+    def __init__(self, app: Host, table: TableT[bytes, Any]) -> None:
         self.table = table
         self.runtime: BatchRuntime[Any] = BatchRuntime(app, self, table=table)
 

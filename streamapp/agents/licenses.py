@@ -21,7 +21,7 @@ from streamapp.tables.licenses import DecodedStates
 from streamapp.typing import Event, Stream, Topic
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 log = logging.getLogger(__name__)
 PIPELINE = "licenses"
@@ -63,7 +63,7 @@ class RecordProcessor:
     batch_size = 500
     batch_within = 0.05
 
-    def __init__(self, app: StreamApp, topics: LicenseTopics, table: TableT[bytes, Any]) -> None:
+    def __init__(self, app: Host, topics: LicenseTopics, table: TableT[bytes, Any]) -> None:
         self.topics = topics
         self.table = table
         self.decoded = DecodedStates(table)
@@ -219,7 +219,7 @@ async def write_license_rows(conn: asyncpg.Connection, rows: Sequence[LicenseRow
         await write_customers(conn, snapshots)
 
 
-def license_update_sink(app: StreamApp) -> PostgresSink[LicenseUpdate]:
+def license_update_sink(app: Host) -> PostgresSink[LicenseUpdate]:
     return PostgresSink(
         app,
         name="licenses.updates-sink",
@@ -229,7 +229,7 @@ def license_update_sink(app: StreamApp) -> PostgresSink[LicenseUpdate]:
     )
 
 
-def customer_sink(app: StreamApp) -> PostgresSink[CustomerSnapshot]:
+def customer_sink(app: Host) -> PostgresSink[CustomerSnapshot]:
     return PostgresSink(
         app,
         name="licenses.customers-sink",

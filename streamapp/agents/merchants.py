@@ -24,7 +24,7 @@ from streamapp.sink import PostgresSink, event_position
 from streamapp.typing import Event, Stream, Topic
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 log = logging.getLogger(__name__)
 PIPELINE = "merchants"
@@ -71,7 +71,7 @@ class Triage:
     batch_size = 500
     batch_within = 0.05
 
-    def __init__(self, app: StreamApp, topics: MerchantTopics, cache: TableT[bytes, Any]) -> None:
+    def __init__(self, app: Host, topics: MerchantTopics, cache: TableT[bytes, Any]) -> None:
         self.app = app
         self.topics = topics
         self.cache = cache
@@ -110,7 +110,7 @@ class Heavy:
     contiguous = False
 
     def __init__(
-        self, app: StreamApp, topics: MerchantTopics, cache: TableT[bytes, Any], pool: HeuristicPool
+        self, app: Host, topics: MerchantTopics, cache: TableT[bytes, Any], pool: HeuristicPool
     ) -> None:
         self.app = app
         self.topics = topics
@@ -178,7 +178,7 @@ class ClientUpdates:
     batch_size = 500
     batch_within = 0.05
 
-    def __init__(self, app: StreamApp, cache: TableT[bytes, Any]) -> None:
+    def __init__(self, app: Host, cache: TableT[bytes, Any]) -> None:
         self.runtime: BatchRuntime[Any] = BatchRuntime(app, self, table=cache)
 
     async def run(self, stream: Stream) -> None:
@@ -269,7 +269,7 @@ async def write_results(conn: asyncpg.Connection, results: Sequence[MerchantResu
     )
 
 
-def result_sink(app: StreamApp) -> PostgresSink[MerchantResult]:
+def result_sink(app: Host) -> PostgresSink[MerchantResult]:
     return PostgresSink(
         app,
         name="merchants.results-sink",

@@ -24,7 +24,7 @@ from streamapp.sink import PostgresSink
 from streamapp.typing import Event, Stream, Topic
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 log = logging.getLogger(__name__)
 PIPELINE = "tasks"
@@ -42,7 +42,7 @@ class TaskProcessor:
     batch_size = 500
     batch_within = 0.05
 
-    def __init__(self, app: StreamApp, snapshots: Topic, table: TableT[bytes, Any]) -> None:
+    def __init__(self, app: Host, snapshots: Topic, table: TableT[bytes, Any]) -> None:
         self.snapshots = snapshots.get_topic_name()
         self.table = table
         # A snapshot must fit one message (the body limit sits 64 KiB under the producer's).
@@ -157,7 +157,7 @@ async def write_snapshots(conn: asyncpg.Connection, snapshots: Sequence[TaskSnap
         await conn.execute(UPSERT_EVENTS, *_columns(events, 8))
 
 
-def snapshot_sink(app: StreamApp) -> PostgresSink[TaskSnapshot]:
+def snapshot_sink(app: Host) -> PostgresSink[TaskSnapshot]:
     return PostgresSink(
         app,
         name="tasks.snapshots-sink",

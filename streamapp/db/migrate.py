@@ -8,20 +8,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 import asyncpg
 
 from streamapp.errors import StreamappError
-
-if TYPE_CHECKING:
-    from streamapp.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
 # Any constant works; it only has to be the same for every worker so that
 # concurrent start-ups apply migrations one at a time.
 _ADVISORY_LOCK = 0x5354_5245_414D  # "STREAM"
+
+
+class Migrating(Protocol):
+    """A pipeline as migrations see it (`streamapp.pipeline.Pipeline`): a scope and its package."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def migrations(self) -> str | None: ...
 
 
 class MigrationChecksumMismatch(StreamappError):
@@ -49,7 +56,7 @@ def load_migrations(scope: str, package: str) -> list[Migration]:
     return [Migration(scope, entry.name.removesuffix(".sql"), entry.read_text()) for entry in files]
 
 
-def pipeline_migrations(pipelines: Sequence[Pipeline]) -> list[Migration]:
+def pipeline_migrations(pipelines: Sequence[Migrating]) -> list[Migration]:
     """The core's migrations (oversized dead-letter payloads), then every pipeline's, in the order
     the worker applies them."""
     migrations: list[Migration] = load_migrations("core", "streamapp.db.migrations.core")

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
-from streamapp.errors import ValidationFailed
+from streamapp.errors import Forbidden, StreamappError, ValidationFailed
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -23,6 +23,32 @@ MAX_DESCRIPTION = 4000
 MAX_ADDRESS_FIELD = 200
 # Prices are `numeric` (exact sums); a bound keeps them sane.
 MAX_PRICE = Decimal("999999999999")
+
+
+ADMIN_ROLE = "admin"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling (a verified token's subject and roles): `streamapp.rpc.carts.auth` makes them."""
+
+    user_uuid: uuid.UUID
+    roles: frozenset[str]
+
+    @property
+    def admin(self) -> bool:
+        return ADMIN_ROLE in self.roles
+
+    def require_admin(self) -> None:
+        if not self.admin:
+            raise Forbidden("this call needs the admin role")
+
+
+class FailedPrecondition(StreamappError):
+    """The request is valid but the cart is not in a state that allows it."""
+
+    status = 409
+    reason = "failed_precondition"
 
 
 def invalid(field: str, message: str, kind: str = "value_error") -> ValidationFailed:

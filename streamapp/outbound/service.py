@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from streamapp import metrics
 from streamapp.errors import describe
+from streamapp.host import Provision
 from streamapp.outbound import store
 from streamapp.outbound.channels import Channel, ChannelContext, channel_types
 from streamapp.outbound.models import DELIVERY_TOPIC, AttemptResult, Verdict
@@ -24,7 +25,7 @@ from streamapp.outbound.schedule import next_delay
 from streamapp.outbound.ssrf import BlockedDestination, GuardedConnector, parse_networks
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 SLOT_WAIT_IN_PLACE = 0.25
 # Timers wake the scheduler for work due sooner than this; the poll finds the rest.
 WAKE_HORIZON = 30.0
+
+
+# The deliveries pipeline provides its service to the others (assistance lists its channel kinds).
+DELIVERY_SERVICE: Provision[DeliveryService] = Provision("deliveries.service")
 
 
 class DeliveryService(Service):
@@ -43,7 +48,7 @@ class DeliveryService(Service):
     Retry-After pauses live on the endpoint row, shared by all workers.
     """
 
-    def __init__(self, app: StreamApp, **kwargs: object) -> None:
+    def __init__(self, app: Host, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.app = app
         settings = app.settings

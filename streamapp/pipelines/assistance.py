@@ -12,12 +12,12 @@ from streamapp.topics import pipeline_topic
 from streamapp.web.assistance import bot_authenticator, register_assistance_views
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 REQUESTS = "assistance.requests"
 
 
-def register(app: StreamApp) -> None:
+def register(app: Host) -> None:
     # Keyed by request id: requests are independent, so they spread over every partition.
     requests = pipeline_topic(app, REQUESTS)
     deliveries = pipeline_topic(app, DELIVERY_TOPIC)

@@ -10,13 +10,13 @@ from streamapp.tables.carts import declare_cart_totals
 from streamapp.topics import pipeline_topic
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 EVENTS = "carts.events"
 BY_USER = "carts.events-by-user"
 
 
-def register(app: StreamApp) -> None:
+def register(app: Host) -> None:
     topics = CartTopics(events=pipeline_topic(app, EVENTS), by_user=pipeline_topic(app, BY_USER))
     totals = declare_cart_totals(app)
     if app.role == "worker":
@@ -31,7 +31,7 @@ def register(app: StreamApp) -> None:
     app.run_agent(topics.by_user, "carts.user-totals", keeper.run)
 
 
-def start_carts_services(app: StreamApp, topics: CartTopics) -> None:
+def start_carts_services(app: Host, topics: CartTopics) -> None:
     # Imported here: the gRPC modules generate their protobuf code on first import.
     from streamapp.rpc.carts.server import CartsServer
     from streamapp.stores.carts.outbox import OutboxRelay
@@ -42,7 +42,7 @@ def start_carts_services(app: StreamApp, topics: CartTopics) -> None:
     app.add_worker_service(server)
 
     # mode's handler type wants `signal` as a required keyword; Faust passes it.
-    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    @app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
     async def stop_carts(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         # The app stops its children newest first, which would stop ours (added
         # first) after the database and the producer they use. This runs before.

@@ -9,14 +9,14 @@ import asyncpg
 
 from streamapp.outbound import store
 from streamapp.outbound.models import DELIVERY_TOPIC, DeliveryRequest
-from streamapp.outbound.service import DeliveryService
+from streamapp.outbound.service import DELIVERY_SERVICE, DeliveryService
 from streamapp.pipeline import Pipeline
 from streamapp.sink import PostgresSink
 from streamapp.topics import pipeline_topic
 from streamapp.web.deliveries import register_delivery_views
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 
 def decode(raw: bytes) -> tuple[DeliveryRequest, bytes]:
@@ -24,10 +24,10 @@ def decode(raw: bytes) -> tuple[DeliveryRequest, bytes]:
     return DeliveryRequest.model_validate_json(raw), raw
 
 
-def register(app: StreamApp) -> None:
+def register(app: Host) -> None:
     topic = pipeline_topic(app, DELIVERY_TOPIC)
     service = DeliveryService(app)
-    app.deliveries = service
+    app.provide(DELIVERY_SERVICE, service)
     app.add_worker_service(service)
 
     async def write(conn: asyncpg.Connection, items: Sequence[tuple[DeliveryRequest, bytes]]) -> None:

@@ -17,7 +17,7 @@ from streamapp.topics import pipeline_topic
 from streamapp.web.licenses import register_license_views
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 INBOUND = "licenses.inbound"
 UPDATES = "licenses.updates"
@@ -26,7 +26,7 @@ UPDATES_REPLAY = "licenses.updates.replay"
 CUSTOMERS_REPLAY = "licenses.customers.replay"
 
 
-def register(app: StreamApp) -> None:
+def register(app: Host) -> None:
     # Every topic is keyed by customer id: per-customer order end to end.
     topics = LicenseTopics(
         inbound=pipeline_topic(app, INBOUND),

@@ -13,7 +13,7 @@ from streamapp.topics import pipeline_topic
 from streamapp.web.merchants import Clients, register_merchant_views
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 REQUESTS = "merchants.requests"
 HEAVY = "merchants.heavy"
@@ -21,7 +21,7 @@ RESULTS = "merchants.results"
 CLIENTS = "merchants.clients"
 
 
-def register(app: StreamApp) -> None:
+def register(app: Host) -> None:
     settings = app.settings
     topics = MerchantTopics(
         # Keyed by description key: identical descriptions meet the same cache partition.

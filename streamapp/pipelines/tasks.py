@@ -13,13 +13,13 @@ from streamapp.topics import pipeline_topic
 from streamapp.web.tasks import register_task_views
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 EVENTS = "tasks.events"
 SNAPSHOTS = "tasks.snapshots"
 
 
-def register(app: StreamApp) -> None:
+def register(app: Host) -> None:
     # Both keyed by task id: a task's events are handled in order, by one worker.
     inbound = pipeline_topic(app, EVENTS)
     snapshots = pipeline_topic(app, SNAPSHOTS)

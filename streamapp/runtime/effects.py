@@ -5,23 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from streamapp.publishing import Output
 from streamapp.typing import Event
+
+__all__ = ["INVALID", "REJECTED", "Effects", "Invalid", "Output", "StateWrite"]
 
 R = TypeVar("R")
 
 # The two kinds of failure a dead letter can record. A reader switches on these.
 INVALID = "invalid"  # the plan refused the event: it does not decode, validate or obey the rules
 REJECTED = "rejected"  # applying the event's effects failed for good (PostgreSQL data, message size ...)
-
-
-@dataclass(frozen=True, slots=True)
-class Output:
-    """One message for a topic. `partition` None: the key decides."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
-    partition: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ from streamapp.runtime.effects import INVALID, REJECTED, Effects, Invalid, Outpu
 from streamapp.typing import Event, Stream
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 R = TypeVar("R")
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class BatchRuntime(Generic[R]):
 
     def __init__(
         self,
-        app: StreamApp,
+        app: Host,
         processor: Processor[R],
         *,
         write: Writer | None = None,
@@ -204,7 +204,7 @@ class BatchRuntime(Generic[R]):
         lettered.add(id(event))
 
 
-async def publish(app: StreamApp, outputs: Sequence[Output]) -> None:
+async def publish(app: Host, outputs: Sequence[Output]) -> None:
     """Send every output, then wait once for all acknowledgements."""
     await publishing.send_all(app.producer, outputs, timeout=app.settings.ingest_ack_timeout)
 

@@ -23,7 +23,7 @@ from streamapp.retry import retry_transient
 from streamapp.rules.assistance import RoutingError, RoutingTable, build_table, merge, parse_toml
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 log = logging.getLogger(__name__)
 OVERRIDE_SOURCE = "STREAMAPP_ASSISTANCE_ROUTES"
@@ -64,7 +64,7 @@ class Routing(Service):
     fails (bad document, database down) changes nothing.
     """
 
-    def __init__(self, app: StreamApp, env: Mapping[str, str] | None = None, **kwargs: object) -> None:
+    def __init__(self, app: Host, env: Mapping[str, str] | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.app = app
         self._env = env

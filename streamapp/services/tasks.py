@@ -24,7 +24,7 @@ from streamapp.rules.tasks import (
 )
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 log = logging.getLogger(__name__)
 # One worker computes reports at a time (any worker may; the lock decides).
@@ -66,7 +66,7 @@ class ReportService(Service):
     of the set of events: a replay after a crash yields the same reports.
     """
 
-    def __init__(self, app: StreamApp, **kwargs: object) -> None:
+    def __init__(self, app: Host, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.app = app
         self._since: datetime | None = None

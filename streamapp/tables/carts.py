@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import faust
 from faust.types import TableT
+
+if TYPE_CHECKING:
+    from streamapp.host import Host
 
 TOTALS_TABLE = "cart-totals"
 
 
-def declare_cart_totals(app: faust.App) -> TableT[bytes, Any]:
+def declare_cart_totals(app: Host) -> TableT[bytes, Any]:
     # Raw keys, like `carts.events-by-user` (keyed by user uuid), so the table is
     # co-partitioned with its source and `/tables/cart-totals/<user uuid>` routes right.
     table = app.Table(

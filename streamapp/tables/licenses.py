@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import faust
 from faust.types import TableT
 
 from streamapp.rules.licenses import LicenseState
 
+if TYPE_CHECKING:
+    from streamapp.host import Host
+
 TABLE_NAME = "license-state"
 
 
-def declare_license_state(app: faust.App) -> TableT[bytes, Any]:
+def declare_license_state(app: Host) -> TableT[bytes, Any]:
     # Keys are the raw bytes of the customer id, exactly like the inbound topic's
     # keys (key_type=bytes makes Faust use the raw codec), so partitioning, and
     # therefore recovery and table_route, agrees with the source topic. Values are JSON.

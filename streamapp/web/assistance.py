@@ -23,13 +23,14 @@ from streamapp.envelope import derived_id, utcnow
 from streamapp.errors import NotFound, StreamappError, Unauthorized, ValidationFailed
 from streamapp.models.assistance import BOT_OWNER, AssistanceIn, AssistanceRequest, channel_report
 from streamapp.outbound import store
+from streamapp.outbound.service import DELIVERY_SERVICE
 from streamapp.publishing import publish_all
 from streamapp.rules.assistance import RoutingError
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import JsonView, db_call, parse_json_object, read_body, validation_errors
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
     from streamapp.services.assistance import Routing
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -51,7 +52,7 @@ class UnknownTopic(StreamappError):
         return {**super().to_json(), "known_topics": self.known}
 
 
-def bot_authenticator(app: StreamApp) -> Authenticator:
+def bot_authenticator(app: Host) -> Authenticator:
     """The bot's bearer token makes it the bot, owner of assistance deliveries (also for /deliveries/...)."""
 
     async def authenticate_bot(request: aioweb.Request) -> Principal | None:
@@ -60,13 +61,13 @@ def bot_authenticator(app: StreamApp) -> Authenticator:
     return authenticate_bot
 
 
-async def bot_principal(app: StreamApp, request: aioweb.Request) -> Principal:
+async def bot_principal(app: Host, request: aioweb.Request) -> Principal:
     if dev_open(app, app.settings.assistance_bot_token) and bearer(request) is None:
         return BOT
     return await authenticate(app, request)
 
 
-def register_assistance_views(app: StreamApp, requests_topic: Topic, routing: Routing) -> None:
+def register_assistance_views(app: Host, requests_topic: Topic, routing: Routing) -> None:
     settings = app.settings
 
     @app.ingest_page("/assistance")
@@ -179,7 +180,7 @@ def register_assistance_views(app: StreamApp, requests_topic: Topic, routing: Ro
                     "loaded_at": routing.loaded_at.isoformat() if routing.loaded_at else None,
                     "source": routing.source,
                     "last_error": routing.last_error.to_json() if routing.last_error else None,
-                    "channel_types": app.deliveries.channel_kinds,
+                    "channel_types": app.provided(DELIVERY_SERVICE).channel_kinds,
                 }
             )
 

@@ -22,7 +22,7 @@ from streamapp.typing import aiohttp_request
 from streamapp.web.base import JsonView
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import CoreHost
 
 
 async def broker_reachable(broker_url: str, timeout: float = 2.0) -> bool:
@@ -58,7 +58,7 @@ def partition_lags(
     return rows
 
 
-async def consumer_lag(app: StreamApp) -> list[dict[str, Any]]:
+async def consumer_lag(app: CoreHost) -> list[dict[str, Any]]:
     """`partition_lags` of the partitions this worker holds, end offsets asked of the broker now."""
     consumer: Any = app.consumer
     try:
@@ -79,7 +79,7 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def register_core_views(app: StreamApp) -> None:
+def register_core_views(app: CoreHost) -> None:
     @app.page("/health")
     class Health(JsonView):
         """Liveness: the process answers."""

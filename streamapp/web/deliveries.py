@@ -14,7 +14,7 @@ from streamapp.typing import aiohttp_request
 from streamapp.web.base import JsonView, db_call
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 
 def may_read(principal: Principal, owner_kinds: Mapping[str, Kind], delivery: Mapping[str, Any]) -> bool:
@@ -29,7 +29,7 @@ def may_read(principal: Principal, owner_kinds: Mapping[str, Kind], delivery: Ma
     return kind is not None and principal.may_read(kind, str(delivery["owner"]))
 
 
-def register_delivery_views(app: StreamApp) -> None:
+def register_delivery_views(app: Host) -> None:
     @app.page("/deliveries/{subject_id}")
     class Deliveries(JsonView):
         """Attempts (time, status, latency, error) per delivery; only its owner (or admin) sees it."""

@@ -15,7 +15,7 @@ holds no state.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web as aioweb
 from aiohttp.typedefs import Middleware
@@ -23,7 +23,7 @@ from aiohttp.web_runner import BaseSite, TCPSite
 from faust.web.drivers.aiohttp import Web
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import CoreHost
 
 # Probes and metrics work on every process.
 ALWAYS_SERVED = frozenset({"/health", "/ready", "/metrics"})
@@ -34,10 +34,9 @@ Handler = Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
 class IngestWeb(Web):
     """Faust's aiohttp server with SO_REUSEPORT and a guard that serves only ingest routes."""
 
-    app: StreamApp
-
-    def __init__(self, app: StreamApp, **kwargs: object) -> None:
-        super().__init__(app, **kwargs)
+    def __init__(self, app: CoreHost, **kwargs: object) -> None:
+        # Faust types its web driver's app as its own AppT; ours is a StreamApp.
+        super().__init__(cast(Any, app), **kwargs)
         served = app.ingest_paths  # filled while the pipelines register, read per request
         self.web_app.middlewares.append(only_ingest_routes(served))
 

@@ -40,7 +40,7 @@ from streamapp.web.base import (
 )
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 MAX_HISTORY = 1000
 MAX_IDEMPOTENCY_KEY = 255
@@ -58,12 +58,12 @@ def is_xml(request: Request, body: bytes) -> bool:
     return body.lstrip()[:1] == b"<"
 
 
-async def query(app: StreamApp, sql: str, *args: Any) -> list[Any]:
+async def query(app: Host, sql: str, *args: Any) -> list[Any]:
     """Run a read query; a database that is down is a 503, not a 500."""
     return list(await db_call(lambda: app.db.pool.fetch(sql, *args)))
 
 
-async def bind_key(app: StreamApp, key: str, customer: CustomerRecord) -> None:
+async def bind_key(app: Host, key: str, customer: CustomerRecord) -> None:
     """Bind an Idempotency-Key to its record; the same key with another record is a 422.
 
     The event id is derived from the key alone, so without this a second record
@@ -86,7 +86,7 @@ async def bind_key(app: StreamApp, key: str, customer: CustomerRecord) -> None:
         raise IdempotencyKeyReused("this Idempotency-Key was used for a different record")
 
 
-def register_license_views(app: StreamApp, inbound: Topic) -> None:
+def register_license_views(app: Host, inbound: Topic) -> None:
     settings = app.settings
     secret = settings.salesforce_secret.get_secret_value() if settings.salesforce_secret else None
 

@@ -43,7 +43,7 @@ from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import JsonView, db_call, load_json, parse_json_object, read_body, validation_errors
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 log = logging.getLogger(__name__)
 MAX_IDEMPOTENCY_KEY = 255
@@ -63,7 +63,7 @@ def parse_transaction(body: bytes) -> Transaction:
 class Clients:
     """Client lookups for the hot path: the global table first, PostgreSQL when it has not caught up."""
 
-    def __init__(self, app: StreamApp, cache: TableT[bytes, Any], topic: Topic) -> None:
+    def __init__(self, app: Host, cache: TableT[bytes, Any], topic: Topic) -> None:
         self.app = app
         self.cache = cache
         self.topic = topic
@@ -127,7 +127,7 @@ class Clients:
         return None if client_id is None else Principal("client", client_id)
 
 
-def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clients) -> None:
+def register_merchant_views(app: Host, requests_topic: Topic, clients: Clients) -> None:
     settings = app.settings
     allowed = parse_networks(settings.delivery_allowed)
 

@@ -17,7 +17,7 @@ from streamapp.typing import aiohttp_request
 from streamapp.web.base import JsonView
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import CoreHost
 
 Handler = Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
 
@@ -88,7 +88,7 @@ def install(web_app: aioweb.Application) -> None:
     web_app.middlewares.insert(0, observe_requests)
 
 
-def register_metrics_view(app: StreamApp) -> None:
+def register_metrics_view(app: CoreHost) -> None:
     from streamapp.web.core import consumer_lag
 
     @app.page("/metrics")

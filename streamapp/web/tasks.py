@@ -28,7 +28,7 @@ from streamapp.web.base import (
 )
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 STATUSES = ("open", "completed", "deleted")
 MAX_SUMMARY_RANGE = timedelta(days=366)
@@ -71,7 +71,7 @@ def task_json(row: Any) -> dict[str, Any]:
     }
 
 
-def register_task_views(app: StreamApp, inbound: Topic) -> None:
+def register_task_views(app: Host, inbound: Topic) -> None:
     settings = app.settings
     secret = settings.tasks_secret.get_secret_value() if settings.tasks_secret else None
 

@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streamapp.deadletter_cli import bootstrap
+from streamapp.kafka_security import bootstrap
 from tests.integration.stack import Services
 
 

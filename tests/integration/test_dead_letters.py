@@ -13,9 +13,10 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streamapp.deadletter_cli import bootstrap, list_letters, read_dead_letters, replay_letters
+from streamapp.deadletter_cli import list_letters, read_dead_letters, replay_letters
 from streamapp.deadletters import DEAD_LETTER_TOPIC, DeadLetter
 from streamapp.envelope import Envelope
+from streamapp.kafka_security import bootstrap
 from streamapp.models.licenses import CustomerRecord
 from streamapp.settings import Settings
 from tests.integration.conftest import Client

@@ -6,8 +6,9 @@ import uuid
 
 from aiokafka import AIOKafkaProducer
 
-from streamapp.deadletter_cli import bootstrap, read_dead_letters
+from streamapp.deadletter_cli import read_dead_letters
 from streamapp.deadletters import DEAD_LETTER_TOPIC, DeadLetter
+from streamapp.kafka_security import bootstrap
 from streamapp.settings import Settings
 from tests.integration.stack import Services
 

@@ -7,8 +7,8 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streamapp.deadletter_cli import bootstrap
 from streamapp.endoffsets import EndOffsets
+from streamapp.kafka_security import bootstrap
 from tests.integration.stack import Services
 
 

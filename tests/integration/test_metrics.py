@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamapp.deadletter_cli import bootstrap
+from streamapp.kafka_security import bootstrap
 from streamapp.rpc.carts.protos import cart_pb2, cart_pb2_grpc
 from tests.integration.conftest import ADMIN, CARTS_GRPC_PORT, Client
 from tests.integration.stack import Services, customer_record, eventually

@@ -18,9 +18,10 @@ import psutil
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streamapp.deadletter_cli import bootstrap, read_dead_letters
+from streamapp.deadletter_cli import read_dead_letters
 from streamapp.deadletters import DeadLetter
 from streamapp.envelope import Envelope
+from streamapp.kafka_security import bootstrap
 from streamapp.models.licenses import CustomerRecord
 from streamapp.settings import Settings
 from tests.integration.conftest import ADMIN, Client

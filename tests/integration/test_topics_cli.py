@@ -8,7 +8,7 @@ import sys
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streamapp.deadletter_cli import bootstrap
+from streamapp.kafka_security import bootstrap
 from tests.integration.stack import Services
 
 

@@ -20,7 +20,7 @@ def routing(tmp_path: Path, text: str | None, **settings: Any) -> Routing:
         path.write_text(text)
     app = SimpleNamespace(settings=Settings(assistance_routing_file=path, **settings))
     # A stand-in for the StreamApp: the routing service reads only `app.settings` here.
-    return Routing(app, env={})  # type: ignore[arg-type]
+    return Routing(app, env={})
 
 
 async def test_a_bad_file_stops_a_prod_worker(tmp_path: Path) -> None:
@@ -56,7 +56,7 @@ def test_read_merges_the_environment_override(tmp_path: Path) -> None:
 def test_the_packaged_default_is_read_when_no_file_is_named() -> None:
     app = SimpleNamespace(settings=Settings())
     service = Routing(
-        app,  # type: ignore[arg-type]  # a stand-in for the StreamApp, as in routing() above
+        app,  # a stand-in for the StreamApp, as in routing() above
         env={
             "STREAMAPP_ASSISTANCE_SLACK_WEBHOOK_URL": "https://h.test/x",
             "STREAMAPP_ASSISTANCE_PRICING_EMAIL_TO": "p@x.test",

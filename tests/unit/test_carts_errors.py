@@ -15,7 +15,8 @@ from streamapp.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from streamapp.rpc.carts.errors import FailedPrecondition, reason, status_code
+from streamapp.models.carts import FailedPrecondition
+from streamapp.rpc.carts.errors import reason, status_code
 
 
 @pytest.mark.parametrize(

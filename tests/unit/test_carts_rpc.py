@@ -15,7 +15,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from streamapp.errors import NotFound, ValidationFailed
-from streamapp.rpc.carts.auth import Caller, TokenVerifier
+from streamapp.models.carts import Caller
+from streamapp.rpc.carts.auth import TokenVerifier
 from streamapp.rpc.carts.rpc import RpcRunner
 from streamapp.settings import Settings
 

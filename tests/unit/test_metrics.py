@@ -59,7 +59,7 @@ async def test_a_batch_that_fails_for_good_is_not_counted(monkeypatch: pytest.Mo
 
     # Every event is poison and dead-lettering fails: the batch is handed over again later.
     rt.processor = Doubler(poison=set(range(4)), invalid=set())
-    rt.app.dead_letters = cast(Any, SimpleNamespace(send_event=broken))
+    cast(Any, rt.app).dead_letters = SimpleNamespace(send_event=broken)
     labels = {"pipeline": "test", "agent": "test.doubler"}
     before = sample("streamapp_events_in_total", **labels)
     with pytest.raises(RuntimeError):

@@ -5,33 +5,18 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import jwt
 
-from streamapp.errors import Forbidden, Unauthorized
+from streamapp.errors import Unauthorized
+from streamapp.models.carts import Caller
 from streamapp.settings import Settings
 
-ADMIN_ROLE = "admin"
 # Only HS256: accepting the algorithm named in the token's header is the classic
 # JWT downgrade ("none", or RS256 verified with the HMAC key).
 ALGORITHMS = ["HS256"]
 
 Metadata = Iterable[tuple[str, str | bytes]]
-
-
-@dataclass(frozen=True)
-class Caller:
-    user_uuid: uuid.UUID
-    roles: frozenset[str]
-
-    @property
-    def admin(self) -> bool:
-        return ADMIN_ROLE in self.roles
-
-    def require_admin(self) -> None:
-        if not self.admin:
-            raise Forbidden("this call needs the admin role")
 
 
 class TokenVerifier:

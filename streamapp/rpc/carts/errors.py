@@ -6,14 +6,6 @@ import grpc
 
 from streamapp.errors import StreamappError, is_retriable
 
-
-class FailedPrecondition(StreamappError):
-    """The request is valid but the cart is not in a state that allows it."""
-
-    status = 409
-    reason = "failed_precondition"
-
-
 # Our HTTP statuses and the gRPC codes that mean the same (google.rpc code mapping).
 _BY_HTTP_STATUS = {
     400: grpc.StatusCode.INVALID_ARGUMENT,

@@ -14,7 +14,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from streamapp.errors import StreamappError, describe
-from streamapp.rpc.carts.auth import Caller, TokenVerifier
+from streamapp.models.carts import Caller
+from streamapp.rpc.carts.auth import TokenVerifier
 from streamapp.rpc.carts.errors import reason, status_code
 
 R = TypeVar("R")

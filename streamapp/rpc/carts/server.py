@@ -20,7 +20,7 @@ from streamapp.rpc.carts.servicers import Backend, CartServicer, ItemServicer
 from streamapp.rpc.carts.tracing import Tracing
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
     from streamapp.stores.carts.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class CartsServer(Service):
     balancers stop sending calls that could only fail.
     """
 
-    def __init__(self, app: StreamApp, relay: OutboxRelay, **kwargs: object) -> None:
+    def __init__(self, app: Host, relay: OutboxRelay, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.app = app
         self.tracing = Tracing(app.settings)

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, TypeVar
 from google.protobuf.empty_pb2 import Empty
 
 from streamapp.models.carts import (
+    Caller,
     item_fields,
     page_request,
     parse_uuid,
     quantity_to_add,
     quantity_to_set,
 )
-from streamapp.rpc.carts.auth import Caller
 from streamapp.rpc.carts.convert import address_from_msg, cart_msg, item_msg
 from streamapp.rpc.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc, type_pb2
 from streamapp.rpc.carts.rpc import Context, RpcRunner
@@ -22,7 +22,7 @@ from streamapp.stores.carts import cart_store, item_store
 from streamapp.stores.carts.sql import Sql, statements, transaction
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ T = TypeVar("T")
 class Backend:
     """What both servicers share: the app (pool, settings), the rpc runner, the relay's doorbell."""
 
-    def __init__(self, app: StreamApp, runner: RpcRunner, poke: Callable[[], None]) -> None:
+    def __init__(self, app: Host, runner: RpcRunner, poke: Callable[[], None]) -> None:
         self.app = app
         self.runner = runner
         self.poke = poke

@@ -17,9 +17,15 @@ from uuid import UUID
 import asyncpg
 
 from streamapp.errors import NotFound
-from streamapp.models.carts import AddressFields, AddressRow, CartView, EntryRow, ItemRow
-from streamapp.rpc.carts.auth import Caller
-from streamapp.rpc.carts.errors import FailedPrecondition
+from streamapp.models.carts import (
+    AddressFields,
+    AddressRow,
+    Caller,
+    CartView,
+    EntryRow,
+    FailedPrecondition,
+    ItemRow,
+)
 from streamapp.rules.carts import CartEventType, cart_event
 from streamapp.stores.carts.sql import Sql
 

@@ -23,7 +23,7 @@ from streamapp.retry import backoff_delays
 from streamapp.typing import Topic
 
 if TYPE_CHECKING:
-    from streamapp.app import StreamApp
+    from streamapp.host import Host
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ CLEANUP = "DELETE FROM cart_outbox WHERE sent_at < now() - make_interval(secs =>
 
 
 class OutboxRelay(Service):
-    def __init__(self, app: StreamApp, topic: Topic, **kwargs: object) -> None:
+    def __init__(self, app: Host, topic: Topic, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.app = app
         self.topic = topic

@@ -1,0 +1,131 @@
+"""The host: what a pipeline, and the core's own services, may use of the app they run in.
+
+`streamapp.app.StreamApp` is the one implementation. Modules annotate with these
+protocols instead of importing the app, so nothing imports `streamapp.app` for a type
+and the app module depends on the rest, never the other way round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from mode import ServiceT
+
+    from streamapp.auth import Authenticator, Kind
+    from streamapp.db.pool import Database
+    from streamapp.deadletters import DeadLetters
+    from streamapp.settings import Settings
+    from streamapp.typing import Stream, Topic
+
+T = TypeVar("T")
+
+# A worker runs everything; an ingest process only the web server (ingest routes),
+# the producer and the database pool (see streamapp/web/ingest.py).
+Role = Literal["worker", "ingest"]
+
+
+class Provision(Generic[T]):
+    """The name of something one pipeline provides to the others through the host.
+
+    The provider calls `host.provide(KEY, value)` while it registers; a user calls
+    `host.provided(KEY)` when it needs the value (at request or run time: pipelines
+    register in name order, so the provider may come after the user).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Provision({self.name!r})"
+
+
+class Host(Protocol):
+    """What a pipeline's `register` and its modules may use: topics, tables, agents, pages, services."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def role(self) -> Role: ...
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def dead_letters(self) -> DeadLetters: ...
+
+    # Who may call: every pipeline adds the authenticator of its own principals.
+    @property
+    def authenticators(self) -> list[Authenticator]: ...
+
+    # Which kind of principal owns the deliveries a pipeline makes (pipeline name -> kind).
+    @property
+    def delivery_owner_kinds(self) -> dict[str, Kind]: ...
+
+    # Faust's own (it has no type hints): topics, tables, pages, the producer, hooks.
+    @property
+    def topic(self) -> Callable[..., Topic]: ...
+
+    @property
+    def Table(self) -> Callable[..., Any]: ...
+
+    @property
+    def GlobalTable(self) -> Callable[..., Any]: ...
+
+    @property
+    def tables(self) -> Any: ...
+
+    @property
+    def page(self) -> Callable[..., Callable[[Any], Any]]: ...
+
+    @property
+    def producer(self) -> Any: ...
+
+    @property
+    def conf(self) -> Any: ...
+
+    @property
+    def on_before_shutdown(self) -> Any: ...
+
+    def ingest_page(self, path: str) -> Callable[[Any], Any]: ...
+
+    def run_agent(
+        self, channel: Any, name: str, run: Callable[[Stream], Awaitable[None]], **options: Any
+    ) -> None: ...
+
+    def add_worker_service(self, service: ServiceT) -> None: ...
+
+    @property
+    def add_dependency(self) -> Callable[[ServiceT], ServiceT]: ...
+
+    def provide(self, key: Provision[T], value: T) -> None: ...
+
+    def provided(self, key: Provision[T]) -> T: ...
+
+
+class CoreHost(Host, Protocol):
+    """The host as the core's own services see it: also the consumer and the web tier's state."""
+
+    # Set while `streamapp dev` stops: webhook routes answer 503 + Retry-After.
+    draining: bool
+
+    @property
+    def ingest_paths(self) -> set[str]: ...
+
+    # Every topic the app writes or reads, by name (streamapp/topics.py fills it).
+    @property
+    def declared_topics(self) -> dict[str, Topic]: ...
+
+    @property
+    def consumer(self) -> Any: ...
+
+    @property
+    def topics(self) -> Any: ...
+
+    @property
+    def assignor(self) -> Any: ...
+
+    @property
+    def table_route(self) -> Any: ...
