@@ -48,7 +48,7 @@ from aiohttp import web as aioweb
 from aiohttp.test_utils import make_mocked_request
 from faust.sensors import Monitor
 
-import streamapp.web.licenses as web_licenses
+import streamapp.web.webhook as web_webhook
 from bench.stack import Children, start_services
 from streamapp import metrics, publishing
 from streamapp.agents.licenses import RecordProcessor
@@ -175,7 +175,7 @@ async def serve(ports: list[int], broker: str | None) -> None:
     """
     settings = SETTINGS
     if broker is None:
-        setattr(web_licenses, "publish_all", no_publish_all)  # noqa: B010 - imported by name there
+        setattr(web_webhook, "publish_all", no_publish_all)  # noqa: B010 - imported by name there
     else:
         settings = Settings(broker_url=broker, database_url=SETTINGS.database_url, producer_linger_ms=5)
 

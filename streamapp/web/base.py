@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aiohttp import web as aioweb
 from faust.web import Request, Response, View
@@ -29,12 +29,21 @@ from streamapp.errors import (
 from streamapp.settings import Settings
 from streamapp.typing import aiohttp_request
 
+if TYPE_CHECKING:
+    from streamapp.host import Host
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+V = TypeVar("V", bound=View)
 
 
 class JsonView(View):
     """Turns every `StreamappError` into `{"error": reason, "detail": ...}` with its status."""
+
+    @property
+    def host(self) -> Host:
+        """The app this view serves, as pipelines see it (Faust types it as its own AppT)."""
+        return cast("Host", self.app)
 
     async def dispatch(self, request: Any) -> Any:
         try:
@@ -51,6 +60,16 @@ class JsonView(View):
         retry_after = getattr(exc, "retry_after", None)
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         return self.json(exc.to_json(), status=exc.status, headers=headers)
+
+
+def bound(view: type[V], **attributes: object) -> type[V]:
+    """A subclass of a module-level view for one app, carrying what it needs (a topic, a service).
+
+    Faust builds a view per request from its class, so what a view needs from its
+    pipeline rides on the class; a subclass per app keeps two apps in one process
+    (tests, worker and ingest) from sharing it, and the module-level class findable.
+    """
+    return cast("type[V]", type(view.__name__, (view,), {"__doc__": view.__doc__, **attributes}))
 
 
 async def read_body(faust_request: Request, limit: int) -> bytes:

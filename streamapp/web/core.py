@@ -41,6 +41,14 @@ async def broker_reachable(broker_url: str, timeout: float = 2.0) -> bool:
     return False
 
 
+class CoreView(JsonView):
+    """A view of the core's own: it sees the whole app (consumer, tables, assignor), not only the host."""
+
+    @property
+    def core(self) -> CoreHost:
+        return cast("CoreHost", self.app)
+
+
 def partition_lags(
     assigned: Iterable[Any], committed: Mapping[Any, int | None], ends: Mapping[Any, int]
 ) -> list[dict[str, Any]]:
@@ -79,107 +87,113 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+class Health(CoreView):
+    """Liveness: the process answers."""
+
+    async def get(self, request: Request) -> Response:
+        return self.json({"status": "ok"})
+
+
+class Ready(CoreView):
+    """Readiness: the broker and PostgreSQL both answer (503 otherwise, naming which).
+
+    An ingest process needs only the broker to accept webhooks (its routes
+    that read PostgreSQL answer 503 on their own): without the database it
+    stays in service, "degraded", so an outage does not turn into refused
+    webhooks at the load balancer.
+    """
+
+    async def get(self, request: Request) -> Response:
+        broker_ok, db_ok = await asyncio.gather(
+            broker_reachable(self.core.settings.kafka_url), self.core.db.ping()
+        )
+        checks = {"broker": broker_ok, "database": db_ok}
+        ready = broker_ok and (db_ok or self.core.role == "ingest")
+        status = "ready" if all(checks.values()) else "degraded" if ready else "unavailable"
+        return self.json({"status": status, "checks": checks}, status=200 if ready else 503)
+
+
+class Lag(CoreView):
+    """How far this worker's agents are behind, per topic and partition it holds (admin).
+
+    Workers yield the CPU to the ingest tier (STREAMAPP_WORKER_NICE), so under
+    a burst the lag grows on purpose; it must come back down after. Each worker
+    reports its own partitions: sum them for a topic's total.
+    """
+
+    async def get(self, request: Request) -> Response:
+        require_admin(self.core, aiohttp_request(request))
+        rows = await consumer_lag(self.core)
+        topics: dict[str, int] = {}
+        for row in rows:
+            topics[row["topic"]] = topics.get(row["topic"], 0) + (row["lag"] or 0)
+        return self.json({"total": sum(topics.values()), "topics": topics, "partitions": rows})
+
+
+class Tables(CoreView):
+    """Lists the tables and the partitions this worker holds for each (admin)."""
+
+    async def get(self, request: Request) -> Response:
+        require_admin(self.core, aiohttp_request(request))
+        assigned = self.core.assignor.assigned_actives() if self.core.assignor else set()
+        return self.json(
+            {
+                "tables": [
+                    {
+                        "name": name,
+                        "changelog_topic": table.changelog_topic.get_topic_name(),
+                        "local_partitions": sorted(
+                            tp.partition
+                            for tp in assigned
+                            if tp.topic == table.changelog_topic.get_topic_name()
+                        ),
+                        "local_keys": len(table),
+                    }
+                    for name, table in sorted(self.core.tables.items())
+                ]
+            }
+        )
+
+
+class TableKey(CoreView):
+    """One key's value, answered by the worker that owns the key's partition (admin).
+
+    Admin only: a table holds other callers' data (cart totals of every user);
+    each pipeline's own read routes apply its rules.
+    """
+
+    async def get(self, request: Request, table: str, key: str) -> Response:
+        require_admin(self.core, aiohttp_request(request))
+        try:
+            collection = cast("TableT[Any, Any]", self.core.tables[table])
+        except KeyError as exc:
+            raise NotFound(f"no table named {table!r}") from exc
+
+        # Raw-keyed tables (keys co-partitioned with a source topic) hold bytes.
+        raw_keys = getattr(collection, "key_serializer", None) == "raw"
+        lookup: Any = key.encode() if raw_keys else key
+
+        async def local(view: View, req: Request) -> Response:
+            if lookup not in collection:
+                raise NotFound(f"no key {key!r} in table {table!r}")
+            return self.json({"table": table, "key": key, "value": jsonable(collection[lookup])})
+
+        changelog = collection.changelog_topic.get_topic_name()
+        try:
+            async with asyncio.timeout(self.core.settings.ingest_ack_timeout):
+                await learn_topic_partitions(self.core, changelog)
+            routed = self.core.table_route(collection, match_info="key")(local)
+            response: Response = await routed(self, request)
+        except (ServiceUnavailable, NotReady, TimeoutError, KafkaError) as exc:
+            # Partitions not assigned yet (a rebalance), the producer not started,
+            # or the broker does not answer: try again later.
+            raise DependencyUnavailable(f"cannot route key of table {table!r} now: {describe(exc)}") from exc
+        return response
+
+
 def register_core_views(app: CoreHost) -> None:
-    @app.page("/health")
-    class Health(JsonView):
-        """Liveness: the process answers."""
-
-        async def get(self, request: Request) -> Response:
-            return self.json({"status": "ok"})
-
-    @app.page("/ready")
-    class Ready(JsonView):
-        """Readiness: the broker and PostgreSQL both answer (503 otherwise, naming which).
-
-        An ingest process needs only the broker to accept webhooks (its routes
-        that read PostgreSQL answer 503 on their own): without the database it
-        stays in service, "degraded", so an outage does not turn into refused
-        webhooks at the load balancer.
-        """
-
-        async def get(self, request: Request) -> Response:
-            broker_ok, db_ok = await asyncio.gather(broker_reachable(app.settings.kafka_url), app.db.ping())
-            checks = {"broker": broker_ok, "database": db_ok}
-            ready = broker_ok and (db_ok or app.role == "ingest")
-            status = "ready" if all(checks.values()) else "degraded" if ready else "unavailable"
-            return self.json({"status": status, "checks": checks}, status=200 if ready else 503)
-
-    @app.page("/lag")
-    class Lag(JsonView):
-        """How far this worker's agents are behind, per topic and partition it holds (admin).
-
-        Workers yield the CPU to the ingest tier (STREAMAPP_WORKER_NICE), so under
-        a burst the lag grows on purpose; it must come back down after. Each worker
-        reports its own partitions: sum them for a topic's total.
-        """
-
-        async def get(self, request: Request) -> Response:
-            require_admin(app, aiohttp_request(request))
-            rows = await consumer_lag(app)
-            topics: dict[str, int] = {}
-            for row in rows:
-                topics[row["topic"]] = topics.get(row["topic"], 0) + (row["lag"] or 0)
-            return self.json({"total": sum(topics.values()), "topics": topics, "partitions": rows})
-
-    @app.page("/tables/")
-    class Tables(JsonView):
-        """Lists the tables and the partitions this worker holds for each (admin)."""
-
-        async def get(self, request: Request) -> Response:
-            require_admin(app, aiohttp_request(request))
-            assigned = app.assignor.assigned_actives() if app.assignor else set()
-            return self.json(
-                {
-                    "tables": [
-                        {
-                            "name": name,
-                            "changelog_topic": table.changelog_topic.get_topic_name(),
-                            "local_partitions": sorted(
-                                tp.partition
-                                for tp in assigned
-                                if tp.topic == table.changelog_topic.get_topic_name()
-                            ),
-                            "local_keys": len(table),
-                        }
-                        for name, table in sorted(app.tables.items())
-                    ]
-                }
-            )
-
-    @app.page("/tables/{table}/{key}")
-    class TableKey(JsonView):
-        """One key's value, answered by the worker that owns the key's partition (admin).
-
-        Admin only: a table holds other callers' data (cart totals of every user);
-        each pipeline's own read routes apply its rules.
-        """
-
-        async def get(self, request: Request, table: str, key: str) -> Response:
-            require_admin(app, aiohttp_request(request))
-            try:
-                collection = cast("TableT[Any, Any]", app.tables[table])
-            except KeyError as exc:
-                raise NotFound(f"no table named {table!r}") from exc
-
-            # Raw-keyed tables (keys co-partitioned with a source topic) hold bytes.
-            raw_keys = getattr(collection, "key_serializer", None) == "raw"
-            lookup: Any = key.encode() if raw_keys else key
-
-            async def local(view: View, req: Request) -> Response:
-                if lookup not in collection:
-                    raise NotFound(f"no key {key!r} in table {table!r}")
-                return self.json({"table": table, "key": key, "value": jsonable(collection[lookup])})
-
-            changelog = collection.changelog_topic.get_topic_name()
-            try:
-                async with asyncio.timeout(app.settings.ingest_ack_timeout):
-                    await learn_topic_partitions(app, changelog)
-                routed = app.table_route(collection, match_info="key")(local)
-                response: Response = await routed(self, request)
-            except (ServiceUnavailable, NotReady, TimeoutError, KafkaError) as exc:
-                # Partitions not assigned yet (a rebalance), the producer not started,
-                # or the broker does not answer: try again later.
-                raise DependencyUnavailable(
-                    f"cannot route key of table {table!r} now: {describe(exc)}"
-                ) from exc
-            return response
+    app.page("/health")(Health)
+    app.page("/ready")(Ready)
+    app.page("/lag")(Lag)
+    app.page("/tables/")(Tables)
+    app.page("/tables/{table}/{key}")(TableKey)

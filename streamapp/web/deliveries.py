@@ -29,20 +29,24 @@ def may_read(principal: Principal, owner_kinds: Mapping[str, Kind], delivery: Ma
     return kind is not None and principal.may_read(kind, str(delivery["owner"]))
 
 
+class Deliveries(JsonView):
+    """Attempts (time, status, latency, error) per delivery; only its owner (or admin) sees it."""
+
+    async def get(self, request: Request, subject_id: str) -> Response:
+        principal = await authenticate(self.host, aiohttp_request(request))
+
+        async def fetch() -> list[dict[str, object]]:
+            async with self.host.db.pool.acquire() as conn:
+                return await store.history(conn, subject_id)
+
+        deliveries = [
+            d for d in await db_call(fetch) if may_read(principal, self.host.delivery_owner_kinds, d)
+        ]
+        if not deliveries:
+            # Someone else's subject looks exactly like an unknown one.
+            raise NotFound(f"no deliveries for {subject_id!r}")
+        return self.json({"subject_id": subject_id, "deliveries": deliveries})
+
+
 def register_delivery_views(app: Host) -> None:
-    @app.page("/deliveries/{subject_id}")
-    class Deliveries(JsonView):
-        """Attempts (time, status, latency, error) per delivery; only its owner (or admin) sees it."""
-
-        async def get(self, request: Request, subject_id: str) -> Response:
-            principal = await authenticate(app, aiohttp_request(request))
-
-            async def fetch() -> list[dict[str, object]]:
-                async with app.db.pool.acquire() as conn:
-                    return await store.history(conn, subject_id)
-
-            deliveries = [d for d in await db_call(fetch) if may_read(principal, app.delivery_owner_kinds, d)]
-            if not deliveries:
-                # Someone else's subject looks exactly like an unknown one.
-                raise NotFound(f"no deliveries for {subject_id!r}")
-            return self.json({"subject_id": subject_id, "deliveries": deliveries})
+    app.page("/deliveries/{subject_id}")(Deliveries)

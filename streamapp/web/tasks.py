@@ -7,25 +7,24 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from streamapp.auth import require_reader
 from streamapp.envelope import Envelope, utcnow
 from streamapp.errors import NotFound, ValidationFailed
 from streamapp.models.tasks import TaskFact, TaskWebhook
-from streamapp.publishing import publish_all
 from streamapp.rules.tasks import build_report
 from streamapp.services.tasks import user_transitions
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import (
     JsonView,
-    check_shared_secret,
+    bound,
     db_call,
     latest_event_time,
     parse_json_object,
-    read_body,
     validation_errors,
 )
+from streamapp.web.webhook import Accepted, Webhook
 
 if TYPE_CHECKING:
     from streamapp.host import Host
@@ -71,158 +70,163 @@ def task_json(row: Any) -> dict[str, Any]:
     }
 
 
+class TasksWebhook(Webhook):
+    """Task created / updated / deleted: 202 with the event id once durable."""
+
+    def shared_secret(self) -> SecretStr | None:
+        return self.host.settings.tasks_secret
+
+    async def accept(self, request: Request, body: bytes) -> Accepted:
+        data = parse_json_object(body)
+        try:
+            hook = TaskWebhook.model_validate(data)
+        except ValidationError as exc:
+            raise validation_errors(exc) from exc
+        if hook.timestamp > latest_event_time(self.host.settings):
+            raise ValidationFailed(
+                "timestamp is in the future",
+                errors=[{"field": "timestamp", "type": "in_the_future", "message": "in the future"}],
+            )
+        event_id = hook.event_id()
+        fact = TaskFact(
+            event_id=event_id,
+            event=hook.event,
+            ts=hook.timestamp,
+            user_id=hook.metadata.user_id,
+            content=hook.metadata.content,
+            completed=hook.metadata.is_completed,
+            received_at=utcnow(),
+        )
+        envelope = Envelope(
+            event_id=event_id,
+            source="todo.webhook",
+            key=hook.metadata.id,
+            occurred_at=hook.timestamp,
+            payload=fact.model_dump(mode="json"),
+        )
+        return Accepted(
+            [(hook.metadata.id.encode(), envelope.encode())],
+            {"status": "accepted", "event_id": str(event_id)},
+        )
+
+
+class Task(JsonView):
+    async def get(self, request: Request, task_id: str) -> Response:
+        require_reader(self.host, aiohttp_request(request))
+        row = await db_call(
+            lambda: self.host.db.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
+        )
+        if row is None or row["status"] == "unknown":
+            raise NotFound(f"unknown task {task_id!r}")
+        return self.json(task_json(row))
+
+
+class TaskEvents(JsonView):
+    """Every event of the task in event-time order, with what happened to it and why."""
+
+    async def get(self, request: Request, task_id: str) -> Response:
+        require_reader(self.host, aiohttp_request(request))
+        wanted = request.query.get("status")
+        if wanted is not None and wanted not in ("applied", "rejected", "pending"):
+            raise ValidationFailed("status must be applied, rejected or pending")
+        rows = await db_call(
+            lambda: self.host.db.pool.fetch(
+                "SELECT * FROM task_events WHERE task_id = $1 AND ($2::text IS NULL OR status = $2)"
+                " ORDER BY ts, event_id",
+                task_id,
+                wanted,
+            )
+        )
+        if not rows and wanted is None:
+            raise NotFound(f"no events for task {task_id!r}")
+        return self.json(
+            {
+                "task_id": task_id,
+                "events": [
+                    {
+                        "event_id": str(r["event_id"]),
+                        "event": r["event"],
+                        "timestamp": iso(r["ts"]),
+                        "status": r["status"],
+                        "reason": r["reason"],
+                        "late": r["late"],
+                        "received_at": iso(r["received_at"]),
+                    }
+                    for r in rows
+                ],
+            }
+        )
+
+
+class UserTasks(JsonView):
+    """The user's tasks, optionally only `?status=open|completed|deleted`."""
+
+    async def get(self, request: Request, user_id: str) -> Response:
+        require_reader(self.host, aiohttp_request(request))
+        wanted = request.query.get("status")
+        if wanted is not None and wanted not in STATUSES:
+            raise ValidationFailed(f"status must be one of {', '.join(STATUSES)}")
+        rows = await db_call(
+            lambda: self.host.db.pool.fetch(
+                "SELECT * FROM tasks WHERE user_id = $1 AND status <> 'unknown'"
+                " AND ($2::text IS NULL OR status = $2) ORDER BY created_at, task_id",
+                user_id,
+                wanted,
+            )
+        )
+        return self.json({"user_id": user_id, "tasks": [task_json(r) for r in rows]})
+
+
+class Reports(JsonView):
+    """Stored reports (latest revision of each interval) within [from, to)."""
+
+    async def get(self, request: Request, user_id: str) -> Response:
+        require_reader(self.host, aiohttp_request(request))
+        start, end = time_range(request)
+        rows = await db_call(
+            lambda: self.host.db.pool.fetch(
+                """
+                SELECT DISTINCT ON (start_at) start_at, end_at, revision, content, computed_at
+                FROM task_reports WHERE user_id = $1 AND start_at >= $2 AND end_at <= $3
+                ORDER BY start_at, revision DESC
+                """,
+                user_id,
+                start,
+                end,
+            )
+        )
+        reports = [
+            {
+                **json.loads(r["content"]),
+                "revision": r["revision"],
+                "generated_at": iso(r["computed_at"]),
+            }
+            for r in rows
+        ]
+        return self.json({"user_id": user_id, "reports": reports})
+
+
+class ReportSummary(JsonView):
+    """A report computed now, for any range."""
+
+    async def get(self, request: Request, user_id: str) -> Response:
+        require_reader(self.host, aiohttp_request(request))
+        start, end = time_range(request)
+        if end - start > MAX_SUMMARY_RANGE:
+            raise ValidationFailed("the range may be at most 366 days")
+
+        async def transitions() -> Any:
+            async with self.host.db.pool.acquire() as conn:
+                return await user_transitions(conn, user_id)
+
+        report = build_report(user_id, start, end, await db_call(transitions))
+        return self.json(report.model_dump(mode="json"))
+
+
 def register_task_views(app: Host, inbound: Topic) -> None:
-    settings = app.settings
-    secret = settings.tasks_secret.get_secret_value() if settings.tasks_secret else None
-
-    @app.ingest_page("/tasks/webhook")
-    class TasksWebhook(JsonView):
-        """Task created / updated / deleted: 202 with the event id once durable."""
-
-        async def post(self, request: Request) -> Response:
-            body = await read_body(request, settings.max_body_bytes)
-            check_shared_secret(aiohttp_request(request), secret)
-            data = parse_json_object(body)
-            try:
-                hook = TaskWebhook.model_validate(data)
-            except ValidationError as exc:
-                raise validation_errors(exc) from exc
-            if hook.timestamp > latest_event_time(settings):
-                raise ValidationFailed(
-                    "timestamp is in the future",
-                    errors=[{"field": "timestamp", "type": "in_the_future", "message": "in the future"}],
-                )
-            event_id = hook.event_id()
-            fact = TaskFact(
-                event_id=event_id,
-                event=hook.event,
-                ts=hook.timestamp,
-                user_id=hook.metadata.user_id,
-                content=hook.metadata.content,
-                completed=hook.metadata.is_completed,
-                received_at=utcnow(),
-            )
-            envelope = Envelope(
-                event_id=event_id,
-                source="todo.webhook",
-                key=hook.metadata.id,
-                occurred_at=hook.timestamp,
-                payload=fact.model_dump(mode="json"),
-            )
-            await publish_all(
-                inbound, [(hook.metadata.id.encode(), envelope.encode())], timeout=settings.ingest_ack_timeout
-            )
-            return self.json({"status": "accepted", "event_id": str(event_id)}, status=202)
-
-    @app.page("/tasks/{task_id}")
-    class Task(JsonView):
-        async def get(self, request: Request, task_id: str) -> Response:
-            require_reader(app, aiohttp_request(request))
-            row = await db_call(
-                lambda: app.db.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
-            )
-            if row is None or row["status"] == "unknown":
-                raise NotFound(f"unknown task {task_id!r}")
-            return self.json(task_json(row))
-
-    @app.page("/tasks/{task_id}/events")
-    class TaskEvents(JsonView):
-        """Every event of the task in event-time order, with what happened to it and why."""
-
-        async def get(self, request: Request, task_id: str) -> Response:
-            require_reader(app, aiohttp_request(request))
-            wanted = request.query.get("status")
-            if wanted is not None and wanted not in ("applied", "rejected", "pending"):
-                raise ValidationFailed("status must be applied, rejected or pending")
-            rows = await db_call(
-                lambda: app.db.pool.fetch(
-                    "SELECT * FROM task_events WHERE task_id = $1 AND ($2::text IS NULL OR status = $2)"
-                    " ORDER BY ts, event_id",
-                    task_id,
-                    wanted,
-                )
-            )
-            if not rows and wanted is None:
-                raise NotFound(f"no events for task {task_id!r}")
-            return self.json(
-                {
-                    "task_id": task_id,
-                    "events": [
-                        {
-                            "event_id": str(r["event_id"]),
-                            "event": r["event"],
-                            "timestamp": iso(r["ts"]),
-                            "status": r["status"],
-                            "reason": r["reason"],
-                            "late": r["late"],
-                            "received_at": iso(r["received_at"]),
-                        }
-                        for r in rows
-                    ],
-                }
-            )
-
-    @app.page("/users/{user_id}/tasks")
-    class UserTasks(JsonView):
-        """The user's tasks, optionally only `?status=open|completed|deleted`."""
-
-        async def get(self, request: Request, user_id: str) -> Response:
-            require_reader(app, aiohttp_request(request))
-            wanted = request.query.get("status")
-            if wanted is not None and wanted not in STATUSES:
-                raise ValidationFailed(f"status must be one of {', '.join(STATUSES)}")
-            rows = await db_call(
-                lambda: app.db.pool.fetch(
-                    "SELECT * FROM tasks WHERE user_id = $1 AND status <> 'unknown'"
-                    " AND ($2::text IS NULL OR status = $2) ORDER BY created_at, task_id",
-                    user_id,
-                    wanted,
-                )
-            )
-            return self.json({"user_id": user_id, "tasks": [task_json(r) for r in rows]})
-
-    @app.page("/reports/{user_id}")
-    class Reports(JsonView):
-        """Stored reports (latest revision of each interval) within [from, to)."""
-
-        async def get(self, request: Request, user_id: str) -> Response:
-            require_reader(app, aiohttp_request(request))
-            start, end = time_range(request)
-            rows = await db_call(
-                lambda: app.db.pool.fetch(
-                    """
-                    SELECT DISTINCT ON (start_at) start_at, end_at, revision, content, computed_at
-                    FROM task_reports WHERE user_id = $1 AND start_at >= $2 AND end_at <= $3
-                    ORDER BY start_at, revision DESC
-                    """,
-                    user_id,
-                    start,
-                    end,
-                )
-            )
-            reports = [
-                {
-                    **json.loads(r["content"]),
-                    "revision": r["revision"],
-                    "generated_at": iso(r["computed_at"]),
-                }
-                for r in rows
-            ]
-            return self.json({"user_id": user_id, "reports": reports})
-
-    @app.page("/reports/{user_id}/summary")
-    class ReportSummary(JsonView):
-        """A report computed now, for any range."""
-
-        async def get(self, request: Request, user_id: str) -> Response:
-            require_reader(app, aiohttp_request(request))
-            start, end = time_range(request)
-            if end - start > MAX_SUMMARY_RANGE:
-                raise ValidationFailed("the range may be at most 366 days")
-
-            async def transitions() -> Any:
-                async with app.db.pool.acquire() as conn:
-                    return await user_transitions(conn, user_id)
-
-            report = build_report(user_id, start, end, await db_call(transitions))
-            return self.json(report.model_dump(mode="json"))
+    app.ingest_page("/tasks/webhook")(bound(TasksWebhook, topic=inbound))
+    app.page("/tasks/{task_id}")(Task)
+    app.page("/tasks/{task_id}/events")(TaskEvents)
+    app.page("/users/{user_id}/tasks")(UserTasks)
+    app.page("/reports/{user_id}")(Reports)
+    app.page("/reports/{user_id}/summary")(ReportSummary)
