@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import socket
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, cast
 
 import faust
@@ -17,7 +17,7 @@ from streamapp.db.migrate import Migration, pipeline_migrations
 from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters
 from streamapp.gaps import StreamGapHealer
-from streamapp.host import Provision, Role
+from streamapp.host import Agent, Provision, Role
 from streamapp.kafka_security import broker_credentials
 from streamapp.metrics import attach_faust_monitor
 from streamapp.pipeline import Pipeline, discover_pipelines
@@ -108,17 +108,16 @@ class StreamApp(faust.App):
         self.ingest_paths.add(path)
         return self.page(path)
 
-    def run_agent(
-        self, channel: Any, name: str, run: Callable[[Stream], Awaitable[None]], **options: Any
-    ) -> None:
-        """An agent named `name` on `channel` whose stream a processor's or sink's `run` consumes."""
+    def run_agent(self, channel: Any, name: str, agent: Agent, **options: Any) -> None:
+        """An agent named `name` on `channel` whose stream a processor's or sink's runtime consumes."""
+        run = agent.runtime.run
 
-        async def agent(stream: Stream) -> None:
+        async def consume(stream: Stream) -> None:
             await run(stream)
 
         # Faust labels the agent's logs with the function's name: make it this agent's.
-        agent.__name__ = agent.__qualname__ = name
-        self.agent(channel, name=name, **options)(agent)
+        consume.__name__ = consume.__qualname__ = name
+        self.agent(channel, name=name, **options)(consume)
 
     def add_worker_service(self, service: ServiceT) -> None:
         """A service only workers run (agent helpers, schedulers, servers); ingest processes skip it."""

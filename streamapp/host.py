@@ -7,7 +7,7 @@ and the app module depends on the rest, never the other way round.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 if TYPE_CHECKING:
@@ -39,6 +39,17 @@ class Provision(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Provision({self.name!r})"
+
+
+class Consumes(Protocol):
+    async def run(self, stream: Stream) -> None: ...
+
+
+class Agent(Protocol):
+    """A processor or a sink: its batch runtime (streamapp.runtime.runner) consumes the agent's stream."""
+
+    @property
+    def runtime(self) -> Consumes: ...
 
 
 class Host(Protocol):
@@ -91,9 +102,7 @@ class Host(Protocol):
 
     def ingest_page(self, path: str) -> Callable[[Any], Any]: ...
 
-    def run_agent(
-        self, channel: Any, name: str, run: Callable[[Stream], Awaitable[None]], **options: Any
-    ) -> None: ...
+    def run_agent(self, channel: Any, name: str, agent: Agent, **options: Any) -> None: ...
 
     def add_worker_service(self, service: ServiceT) -> None: ...
 

@@ -9,7 +9,7 @@ from streamapp.errors import describe
 from streamapp.logs import position
 from streamapp.runtime.effects import Effects, Invalid
 from streamapp.runtime.runner import BatchRuntime, Writer
-from streamapp.typing import Event, Stream
+from streamapp.typing import Event
 
 if TYPE_CHECKING:
     from streamapp.host import Host
@@ -47,9 +47,6 @@ class PostgresSink(Generic[T]):
         self.batch_size = app.settings.sink_batch_size
         self.batch_within = app.settings.sink_batch_within
         self.runtime: BatchRuntime[T] = BatchRuntime(app, self, write=write)
-
-    async def run(self, stream: Stream) -> None:
-        await self.runtime.run(stream)
 
     def plan(self, events: Sequence[Event]) -> Effects[T]:
         effects: Effects[T] = Effects()

@@ -12,7 +12,7 @@ from streamapp.errors import describe
 from streamapp.models.assistance import PIPELINE, AssistanceRequest, deliveries_for
 from streamapp.runtime.effects import Effects, Invalid, Output
 from streamapp.runtime.runner import BatchRuntime
-from streamapp.typing import Event, Stream, Topic
+from streamapp.typing import Event, Topic
 
 if TYPE_CHECKING:
     from streamapp.host import Host
@@ -60,9 +60,6 @@ class RequestProcessor:
         self.batch_size = app.settings.sink_batch_size
         self.batch_within = app.settings.sink_batch_within
         self.runtime: BatchRuntime[AssistanceRequest] = BatchRuntime(app, self, write=write_requests)
-
-    async def run(self, stream: Stream) -> None:
-        await self.runtime.run(stream)
 
     def plan(self, events: Sequence[Event]) -> Effects[AssistanceRequest]:
         effects: Effects[AssistanceRequest] = Effects()

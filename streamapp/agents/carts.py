@@ -12,7 +12,7 @@ from streamapp.errors import describe
 from streamapp.rules.carts import CartEvent, UserCartTotals, apply_event, dump_totals, load_totals
 from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
 from streamapp.runtime.runner import BatchRuntime
-from streamapp.typing import Event, Stream, Topic
+from streamapp.typing import Event, Topic
 
 if TYPE_CHECKING:
     from streamapp.host import Host
@@ -40,9 +40,6 @@ class ByUser:
         self.by_user = topics.by_user.get_topic_name()
         self.runtime: BatchRuntime[Any] = BatchRuntime(app, self)
 
-    async def run(self, stream: Stream) -> None:
-        await self.runtime.run(stream)
-
     def plan(self, events: Sequence[Event]) -> Effects[Any]:
         effects: Effects[Any] = Effects()
         for event in events:
@@ -66,9 +63,6 @@ class TotalsKeeper:
     def __init__(self, app: Host, table: TableT[bytes, Any]) -> None:
         self.table = table
         self.runtime: BatchRuntime[Any] = BatchRuntime(app, self, table=table)
-
-    async def run(self, stream: Stream) -> None:
-        await self.runtime.run(stream)
 
     def plan(self, events: Sequence[Event]) -> Effects[Any]:
         effects: Effects[Any] = Effects()

@@ -18,7 +18,7 @@ from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.sink import PostgresSink
 from streamapp.tables.licenses import DecodedStates
-from streamapp.typing import Event, Stream, Topic
+from streamapp.typing import Event, Topic
 
 if TYPE_CHECKING:
     from streamapp.host import Host
@@ -72,9 +72,6 @@ class RecordProcessor:
         self.runtime: BatchRuntime[LicenseRow] = BatchRuntime(
             app, self, write=write_license_rows, table=table
         )
-
-    async def run(self, stream: Stream) -> None:
-        await self.runtime.run(stream)
 
     def plan(self, events: Sequence[Event]) -> Effects[LicenseRow]:
         effects: Effects[LicenseRow] = Effects()

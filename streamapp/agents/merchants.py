@@ -21,7 +21,7 @@ from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.services.merchants import HeuristicPool
 from streamapp.sink import PostgresSink, event_position
-from streamapp.typing import Event, Stream, Topic
+from streamapp.typing import Event, Topic
 
 if TYPE_CHECKING:
     from streamapp.host import Host
@@ -77,9 +77,6 @@ class Triage:
         self.cache = cache
         self.runtime: BatchRuntime[Any] = BatchRuntime(app, self)
 
-    async def run(self, stream: Stream) -> None:
-        await self.runtime.run(stream)
-
     def plan(self, events: Sequence[Event]) -> Effects[Any]:
         effects: Effects[Any] = Effects()
         requests = decode_requests(events, effects)
@@ -122,9 +119,6 @@ class Heavy:
         # this processor, so per batch, never one shared answer set.
         self._prepared: dict[int, tuple[dict[bytes, str], dict[bytes, BaseException], float]] = {}
         self.runtime: BatchRuntime[Any] = BatchRuntime(app, self, table=cache, prepare=self.prepare)
-
-    async def run(self, stream: Stream) -> None:
-        await self.runtime.run(stream)
 
     async def prepare(self, events: Sequence[Event]) -> None:
         now = time.time()
@@ -180,9 +174,6 @@ class ClientUpdates:
 
     def __init__(self, app: Host, cache: TableT[bytes, Any]) -> None:
         self.runtime: BatchRuntime[Any] = BatchRuntime(app, self, table=cache)
-
-    async def run(self, stream: Stream) -> None:
-        await self.runtime.run(stream)
 
     def plan(self, events: Sequence[Event]) -> Effects[Any]:
         effects: Effects[Any] = Effects()

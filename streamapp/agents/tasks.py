@@ -21,7 +21,7 @@ from streamapp.models.tasks import (
 from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.sink import PostgresSink
-from streamapp.typing import Event, Stream, Topic
+from streamapp.typing import Event, Topic
 
 if TYPE_CHECKING:
     from streamapp.host import Host
@@ -48,9 +48,6 @@ class TaskProcessor:
         # A snapshot must fit one message (the body limit sits 64 KiB under the producer's).
         self.max_snapshot = app.settings.max_body_bytes
         self.runtime: BatchRuntime[Any] = BatchRuntime(app, self, table=table)
-
-    async def run(self, stream: Stream) -> None:
-        await self.runtime.run(stream)
 
     def plan(self, events: Sequence[Event]) -> Effects[Any]:
         effects: Effects[Any] = Effects()

@@ -27,7 +27,7 @@ def register(app: Host) -> None:
     app.authenticators.append(bot_authenticator(app))
     app.delivery_owner_kinds["assistance"] = "bot"
 
-    app.run_agent(requests, "assistance.requests", processor.run)
+    app.run_agent(requests, "assistance.requests", processor)
 
     register_assistance_views(app, requests, routing)
 

@@ -27,8 +27,8 @@ def register(app: Host) -> None:
     by_user = ByUser(app, topics)
     keeper = TotalsKeeper(app, totals)
 
-    app.run_agent(topics.events, "carts.by-user", by_user.run)
-    app.run_agent(topics.by_user, "carts.user-totals", keeper.run)
+    app.run_agent(topics.events, "carts.by-user", by_user)
+    app.run_agent(topics.by_user, "carts.user-totals", keeper)
 
 
 def start_carts_services(app: Host, topics: CartTopics) -> None:

@@ -36,7 +36,7 @@ def register(app: Host) -> None:
     sink = PostgresSink(app, name="deliveries.enqueue", pipeline="deliveries", decode=decode, write=write)
     sink.runtime.after_apply = service.poke
 
-    app.run_agent(topic, "deliveries.enqueue", sink.run)
+    app.run_agent(topic, "deliveries.enqueue", sink)
 
     register_delivery_views(app)
 

@@ -40,12 +40,12 @@ def register(app: Host) -> None:
     updates_sink = license_update_sink(app)
     customers_sink = customer_sink(app)
 
-    app.run_agent(topics.inbound, "licenses.records", processor.run)
+    app.run_agent(topics.inbound, "licenses.records", processor)
 
     # The records agent writes PostgreSQL itself; these two only write the rows it
     # could not, once they are replayed from the dead-letter topic.
-    app.run_agent(topics.updates_replay, "licenses.updates-sink", updates_sink.run)
-    app.run_agent(topics.customers_replay, "licenses.customers-sink", customers_sink.run)
+    app.run_agent(topics.updates_replay, "licenses.updates-sink", updates_sink)
+    app.run_agent(topics.customers_replay, "licenses.customers-sink", customers_sink)
 
     register_license_views(app, topics.inbound)
 

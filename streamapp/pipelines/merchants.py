@@ -42,15 +42,15 @@ def register(app: Host) -> None:
     app.authenticators.append(clients.principal)
     app.delivery_owner_kinds["merchants"] = "client"
 
-    app.run_agent(topics.requests, "merchants.normalize", triage.run)
+    app.run_agent(topics.requests, "merchants.normalize", triage)
 
     # Several actors: while one waits for the pool, the others take the next misses.
     # Requests are independent, so sharing a partition's events is fine; Faust
     # commits only up to the lowest unacknowledged offset.
-    app.run_agent(topics.heavy, "merchants.heavy", heavy.run, concurrency=pool.processes)
-    app.run_agent(topics.results, "merchants.results-sink", sink.run)
+    app.run_agent(topics.heavy, "merchants.heavy", heavy, concurrency=pool.processes)
+    app.run_agent(topics.results, "merchants.results-sink", sink)
 
-    app.run_agent(topics.clients, "merchants.clients", ClientUpdates(app, client_cache).run)
+    app.run_agent(topics.clients, "merchants.clients", ClientUpdates(app, client_cache))
 
     register_merchant_views(app, topics.requests, clients)
 
