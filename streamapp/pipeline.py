@@ -9,10 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from streamapp.settings import PIPELINES_GROUP
+
 if TYPE_CHECKING:
     from streamapp.host import Host
+    from streamapp.settings import Settings
 
-ENTRY_POINT_GROUP = "streamapp.pipelines"
+ENTRY_POINT_GROUP = PIPELINES_GROUP
 
 
 # A table's rows as its agent would hold them: (key, value) before the table's codecs.
@@ -33,13 +36,16 @@ class Pipeline:
 
     `migrations` names a package folder of `NNNN_name.sql` files applied at
     start-up under the pipeline's own scope. `rebuild`, when PostgreSQL holds
-    enough to rebuild the pipeline's table (`streamapp rebuild-state`).
+    enough to rebuild the pipeline's table (`streamapp rebuild-state`). `settings`,
+    the pipeline's settings class (`app.settings.of(cls)` builds it).
     """
 
     name: str
     register: Callable[[Host], None]
     migrations: str | None = None
     rebuild: Rebuild | None = None
+    # The pipeline's own settings class (streamapp/config/<pipeline>.py), checked at start-up.
+    settings: type[Settings] | None = None
 
 
 def discover_pipelines(only: Iterable[str] | None = None) -> list[Pipeline]:

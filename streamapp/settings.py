@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar, cast
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -18,17 +19,33 @@ from pydantic_settings import (
 from streamapp.errors import InvalidSettings
 
 MiB = 1024 * 1024
+S = TypeVar("S", bound="Settings")
+# Where installed pipelines are found (streamapp.pipeline reads the same group).
+PIPELINES_GROUP = "streamapp.pipelines"
+
+
+def split_csv(value: object) -> object:
+    """`a, b,c` in an environment variable -> ["a", "b", "c"]."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 class Settings(BaseSettings):
-    """Every knob streamapp has. Built once by the entry point and passed down."""
+    """The core's knobs. Built once by the entry point and passed down.
+
+    Each pipeline's own knobs are a subclass of this one (`streamapp/config/<pipeline>.py`),
+    read from the same sources and the same variable names; `of` builds it.
+    """
 
     # hide_input_in_errors: a validation error must never echo what it was given
     # (a database URL with its password, a JWT key typed into the wrong variable).
     model_config = SettingsConfigDict(
         env_prefix="STREAMAPP_",
         frozen=True,
-        extra="ignore",
+        # Kept: a pipeline's own fields given here (tests, `load_settings(**overrides)`)
+        # reach its settings class through `of`.
+        extra="allow",
         env_file_encoding="utf-8",
         hide_input_in_errors=True,
     )
@@ -95,63 +112,11 @@ class Settings(BaseSettings):
     # Ingest waits this long for the broker's acknowledgement before a 503.
     ingest_ack_timeout: float = Field(default=10.0, gt=0)
 
-    # Salesforce webhook.
-    salesforce_secret: SecretStr | None = None
-    salesforce_org_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
-
     # Admin token for privileged endpoints (e.g. creating API clients); open when unset in dev.
     admin_token: SecretStr | None = None
     # Read token for the read routes (licenses, tasks, reports); the admin token works too.
     # Unset: those reads are open in dev and need the admin token everywhere else.
     read_token: SecretStr | None = None
-
-    # Carts (gRPC).
-    carts_grpc_host: str = "127.0.0.1"
-    carts_grpc_port: int = Field(default=9111, ge=0, le=65535)
-    carts_grpc_max_message_bytes: int = Field(default=1 * MiB, ge=1024)
-    # How long in-flight calls may finish when the worker stops, s.
-    carts_grpc_grace: float = Field(default=5.0, ge=0)
-    # HS256 key of the shop front's bearer tokens. Unset: every call is UNAUTHENTICATED.
-    carts_jwt_secret: SecretStr | None = None
-    carts_jwt_audience: str | None = None
-    carts_jwt_issuer: str | None = None
-    carts_jwt_leeway: float = Field(default=30.0, ge=0)
-    # The longest a token may live (exp - iat, or exp - now without iat), s: a stolen
-    # token valid until 2100 is a password that never changes.
-    carts_jwt_max_lifetime: float = Field(default=86_400.0, gt=0)
-    carts_max_quantity: int = Field(default=10_000, ge=1, le=1_000_000_000)
-    carts_max_entries: int = Field(default=200, ge=1)
-    carts_outbox_batch: int = Field(default=500, ge=1)
-    # The relay is woken at once by local commits; this catches other workers' rows.
-    carts_outbox_poll_interval: float = Field(default=0.2, gt=0)
-    carts_outbox_retention: float = Field(default=86_400.0, gt=0)
-    # OTLP/gRPC collector for traces, e.g. http://otel-collector:4317. Unset: no tracing.
-    carts_otlp_endpoint: str | None = None
-
-    @field_validator(
-        "carts_jwt_secret", "carts_jwt_audience", "carts_jwt_issuer", "carts_otlp_endpoint", mode="before"
-    )
-    @classmethod
-    def _carts_empty_is_unset(cls, value: object) -> object:
-        return None if value == "" else value
-
-    @field_validator("carts_jwt_secret")
-    @classmethod
-    def _carts_secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        # RFC 7518 3.2: an HS256 key must be at least as long as the hash (32 bytes).
-        if value is not None and len(value.get_secret_value().encode()) < 32:
-            raise ValueError("must be at least 32 bytes")
-        return value
-
-    # Merchant normalization.
-    merchant_heuristic_repeat: int = Field(default=20_000_000, ge=1)
-    merchant_pool_size: int = Field(default=0, ge=0)  # 0: one process per CPU
-    merchant_cache_ttl: float = Field(default=86_400.0, gt=0)
-    # Per client and per process (worker or ingest): requests a second, and the burst.
-    merchant_client_rate: float = Field(default=50.0, gt=0)
-    merchant_client_burst: int = Field(default=100, ge=1)
-    # How long an unknown client-id is remembered as unknown (no PostgreSQL query), s.
-    merchant_unknown_client_ttl: float = Field(default=5.0, ge=0)
 
     # Outbound deliveries.
     delivery_schedule: Annotated[list[float], NoDecode] = Field(
@@ -164,29 +129,6 @@ class Settings(BaseSettings):
     delivery_per_endpoint: int = Field(default=4, ge=1)
     # Networks deliveries may reach although internal. Unset: loopback in dev, nothing otherwise.
     delivery_allow_networks: Annotated[list[str] | None, NoDecode] = None
-
-    # Assistance.
-    # The chat bot's bearer token. Unset: POST /assistance is open in dev, refused otherwise.
-    assistance_bot_token: SecretStr | None = None
-    # The routing table (TOML). Unset: the packaged default (sales -> Slack, pricing -> e-mail).
-    assistance_routing_file: Path | None = None
-    # TOML merged over the file's table, entry by entry; may carry secrets (Slack URLs).
-    assistance_routes: SecretStr | None = None
-    assistance_max_description: int = Field(default=8000, ge=1)
-
-    @field_validator("assistance_bot_token", "assistance_routing_file", "assistance_routes", mode="before")
-    @classmethod
-    def _assistance_empty_is_unset(cls, value: object) -> object:
-        return None if value == "" else value
-
-    # Tasks.
-    tasks_secret: SecretStr | None = None
-    # Reports cover aligned event-time intervals [start, start + interval).
-    report_interval: float = Field(default=60.0, gt=0)
-    # A late event amends its interval's report until end + grace (by the clock).
-    report_grace: float = Field(default=300.0, ge=0)
-    report_tick: float = Field(default=1.0, gt=0)
-    report_dir: Path | None = None  # default: <data_dir>/reports
 
     # PostgreSQL.
     db_pool_min: int = Field(default=1, ge=0)
@@ -213,36 +155,22 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "text"
 
-    @field_validator(
-        "salesforce_secret", "admin_token", "read_token", "database_url", "tasks_secret", mode="before"
-    )
+    @field_validator("admin_token", "read_token", "database_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `FOO=` in an env file means "not set", not "the empty secret".
         return None if value == "" else value
 
-    @field_validator(
-        "salesforce_org_allowlist", "delivery_schedule", "delivery_allow_networks", mode="before"
-    )
+    @field_validator("delivery_schedule", "delivery_allow_networks", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return split_csv(value)
 
     @property
     def delivery_allowed(self) -> list[str]:
         if self.delivery_allow_networks is not None:
             return self.delivery_allow_networks
         return ["127.0.0.0/8", "::1/128"] if self.env == "dev" else []
-
-    @property
-    def reports_path(self) -> Path:
-        return self.report_dir if self.report_dir is not None else self.data_dir / "reports"
-
-    @property
-    def merchant_processes(self) -> int:
-        return self.merchant_pool_size or os.cpu_count() or 1
 
     @model_validator(mode="after")
     def _body_fits_a_message(self) -> Settings:
@@ -255,26 +183,32 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _doors_locked(self) -> Settings:
         # Open doors are a dev convenience. In production every inbound door must
-        # have its credential, or the worker refuses to start, naming each one missing.
-        problems = []
+        # have its credential, or the worker refuses to start, naming each one missing
+        # (each pipeline's settings class names its own doors: `production_doors`).
         if self.env == "prod":
-            required = {
-                "STREAMAPP_SALESFORCE_SECRET": self.salesforce_secret,
-                "STREAMAPP_ADMIN_TOKEN": self.admin_token,
-                "STREAMAPP_TASKS_SECRET": self.tasks_secret,
-                "STREAMAPP_ASSISTANCE_BOT_TOKEN": self.assistance_bot_token,
-                "STREAMAPP_CARTS_JWT_SECRET": self.carts_jwt_secret,
-                "STREAMAPP_CARTS_JWT_AUDIENCE": self.carts_jwt_audience,
-            }
-            problems = [
-                f"{name} must be set when STREAMAPP_ENV=prod" for name, value in required.items() if not value
-            ]
-        elif self.env != "dev" and self.carts_jwt_secret is not None and self.carts_jwt_audience is None:
-            # Without an audience any token signed with the key is taken, whoever it was for.
-            problems = ["STREAMAPP_CARTS_JWT_AUDIENCE must be set with the JWT secret outside dev"]
-        if problems:
-            raise ValueError("\n".join(problems))
+            missing = [name for name, value in self.production_doors().items() if not value]
+            if missing:
+                raise ValueError("\n".join(f"{name} must be set when STREAMAPP_ENV=prod" for name in missing))
         return self
+
+    def production_doors(self) -> dict[str, object]:
+        """The credential of every door these settings open, by variable name: all required in prod."""
+        return {"STREAMAPP_ADMIN_TOKEN": self.admin_token}
+
+    _pipelines: dict[type[Settings], Settings] = PrivateAttr(default_factory=dict)
+
+    def of(self, cls: type[S]) -> S:
+        """A pipeline's settings: its class's fields read from the same sources, these for the rest.
+
+        Built once per settings object (a pipeline's modules all see the same one).
+        """
+        if isinstance(self, cls):
+            return self
+        built = self._pipelines.get(cls)
+        if built is None:
+            given = {name: getattr(self, name) for name in type(self).model_fields}
+            built = self._pipelines[cls] = cls(**{**(self.model_extra or {}), **given})
+        return cast(S, built)
 
     @property
     def services_env_file(self) -> Path:
@@ -291,11 +225,6 @@ class Settings(BaseSettings):
         if self.database_url is None:
             raise ValueError("STREAMAPP_DATABASE_URL is not set and no embedded PostgreSQL runs")
         return self.database_url.get_secret_value()
-
-    @property
-    def salesforce_auth_enabled(self) -> bool:
-        """The shared-secret check is on whenever a secret is configured."""
-        return self.salesforce_secret is not None
 
     # --- Production: broker security, secrets from files, migrations (issue 14) ----
     # A directory of files named like the variables (`STREAMAPP_DATABASE_URL`, any
@@ -398,17 +327,41 @@ def load_settings(**overrides: object) -> Settings:
 
     `streamapp services` writes that file, so a worker started in another shell finds
     the embedded parts without the user copying URLs around. Real environment
-    variables always win over the file. Invalid settings raise `InvalidSettings`,
-    one line per problem, never a value.
+    variables always win over the file. Every installed pipeline's own settings are
+    checked too: invalid settings raise `InvalidSettings`, one line per problem,
+    never a value.
     """
+    settings: Settings | None = None
+    found: list[str] = []
     try:
-        first = Settings(**overrides)  # type: ignore[arg-type]
-        env_file = first.services_env_file
-        if env_file.is_file() and (first.broker_url is None or first.database_url is None):
-            return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        env_file = settings.services_env_file
+        if env_file.is_file() and (settings.broker_url is None or settings.database_url is None):
+            settings = Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise InvalidSettings(problems(exc)) from None
-    return first
+        found = problems(exc)
+    for cls in pipeline_settings():
+        try:
+            if settings is not None:
+                settings.of(cls)
+            else:
+                cls(**overrides)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            # A pipeline's settings repeat the core's checks: each problem once.
+            found += [line for line in problems(exc) if line not in found]
+    if found or settings is None:
+        raise InvalidSettings(found)
+    return settings
+
+
+def pipeline_settings() -> list[type[Settings]]:
+    """The settings classes of the installed pipelines (`Pipeline.settings`), in name order."""
+    classes: list[type[Settings]] = []
+    for ep in sorted(entry_points(group=PIPELINES_GROUP), key=lambda ep: ep.name):
+        cls: Any = getattr(ep.load(), "settings", None)
+        if isinstance(cls, type) and issubclass(cls, Settings) and cls not in classes:
+            classes.append(cls)
+    return classes
 
 
 def problems(exc: ValidationError) -> list[str]:

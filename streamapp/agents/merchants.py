@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from faust.types import TableT
 
+from streamapp.config.merchants import MerchantsSettings
 from streamapp.envelope import derived_id, utcnow
 from streamapp.errors import describe
 from streamapp.models.merchants import ClientRecord, MerchantResult, NormalizeRequest, description_key
@@ -80,7 +81,7 @@ class Triage:
     def plan(self, events: Sequence[Event]) -> Effects[Any]:
         effects: Effects[Any] = Effects()
         requests = decode_requests(events, effects)
-        answers = cached(self.cache, requests, self.app.settings.merchant_cache_ttl)
+        answers = cached(self.cache, requests, self.app.settings.of(MerchantsSettings).merchant_cache_ttl)
         hits = [r for r in requests if r[2] in answers]
         effects.outputs += answer(self.topics, hits, answers, {}, cache_hit=True)
         heavy = self.topics.heavy.get_topic_name()
@@ -123,7 +124,7 @@ class Heavy:
     async def prepare(self, events: Sequence[Event]) -> None:
         now = time.time()
         requests = decode_requests(events, Effects())
-        answers = cached(self.cache, requests, self.app.settings.merchant_cache_ttl)
+        answers = cached(self.cache, requests, self.app.settings.of(MerchantsSettings).merchant_cache_ttl)
         to_run = {key: req.transaction.description for _, req, key in requests if key not in answers}
         computed = await asyncio.gather(*(self._identify(d) for d in to_run.values()), return_exceptions=True)
         failures: dict[bytes, BaseException] = {}
@@ -140,7 +141,7 @@ class Heavy:
         answers, failures, now = self._prepared.pop(id(events))
         effects: Effects[Any] = Effects()
         requests = decode_requests(events, effects)
-        fresh = cached(self.cache, requests, self.app.settings.merchant_cache_ttl)
+        fresh = cached(self.cache, requests, self.app.settings.of(MerchantsSettings).merchant_cache_ttl)
         hits = [item for item in requests if item[2] in fresh]
         effects.outputs += answer(self.topics, hits, answers, {}, cache_hit=True)
         misses = [item for item in requests if item[2] not in fresh]
@@ -154,7 +155,7 @@ class Heavy:
         return effects
 
     async def _identify(self, description: str) -> str:
-        settings = self.app.settings
+        settings = self.app.settings.of(MerchantsSettings)
         return await retry_transient(
             lambda: self.pool.identify(description),
             what="merchant heuristic",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streamapp.agents.assistance import RequestProcessor
+from streamapp.config.assistance import AssistanceSettings
 from streamapp.outbound.models import DELIVERY_TOPIC
 from streamapp.pipeline import Pipeline
 from streamapp.services.assistance import Routing
@@ -32,4 +33,9 @@ def register(app: Host) -> None:
     register_assistance_views(app, requests, routing)
 
 
-pipeline = Pipeline(name="assistance", register=register, migrations="streamapp.db.migrations.assistance")
+pipeline = Pipeline(
+    name="assistance",
+    register=register,
+    migrations="streamapp.db.migrations.assistance",
+    settings=AssistanceSettings,
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from streamapp.agents.carts import ByUser, CartTopics, TotalsKeeper
+from streamapp.config.carts import CartsSettings
 from streamapp.pipeline import Pipeline
 from streamapp.tables.carts import declare_cart_totals
 from streamapp.topics import pipeline_topic
@@ -50,4 +51,6 @@ def start_carts_services(app: Host, topics: CartTopics) -> None:
         await relay.stop()
 
 
-pipeline = Pipeline(name="carts", register=register, migrations="streamapp.db.migrations.carts")
+pipeline = Pipeline(
+    name="carts", register=register, migrations="streamapp.db.migrations.carts", settings=CartsSettings
+)

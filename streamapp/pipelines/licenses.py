@@ -10,6 +10,7 @@ from streamapp.agents.licenses import (
     customer_sink,
     license_update_sink,
 )
+from streamapp.config.licenses import LicensesSettings
 from streamapp.pipeline import Pipeline, Rebuild
 from streamapp.stores.licenses import license_states
 from streamapp.tables.licenses import TABLE_NAME, declare_license_state
@@ -55,4 +56,5 @@ pipeline = Pipeline(
     register=register,
     migrations="streamapp.db.migrations.licenses",
     rebuild=Rebuild(TABLE_NAME, license_states),
+    settings=LicensesSettings,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streamapp.agents.merchants import ClientUpdates, Heavy, MerchantTopics, Triage, result_sink
+from streamapp.config.merchants import MerchantsSettings
 from streamapp.outbound.models import DELIVERY_TOPIC
 from streamapp.pipeline import Pipeline
 from streamapp.services.merchants import HeuristicPool
@@ -22,7 +23,7 @@ CLIENTS = "merchants.clients"
 
 
 def register(app: Host) -> None:
-    settings = app.settings
+    settings = app.settings.of(MerchantsSettings)
     topics = MerchantTopics(
         # Keyed by description key: identical descriptions meet the same cache partition.
         requests=pipeline_topic(app, REQUESTS),
@@ -55,4 +56,9 @@ def register(app: Host) -> None:
     register_merchant_views(app, topics.requests, clients)
 
 
-pipeline = Pipeline(name="merchants", register=register, migrations="streamapp.db.migrations.merchants")
+pipeline = Pipeline(
+    name="merchants",
+    register=register,
+    migrations="streamapp.db.migrations.merchants",
+    settings=MerchantsSettings,
+)

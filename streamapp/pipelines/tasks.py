@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streamapp.agents.tasks import TaskProcessor, snapshot_sink
+from streamapp.config.tasks import TasksSettings
 from streamapp.pipeline import Pipeline, Rebuild
 from streamapp.services.tasks import ReportService
 from streamapp.stores.tasks import task_facts
@@ -39,4 +40,5 @@ pipeline = Pipeline(
     register=register,
     migrations="streamapp.db.migrations.tasks",
     rebuild=Rebuild(TABLE_NAME, task_facts),
+    settings=TasksSettings,
 )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mode import Service
 
+from streamapp.config.assistance import AssistanceSettings
 from streamapp.envelope import utcnow
 from streamapp.errors import DependencyUnavailable, StreamappError, describe, is_retriable
 from streamapp.outbound import store
@@ -82,13 +83,15 @@ class Routing(Service):
 
     @property
     def source(self) -> str:
-        path = self.app.settings.assistance_routing_file
+        path = self.app.settings.of(AssistanceSettings).assistance_routing_file
         name = str(path) if path is not None else "packaged default routes.toml"
-        return name + (f" + {OVERRIDE_SOURCE}" if self.app.settings.assistance_routes else "")
+        return name + (
+            f" + {OVERRIDE_SOURCE}" if self.app.settings.of(AssistanceSettings).assistance_routes else ""
+        )
 
     def read(self) -> RoutingTable:
         """Read and check the file and the environment's override (blocking file I/O)."""
-        settings = self.app.settings
+        settings = self.app.settings.of(AssistanceSettings)
         path = settings.assistance_routing_file
         try:
             if path is None:
@@ -147,7 +150,7 @@ class Routing(Service):
             await self.reload()
 
     async def _first_activation(self, table: RoutingTable) -> None:
-        settings = self.app.settings
+        settings = self.app.settings.of(AssistanceSettings)
 
         async def activate() -> None:
             async with self._lock:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 from mode import Service
 
+from streamapp.config.tasks import TasksSettings
 from streamapp.errors import describe
 from streamapp.models.tasks import Transition
 from streamapp.rules.tasks import (
@@ -72,7 +73,7 @@ class ReportService(Service):
         self._since: datetime | None = None
 
     async def on_start(self) -> None:
-        self.app.settings.reports_path.mkdir(parents=True, exist_ok=True)
+        self.app.settings.of(TasksSettings).reports_path.mkdir(parents=True, exist_ok=True)
         self.add_future(self._run())
 
     async def _run(self) -> None:
@@ -87,7 +88,7 @@ class ReportService(Service):
                 log.warning("task reports: tick failed: %s", describe(exc))
             # Under load a scan takes a while: wait at least as long as it took, so
             # reporting never takes more than half of the worker's event loop.
-            await asyncio.sleep(max(self.app.settings.report_tick, loop.time() - started))
+            await asyncio.sleep(max(self.app.settings.of(TasksSettings).report_tick, loop.time() - started))
 
     async def tick(self) -> int:
         """Returns how many report revisions were written."""
@@ -104,7 +105,7 @@ class ReportService(Service):
 
     async def _scan(self, conn: asyncpg.Connection, now: datetime) -> int:
         """Three queries and one batch of inserts per tick, however many users changed."""
-        settings = self.app.settings
+        settings = self.app.settings.of(TasksSettings)
         interval, grace = settings.report_interval, timedelta(seconds=settings.report_grace)
         closed_end = interval_of(now, interval)[0]
         users = [
@@ -174,7 +175,7 @@ class ReportService(Service):
         stored = {(r["user_id"], r["start_at"], r["revision"]): r["computed_at"] for r in rows}
         files = [
             (
-                self.app.settings.reports_path / report_filename(c.user_id, c.start, c.end),
+                self.app.settings.of(TasksSettings).reports_path / report_filename(c.user_id, c.start, c.end),
                 report_document(c, rev, stored[(c.user_id, c.start, rev)]),
             )
             for c, rev in due

@@ -19,6 +19,7 @@ from streamapp.auth import (
     require_admin,
     token_matches,
 )
+from streamapp.config.assistance import AssistanceSettings
 from streamapp.envelope import derived_id, utcnow
 from streamapp.errors import NotFound, StreamappError, Unauthorized, ValidationFailed
 from streamapp.models.assistance import BOT_OWNER, AssistanceIn, AssistanceRequest, channel_report
@@ -56,13 +57,15 @@ def bot_authenticator(app: Host) -> Authenticator:
     """The bot's bearer token makes it the bot, owner of assistance deliveries (also for /deliveries/...)."""
 
     async def authenticate_bot(request: aioweb.Request) -> Principal | None:
-        return BOT if token_matches(request, app.settings.assistance_bot_token) else None
+        return (
+            BOT if token_matches(request, app.settings.of(AssistanceSettings).assistance_bot_token) else None
+        )
 
     return authenticate_bot
 
 
 async def bot_principal(app: Host, request: aioweb.Request) -> Principal:
-    if dev_open(app, app.settings.assistance_bot_token) and bearer(request) is None:
+    if dev_open(app, app.settings.of(AssistanceSettings).assistance_bot_token) and bearer(request) is None:
         return BOT
     return await authenticate(app, request)
 
@@ -82,7 +85,10 @@ class Assistance(Webhook):
         data = parse_json_object(body)
         try:
             incoming = AssistanceIn.model_validate(
-                data, context={"max_description": self.host.settings.assistance_max_description}
+                data,
+                context={
+                    "max_description": self.host.settings.of(AssistanceSettings).assistance_max_description
+                },
             )
         except ValidationError as exc:
             raise validation_errors(exc) from exc

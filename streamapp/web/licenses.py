@@ -12,6 +12,7 @@ from faust.web import Request, Response
 from pydantic import SecretStr, ValidationError
 
 from streamapp.auth import require_reader
+from streamapp.config.licenses import LicensesSettings
 from streamapp.envelope import Envelope, derived_id
 from streamapp.errors import (
     Forbidden,
@@ -93,7 +94,7 @@ class SalesforceWebhook(Webhook):
         aiohttp_request(request)[IS_XML] = is_xml(request, body)
 
     def shared_secret(self) -> SecretStr | None:
-        return self.host.settings.salesforce_secret
+        return self.host.settings.of(LicensesSettings).salesforce_secret
 
     async def accept(self, request: Request, body: bytes) -> Accepted:
         if aiohttp_request(request)[IS_XML]:
@@ -122,7 +123,7 @@ class SalesforceWebhook(Webhook):
 
     def outbound_message(self, body: bytes) -> Accepted:
         message = parse_outbound_message(body, not_after=latest_event_time(self.host.settings))
-        allow = self.host.settings.salesforce_org_allowlist
+        allow = self.host.settings.of(LicensesSettings).salesforce_org_allowlist
         if allow and message.organization_id not in allow:
             raise Forbidden(f"organization {message.organization_id!r} is not allowed")
         seen: dict[str, Envelope] = {}

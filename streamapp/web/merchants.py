@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from yarl import URL
 
 from streamapp.auth import Principal, bearer, dev_open, hash_key, is_admin, same
+from streamapp.config.merchants import MerchantsSettings
 from streamapp.envelope import derived_id, utcnow
 from streamapp.errors import (
     Conflict,
@@ -78,7 +79,7 @@ class Clients:
         self.app = app
         self.cache = cache
         self.topic = topic
-        settings = app.settings
+        settings = app.settings.of(MerchantsSettings)
         # An unknown client-id would cost a PostgreSQL query each time: remember the
         # answer briefly (a client registered meanwhile waits at most this long).
         self.unknown = NegativeCache(settings.merchant_unknown_client_ttl)
@@ -292,7 +293,7 @@ class NormalizeResult(JsonView):
 
 
 def register_merchant_views(app: Host, requests_topic: Topic, clients: Clients) -> None:
-    settings = app.settings
+    settings = app.settings.of(MerchantsSettings)
     allowed = parse_networks(settings.delivery_allowed)
     app.page("/create_webhook")(bound(CreateWebhook, allowed=allowed, clients=clients))
     app.ingest_page("/normalize_merchant")(bound(NormalizeMerchant, topic=requests_topic, clients=clients))

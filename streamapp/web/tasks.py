@@ -10,6 +10,7 @@ from faust.web import Request, Response
 from pydantic import SecretStr, ValidationError
 
 from streamapp.auth import require_reader
+from streamapp.config.tasks import TasksSettings
 from streamapp.envelope import Envelope, utcnow
 from streamapp.errors import NotFound, ValidationFailed
 from streamapp.models.tasks import TaskFact, TaskWebhook
@@ -74,7 +75,7 @@ class TasksWebhook(Webhook):
     """Task created / updated / deleted: 202 with the event id once durable."""
 
     def shared_secret(self) -> SecretStr | None:
-        return self.host.settings.tasks_secret
+        return self.host.settings.of(TasksSettings).tasks_secret
 
     async def accept(self, request: Request, body: bytes) -> Accepted:
         data = parse_json_object(body)

@@ -21,11 +21,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from streamapp.app import create_app
+from streamapp.config.carts import CartsSettings
 from streamapp.embedded import free_port
 from streamapp.rpc.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc, type_pb2
 from streamapp.rpc.carts.server import CartsServer
 from streamapp.rules.carts import CartEvent
-from streamapp.settings import Settings
 from streamapp.stores.carts.outbox import OutboxRelay
 from streamapp.topics import pipeline_topic
 from tests.integration.conftest import ADMIN_AUTH, CARTS_GRPC_PORT, CARTS_JWT_SECRET
@@ -75,7 +75,7 @@ class Api:
 
 
 def in_process_server(services: Services) -> tuple[CartsServer, Any]:
-    settings = Settings(
+    settings = CartsSettings(
         broker_url=services.broker_url,
         database_url=services.database_url,
         carts_grpc_port=free_port(),

@@ -19,10 +19,10 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from streamapp.app import create_app
+from streamapp.config.carts import CartsSettings
 from streamapp.embedded import free_port
 from streamapp.rpc.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc
 from streamapp.rpc.carts.server import CartsServer
-from streamapp.settings import Settings
 from streamapp.stores.carts.outbox import OutboxRelay
 from streamapp.topics import pipeline_topic
 from tests.integration.stack import Services, Worker, eventually
@@ -64,7 +64,7 @@ async def test_rpc_and_sql_spans_reach_the_collector(
     services: Services, worker: Worker, collector: tuple[Collector, int]
 ) -> None:
     found, collector_port = collector
-    settings = Settings(
+    settings = CartsSettings(
         broker_url=services.broker_url,
         database_url=services.database_url,
         app_id="carts-tracing-test",

@@ -9,15 +9,15 @@ from typing import Any
 import jwt
 import pytest
 
+from streamapp.config.carts import CartsSettings
 from streamapp.errors import Forbidden, Unauthorized
 from streamapp.rpc.carts.auth import TokenVerifier, bearer_token
-from streamapp.settings import Settings
 
 SECRET = "unit-test-carts-secret-0123456789abcdef-long-enough-for-hs384"
 
 
 def verifier(**overrides: Any) -> TokenVerifier:
-    return TokenVerifier(Settings(carts_jwt_secret=SECRET, **overrides))
+    return TokenVerifier(CartsSettings(carts_jwt_secret=SECRET, **overrides))
 
 
 def token(claims: dict[str, Any], key: str = SECRET, algorithm: str = "HS256") -> str:
@@ -75,13 +75,13 @@ def test_metadata_and_unconfigured_secret() -> None:
     with pytest.raises(Unauthorized):
         verifier().authenticate(None)
     with pytest.raises(Unauthorized, match="not configured"):
-        TokenVerifier(Settings()).verify(token({"sub": str(uuid.uuid4())}))
+        TokenVerifier(CartsSettings()).verify(token({"sub": str(uuid.uuid4())}))
 
 
 def test_settings_refuse_a_short_secret() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
-        Settings(carts_jwt_secret="short")
-    assert Settings(carts_jwt_secret="").carts_jwt_secret is None
+        CartsSettings(carts_jwt_secret="short")
+    assert CartsSettings(carts_jwt_secret="").carts_jwt_secret is None
 
 
 def test_jwt_edges_foreign_audience() -> None:

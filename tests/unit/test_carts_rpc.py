@@ -14,11 +14,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from streamapp.config.carts import CartsSettings
 from streamapp.errors import NotFound, ValidationFailed
 from streamapp.models.carts import Caller
 from streamapp.rpc.carts.auth import TokenVerifier
 from streamapp.rpc.carts.rpc import RpcRunner
-from streamapp.settings import Settings
 
 SECRET = "unit-test-carts-rpc-secret-0123456789"
 
@@ -56,7 +56,7 @@ def runner(spans: InMemorySpanExporter) -> RpcRunner:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
     tracer = provider.get_tracer("test")
-    return RpcRunner(TokenVerifier(Settings(carts_jwt_secret=SECRET)), lambda: tracer)
+    return RpcRunner(TokenVerifier(CartsSettings(carts_jwt_secret=SECRET)), lambda: tracer)
 
 
 def signed(user: uuid.UUID) -> tuple[tuple[str, str], ...]:

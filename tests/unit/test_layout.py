@@ -11,7 +11,7 @@ import streamapp
 
 ROOT = Path(__file__).resolve().parents[2]
 # Where a pipeline's modules live: streamapp.<kind>.<pipeline> (a module or a package).
-KINDS = ("pipelines", "agents", "tables", "web", "models", "rules", "services", "stores", "rpc")
+KINDS = ("pipelines", "agents", "tables", "web", "models", "rules", "services", "stores", "rpc", "config")
 # Packages that only hold the pipelines' modules, and data-only packages.
 HOLDERS = {f"streamapp.{kind}" for kind in KINDS} | {"streamapp", "streamapp.db", "streamapp.db.migrations"}
 

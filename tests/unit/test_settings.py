@@ -8,6 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from streamapp.cli import main
+from streamapp.config.carts import CartsSettings
+from streamapp.config.licenses import LicensesSettings
 from streamapp.errors import InvalidSettings
 from streamapp.settings import Settings, load_settings
 
@@ -16,7 +18,7 @@ def test_env_prefix_and_csv_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMAPP_WEB_PORT", "7001")
     monkeypatch.setenv("STREAMAPP_SALESFORCE_ORG_ALLOWLIST", " 00D1 , 00D2,,")
     monkeypatch.setenv("STREAMAPP_SALESFORCE_SECRET", "s3cret")
-    settings = Settings()
+    settings = LicensesSettings()
     assert settings.web_port == 7001
     assert settings.salesforce_org_allowlist == ["00D1", "00D2"]
     assert settings.salesforce_auth_enabled
@@ -29,7 +31,7 @@ def test_frozen_and_validated() -> None:
         settings.web_port = 1  # type: ignore[misc]
     with pytest.raises(ValidationError):
         Settings(topic_partitions=0)
-    assert not settings.salesforce_auth_enabled
+    assert not settings.of(LicensesSettings).salesforce_auth_enabled
 
 
 def test_missing_urls_are_explained() -> None:
@@ -53,13 +55,14 @@ def test_services_env_file_fills_in_urls(tmp_path: Path, monkeypatch: pytest.Mon
     assert load_settings().kafka_url == "kafka://real:9092"
 
 
+# In the order they are reported: the core's, then each pipeline's (by name).
 PROD_DOORS = {
-    "STREAMAPP_SALESFORCE_SECRET": "sf",
     "STREAMAPP_ADMIN_TOKEN": "admin",
-    "STREAMAPP_TASKS_SECRET": "tasks",
     "STREAMAPP_ASSISTANCE_BOT_TOKEN": "bot",
     "STREAMAPP_CARTS_JWT_SECRET": "carts-jwt-secret-of-at-least-32-bytes",
     "STREAMAPP_CARTS_JWT_AUDIENCE": "shop",
+    "STREAMAPP_SALESFORCE_SECRET": "sf",
+    "STREAMAPP_TASKS_SECRET": "tasks",
 }
 
 
@@ -97,7 +100,7 @@ def test_settings_errors_print_secrets(
     assert any(line.startswith("streamapp: STREAMAPP_WEB_PORT: ") for line in lines)
     assert "Traceback" not in err
     with pytest.raises(ValidationError) as caught:
-        Settings(env="prod", database_url="postgresql://app:hunter2@db/app", carts_jwt_secret="short")
+        CartsSettings(env="prod", database_url="postgresql://app:hunter2@db/app", carts_jwt_secret="short")
     assert "hunter2" not in str(caught.value)
     assert "short" not in str(caught.value).replace("shorter", "")
 
@@ -106,14 +109,17 @@ def test_jwt_audience_is_required_outside_dev() -> None:
     """Finding 6: outside dev a JWT key without an audience takes tokens meant for anyone."""
     key = "carts-jwt-secret-of-at-least-32-bytes"
     with pytest.raises(ValidationError, match="STREAMAPP_CARTS_JWT_AUDIENCE"):
-        Settings(env="test", carts_jwt_secret=key)
-    assert Settings(env="test", carts_jwt_secret=key, carts_jwt_audience="shop").carts_jwt_audience == "shop"
-    assert Settings(env="dev", carts_jwt_secret=key).carts_jwt_audience is None
+        CartsSettings(env="test", carts_jwt_secret=key)
+    assert (
+        CartsSettings(env="test", carts_jwt_secret=key, carts_jwt_audience="shop").carts_jwt_audience
+        == "shop"
+    )
+    assert CartsSettings(env="dev", carts_jwt_secret=key).carts_jwt_audience is None
 
 
 def test_empty_secret_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMAPP_SALESFORCE_SECRET", "")
-    assert not Settings().salesforce_auth_enabled
+    assert not LicensesSettings().salesforce_auth_enabled
 
 
 def _kubernetes_secret_volume(root: Path, files: dict[str, str]) -> Path:
@@ -140,15 +146,16 @@ def test_secrets_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     )
     monkeypatch.setenv("STREAMAPP_SECRETS_DIR", str(secrets))
     settings = load_settings()
-    assert settings.salesforce_secret is not None
-    assert settings.salesforce_secret.get_secret_value() == "from-a-file"
+    salesforce_secret = settings.of(LicensesSettings).salesforce_secret
+    assert salesforce_secret is not None
+    assert salesforce_secret.get_secret_value() == "from-a-file"
     assert settings.postgres_dsn == "postgresql://u:p@db:5432/s"
     assert settings.broker_sasl_password is not None
     assert settings.broker_sasl_password.get_secret_value() == "sasl-pw"
     assert settings.secrets_dir == secrets
     # An environment variable wins over a file.
     monkeypatch.setenv("STREAMAPP_SALESFORCE_SECRET", "from-env")
-    overridden = Settings().salesforce_secret
+    overridden = LicensesSettings().salesforce_secret
     assert overridden is not None
     assert overridden.get_secret_value() == "from-env"
 
@@ -156,7 +163,7 @@ def test_secrets_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def test_no_secrets_dir_reads_no_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "STREAMAPP_SALESFORCE_SECRET").write_text("x")
     monkeypatch.chdir(tmp_path)
-    assert Settings().salesforce_secret is None
+    assert LicensesSettings().salesforce_secret is None
 
 
 def test_prod_secret_from_a_file_satisfies_the_prod_check(
@@ -174,8 +181,8 @@ def test_prod_secret_from_a_file_satisfies_the_prod_check(
     (tmp_path / "STREAMAPP_CARTS_JWT_SECRET").write_text("k" * 40 + "\n")
     monkeypatch.setenv("STREAMAPP_SECRETS_DIR", str(tmp_path))
     monkeypatch.setenv("STREAMAPP_ENV", "prod")
-    settings = Settings()
-    assert settings.salesforce_auth_enabled
+    settings = load_settings()
+    assert settings.of(LicensesSettings).salesforce_auth_enabled
     assert settings.admin_token is not None
     assert settings.admin_token.get_secret_value() == "s"
 

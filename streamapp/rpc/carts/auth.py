@@ -8,9 +8,9 @@ from collections.abc import Iterable
 
 import jwt
 
+from streamapp.config.carts import CartsSettings
 from streamapp.errors import Unauthorized
 from streamapp.models.carts import Caller
-from streamapp.settings import Settings
 
 # Only HS256: accepting the algorithm named in the token's header is the classic
 # JWT downgrade ("none", or RS256 verified with the HMAC key).
@@ -22,7 +22,7 @@ Metadata = Iterable[tuple[str, str | bytes]]
 class TokenVerifier:
     """Verifies bearer tokens against the configured secret, audience and issuer."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: CartsSettings) -> None:
         secret = settings.carts_jwt_secret
         self._key = secret.get_secret_value() if secret is not None else None
         self._audience = settings.carts_jwt_audience

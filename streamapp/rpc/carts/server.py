@@ -12,6 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from mode import Service
 
+from streamapp.config.carts import CartsSettings
 from streamapp.rpc.carts.auth import TokenVerifier
 from streamapp.rpc.carts.interceptor import MetricsInterceptor
 from streamapp.rpc.carts.protos import CART_SERVICE, ITEM_SERVICE, cart_pb2_grpc, item_pb2_grpc
@@ -39,8 +40,8 @@ class CartsServer(Service):
     def __init__(self, app: Host, relay: OutboxRelay, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.app = app
-        self.tracing = Tracing(app.settings)
-        runner = RpcRunner(TokenVerifier(app.settings), lambda: self.tracing.tracer)
+        self.tracing = Tracing(app.settings.of(CartsSettings))
+        runner = RpcRunner(TokenVerifier(app.settings.of(CartsSettings)), lambda: self.tracing.tracer)
         self.backend = Backend(app, runner, relay.poke)
         # grpc-stubs does not know the asyncio servicer.
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
@@ -48,7 +49,7 @@ class CartsServer(Service):
         self.port = 0
 
     async def on_start(self) -> None:
-        settings = self.app.settings
+        settings = self.app.settings.of(CartsSettings)
         await self.tracing.maybe_start()
         # The servicers need the pool: open it now. The app starts the database
         # after its own children, and `maybe_start` makes that a no-op.
@@ -84,7 +85,7 @@ class CartsServer(Service):
         server, self._server = self._server, None
         if server is not None:
             await self.health.enter_graceful_shutdown()
-            await server.stop(self.app.settings.carts_grpc_grace)
+            await server.stop(self.app.settings.of(CartsSettings).carts_grpc_grace)
         await self.tracing.stop()
 
     async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from google.protobuf.empty_pb2 import Empty
 
+from streamapp.config.carts import CartsSettings
 from streamapp.models.carts import (
     Caller,
     item_fields,
@@ -34,7 +35,7 @@ class Backend:
         self.app = app
         self.runner = runner
         self.poke = poke
-        settings = app.settings
+        settings = app.settings.of(CartsSettings)
         self.limits = cart_store.Limits(settings.carts_max_quantity, settings.carts_max_entries)
 
     async def read(self, work: Callable[[Sql], Awaitable[T]]) -> T:

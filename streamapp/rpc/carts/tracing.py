@@ -16,7 +16,7 @@ from opentelemetry import trace
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
-    from streamapp.settings import Settings
+    from streamapp.config.carts import CartsSettings
 
 log = logging.getLogger(__name__)
 INSTRUMENTATION = "streamapp.carts"
@@ -25,7 +25,7 @@ INSTRUMENTATION = "streamapp.carts"
 class Tracing(Service):
     """Owns the tracer provider (and its exporter thread); `tracer` is valid before and after."""
 
-    def __init__(self, settings: Settings, **kwargs: object) -> None:
+    def __init__(self, settings: CartsSettings, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._endpoint = settings.carts_otlp_endpoint
         self._service_name = settings.app_id

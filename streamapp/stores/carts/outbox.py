@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 from mode import Service
 
+from streamapp.config.carts import CartsSettings
 from streamapp.errors import DependencyUnavailable, describe
 from streamapp.publishing import publish_all
 from streamapp.retry import backoff_delays
@@ -55,7 +56,7 @@ class OutboxRelay(Service):
         self.add_future(self._run())
 
     async def _run(self) -> None:
-        settings = self.app.settings
+        settings = self.app.settings.of(CartsSettings)
         delays = backoff_delays(settings.retry_initial_backoff, settings.retry_max_backoff)
         while not self.should_stop:
             try:
@@ -78,7 +79,7 @@ class OutboxRelay(Service):
                 await asyncio.sleep(delay)
 
     async def _lead(self, conn: asyncpg.Connection) -> None:
-        settings = self.app.settings
+        settings = self.app.settings.of(CartsSettings)
         while not self.should_stop and not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
             # Standby: another worker relays. Try again now and then.
             await asyncio.sleep(max(1.0, settings.carts_outbox_poll_interval))
@@ -107,7 +108,7 @@ class OutboxRelay(Service):
                     await asyncio.wait_for(self._wakeup.wait(), settings.carts_outbox_poll_interval)
 
     async def relay_batch(self, conn: asyncpg.Connection) -> int:
-        settings = self.app.settings
+        settings = self.app.settings.of(CartsSettings)
         rows = await conn.fetch(SELECT_UNSENT, settings.carts_outbox_batch)
         if not rows:
             return 0

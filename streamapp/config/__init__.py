@@ -1,0 +1,1 @@
+"""Each pipeline's own settings class (its `STREAMAPP_*` fields over the core's), one module per pipeline."""
