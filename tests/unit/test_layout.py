@@ -66,3 +66,34 @@ def test_every_pipeline_has_its_table_of_contents_and_its_contract() -> None:
     for pipeline in pipeline_names():
         assert (ROOT / "streamapp" / "pipelines" / f"{pipeline}.py").is_file()
         assert f"the {pipeline} pipeline imports no other pipeline" in names
+
+
+# Unit tests that cover a theme across modules rather than one module.
+THEMED = {
+    "test_layout.py",
+    "test_compat_table_routing.py",
+    "test_durable_store.py",
+    "outbound/test_outbound.py",
+}
+
+
+def covered_module(test: Path) -> list[Path]:
+    """Where the module a unit test file covers lives: tests/unit/<area>/test_<module>.py."""
+    parts = test.relative_to(ROOT / "tests" / "unit").parts
+    area, name = parts[:-1], parts[-1].removeprefix("test_").removesuffix(".py")
+    bases = (
+        [ROOT / Path(*area)]
+        if area and area[0] in ("bench", "simulator")
+        else [ROOT / "streamapp" / Path(*area)]
+    )
+    return [base / f"{name}.py" for base in bases] + [base / name / "__init__.py" for base in bases]
+
+
+def test_unit_tests_mirror_the_tree() -> None:
+    unit = ROOT / "tests" / "unit"
+    strays = [
+        str(test.relative_to(unit))
+        for test in sorted(unit.rglob("test_*.py"))
+        if str(test.relative_to(unit)) not in THEMED and not any(p.is_file() for p in covered_module(test))
+    ]
+    assert strays == []

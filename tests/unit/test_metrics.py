@@ -17,7 +17,7 @@ from streamapp import metrics
 from streamapp.app import StreamApp, create_app
 from streamapp.rpc.carts.interceptor import observed
 from streamapp.settings import Settings
-from tests.unit.test_runtime import Doubler, Journal, items, runtime
+from tests.unit.runtime.test_runner import Doubler, Journal, items, runtime
 
 SETTINGS = Settings(
     broker_url="kafka://127.0.0.1:1",

@@ -145,7 +145,7 @@ async def test_a_broker_outage_is_retried_never_dead_lettered(monkeypatch: pytes
 
 
 async def test_nothing_is_acked_before_its_effects(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.unit.test_batching import FakeQueue, FakeStream, Stop
+    from tests.unit.runtime.test_batches import FakeQueue, FakeStream, Stop
 
     journal = Journal()
     rt = runtime(journal, Doubler(poison={2}, invalid=set()), monkeypatch)
