@@ -61,11 +61,15 @@ def test_every_module_is_a_pipelines_or_listed_as_core() -> None:
     assert stray == []
 
 
-def test_every_pipeline_has_its_table_of_contents_and_its_contract() -> None:
+def test_every_pipeline_has_its_table_of_contents_and_its_contracts() -> None:
     names = {str(c["name"]) for c in contracts()}
+    (core,) = [c for c in contracts() if c["name"] == "the core imports no pipeline"]
+    forbidden = core["forbidden_modules"]
+    assert isinstance(forbidden, list)
     for pipeline in pipeline_names():
         assert (ROOT / "streamapp" / "pipelines" / f"{pipeline}.py").is_file()
         assert f"the {pipeline} pipeline imports no other pipeline" in names
+        assert f"streamapp.*.{pipeline}" in forbidden
 
 
 # Unit tests that cover a theme across modules rather than one module.
