@@ -45,6 +45,10 @@ class StreamApp(faust.App):
         self, settings: Settings, pipelines: Sequence[Pipeline] | None = None, *, role: Role = "worker"
     ) -> None:
         chosen = list(pipelines) if pipelines is not None else discover_pipelines()
+        for pipeline in chosen:
+            if pipeline.settings is not None:
+                # Each pipeline's settings checked now, not at its first request.
+                settings.of(pipeline.settings)
         # Read by Faust while it builds its services (_new_web), so set first.
         self.role: Role = role
         self.settings: Settings = settings

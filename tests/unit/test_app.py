@@ -1,10 +1,16 @@
-"""The app factory's Faust options: where the web server binds and how other workers reach it."""
+"""The app: complete when constructed, what pipelines provide each other, and its Faust options."""
 
 from __future__ import annotations
 
 import socket
+from typing import Any, cast
 
-from streamapp.app import faust_options
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from streamapp.app import StreamApp, create_app, faust_options
+from streamapp.outbound.service import DELIVERY_SERVICE
+from streamapp.pipeline import discover_pipelines
 from streamapp.settings import Settings
 
 NOWHERE = Settings(broker_url="kafka://127.0.0.1:1", database_url="postgresql://nobody@127.0.0.1:1/none")
@@ -22,3 +28,30 @@ def test_the_worker_listens_on_0_0_0_0() -> None:
     # A wildcard is no name to reach: then the host name is advertised (Faust's default).
     wildcard = faust_options(NOWHERE.model_copy(update={"web_bind": "0.0.0.0", "web_host": "0.0.0.0"}))
     assert wildcard["canonical_url"] == f"http://{socket.gethostname()}:6066"
+
+
+def test_the_app_is_complete_when_constructed() -> None:
+    app = StreamApp(NOWHERE, pipelines=[discover_pipelines(["deliveries"])[0]])
+    assert app.db is not None
+    assert app.dead_letters.topic.get_topic_name() in app.declared_topics
+    # The deliveries pipeline provides its service through the host, for the others.
+    assert app.provided(DELIVERY_SERVICE).channel_kinds
+    web: Any = app.web  # Faust's aiohttp driver; its type stubs name only the abstract Web
+    assert "/deliveries/{subject_id}" in {route.resource.canonical for route in web.web_app.router.routes()}
+
+
+def test_what_no_pipeline_provides_is_a_lookup_error_naming_it() -> None:
+    app = StreamApp(NOWHERE, pipelines=[])
+    with pytest.raises(LookupError, match=r"deliveries\.service"):
+        app.provided(DELIVERY_SERVICE)
+    app.provide(DELIVERY_SERVICE, cast(Any, "first"))
+    with pytest.raises(ValueError, match="provided twice"):
+        app.provide(DELIVERY_SERVICE, cast(Any, "second"))
+
+
+def test_each_pipelines_settings_are_checked_when_the_app_is_built() -> None:
+    # The core's prod doors are locked; the Salesforce webhook's is not.
+    settings = NOWHERE.model_copy(update={"env": "prod", "admin_token": SecretStr("admin")})
+    with pytest.raises(ValidationError, match="STREAMAPP_SALESFORCE_SECRET must be set"):
+        create_app(settings, pipelines=discover_pipelines(["licenses"]))
+    create_app(settings, pipelines=discover_pipelines(["deliveries"]))
