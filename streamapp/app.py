@@ -5,14 +5,15 @@ from __future__ import annotations
 import functools
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from mode import ServiceT
 
+from streamapp.activity import RecentEvents
 from streamapp.auth import Authenticator, Kind
-from streamapp.compat import use_durable_store, use_fetched_end_offsets, use_keep_local_state_recovery
+from streamapp.compat import PRODUCTION_INDEX, drop_blueprint, use_durable_store, use_fetched_end_offsets, use_keep_local_state_recovery
 from streamapp.db.migrate import Migration, pipeline_migrations
 from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters
@@ -23,6 +24,9 @@ from streamapp.outbound.service import DeliveryService
 from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.settings import Settings
 from streamapp.typing import Stream, Topic
+
+if TYPE_CHECKING:
+    from streamapp.web.dashboard import Dashboard
 
 _DEFAULT_PARTITIONER = DefaultPartitioner()
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
@@ -38,6 +42,10 @@ class StreamApp(faust.App):
     settings: Settings
     db: Database
     dead_letters: DeadLetters
+    # A sample of the events the agents handled lately (the dashboard's live feed).
+    recent_events: RecentEvents
+    # Workers only (streamapp/web/dashboard.py).
+    dashboard: Dashboard
     pipelines: list[Pipeline]
     authenticators: list[Authenticator]
     # Which kind of principal owns the deliveries a pipeline makes (pipeline name -> kind).
@@ -85,6 +93,8 @@ class StreamApp(faust.App):
 
             web = super()._new_web()
             web.web_app.middlewares.append(refuse_while_draining(self))
+            # The dashboard is a worker's `/` (it answers Faust's JSON to JSON clients).
+            drop_blueprint(web, PRODUCTION_INDEX)
         install(web.web_app)
         return web
 
@@ -181,6 +191,7 @@ def create_app(
         connect_timeout=settings.db_connect_timeout,
     )
     app.dead_letters = DeadLetters(app)
+    app.recent_events = RecentEvents()
     app.declared_topics[app.dead_letters.topic.get_topic_name()] = app.dead_letters.topic
     attach_faust_monitor(app)
     app.add_worker_service(
@@ -197,6 +208,10 @@ def create_app(
 
     register_core_views(app)
     register_metrics_view(app)
+    if role == "worker":
+        from streamapp.web.dashboard import register_dashboard_views
+
+        register_dashboard_views(app)
     for pipeline in chosen:
         pipeline.register(app)
     if role == "worker":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -74,12 +74,23 @@ async def _read_all(settings: Settings) -> AsyncIterator[tuple[int, int, DeadLet
         await consumer.stop()
 
 
+def matches(
+    letter: DeadLetter,
+    *,
+    pipeline: str | None = None,
+    reason: str | None = None,
+    ids: Collection[str] | None = None,
+) -> bool:
+    """The CLI's (and the dashboard's) filter: every given criterion must hold."""
+    if pipeline and letter.pipeline != pipeline:
+        return False
+    if reason and letter.reason != reason:
+        return False
+    return not (ids and str(letter.dead_letter_id) not in ids)
+
+
 def _matches(letter: DeadLetter, args: argparse.Namespace) -> bool:
-    if args.pipeline and letter.pipeline != args.pipeline:
-        return False
-    if args.reason and letter.reason != args.reason:
-        return False
-    return not (args.ids and str(letter.dead_letter_id) not in args.ids)
+    return matches(letter, pipeline=args.pipeline, reason=args.reason, ids=args.ids)
 
 
 async def list_letters(settings: Settings, args: argparse.Namespace) -> int:
@@ -123,16 +134,30 @@ async def replay_letters(settings: Settings, args: argparse.Namespace) -> int:
             print(f"would replay {letter.dead_letter_id} -> {letter.replay_topic}")
         print(f"{len(chosen)} dead letter(s) would be replayed")
         return 0
+    await replay(
+        settings, chosen, on_sent=lambda letter: print(f"replayed {letter.dead_letter_id} -> {letter.replay_topic}")
+    )
+    print(f"{len(chosen)} dead letter(s) replayed")
+    return 0
+
+
+async def replay(
+    settings: Settings, letters: Sequence[DeadLetter], on_sent: Callable[[DeadLetter], None] | None = None
+) -> None:
+    """Send each letter's original key and bytes to its replay topic, acknowledged by the broker.
+
+    Each replayed record carries a `streamapp-replay-of` header naming its letter.
+    """
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap(settings.kafka_url),
         acks="all",
         max_request_size=settings.producer_max_request_bytes,
         **aiokafka_security(settings),
     )
-    pool = await _payload_pool(settings, chosen)
+    pool = await _payload_pool(settings, letters)
     await producer.start()
     try:
-        for letter in chosen:
+        for letter in letters:
             key, value = await letter.original(pool and _fetcher(pool))
             await producer.send_and_wait(
                 letter.replay_topic,
@@ -140,16 +165,15 @@ async def replay_letters(settings: Settings, args: argparse.Namespace) -> int:
                 value=value,
                 headers=[("streamapp-replay-of", str(letter.dead_letter_id).encode())],
             )
-            print(f"replayed {letter.dead_letter_id} -> {letter.replay_topic}")
+            if on_sent is not None:
+                on_sent(letter)
     finally:
         await producer.stop()
         if pool is not None:
             await pool.close()
-    print(f"{len(chosen)} dead letter(s) replayed")
-    return 0
 
 
-async def _payload_pool(settings: Settings, letters: list[DeadLetter]) -> asyncpg.Pool | None:
+async def _payload_pool(settings: Settings, letters: Sequence[DeadLetter]) -> asyncpg.Pool | None:
     """A small pool to read payloads kept in PostgreSQL, only when a chosen letter has one."""
     if not any(letter.payload_in_postgres for letter in letters):
         return None

@@ -13,6 +13,7 @@ import pytest
 
 from streamapp.app import StreamApp
 from streamapp.runtime.effects import INVALID, REJECTED, Effects, Invalid, Output
+from streamapp.activity import RecentEvents
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.settings import Settings
 from streamapp.typing import Event
@@ -102,6 +103,7 @@ def runtime(journal: Journal, processor: Doubler, monkeypatch: pytest.MonkeyPatc
         dead_letters=SimpleNamespace(send_event=journal.dead_letter),
         db=SimpleNamespace(pool=Pool(journal)),
         producer=None,
+        recent_events=RecentEvents(),
     )
 
     async def write(conn: Any, rows: Sequence[int]) -> None:

@@ -1,0 +1,94 @@
+"""The dead letters as the dashboard lists them: the CLI's reader, kept for a few seconds.
+
+Read with `deadletter_cli.read_dead_letters` (the same dedupe by letter id as
+`streamapp dead-letters list`), newest first. Only a summary of each letter is
+kept: the original bytes can be up to the producer's limit each, and replay
+reads them again from the topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streamapp.deadletter_cli import matches, read_dead_letters, replay
+from streamapp.deadletters import DeadLetter
+from streamapp.settings import Settings
+
+PREVIEW_CHARS = 160
+
+
+def summary(partition: int, offset: int, letter: DeadLetter) -> dict[str, Any]:
+    """What a list shows of a letter: everything but its bytes, and a short text preview of them."""
+    body = letter.model_dump(mode="json", exclude={"value_b64", "key_b64"})
+    body["position"] = letter.position
+    body["key"] = _preview(letter.key_b64)
+    body["preview"] = "(kept in PostgreSQL)" if letter.payload_in_postgres else _preview(letter.value_b64)
+    body["dlq_partition"], body["dlq_offset"] = partition, offset
+    return body
+
+
+def _preview(b64: str | None) -> str | None:
+    if b64 is None:
+        return None
+    try:
+        raw = base64.b64decode(b64[: (PREVIEW_CHARS * 4 // 3 + 4) // 4 * 4])
+    except (binascii.Error, ValueError):
+        return None
+    text = raw.decode("utf-8", errors="replace")
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Page:
+    total: int
+    letters: list[dict[str, Any]]
+
+
+class DeadLetterList:
+    """Summaries of every dead letter, refreshed at most every `ttl` seconds, one read at a time."""
+
+    def __init__(self, settings: Settings, ttl: float = 3.0) -> None:
+        self.settings = settings
+        self.ttl = ttl
+        self._lock = asyncio.Lock()
+        self._read_at = -float("inf")
+        self._letters: list[dict[str, Any]] = []
+        # Letters this process replayed, and when (unix time): shown beside them.
+        self.replayed: dict[str, float] = {}
+
+    async def all(self) -> list[dict[str, Any]]:
+        """Every letter's summary, newest first."""
+        async with self._lock:
+            if time.monotonic() - self._read_at >= self.ttl:
+                found = [summary(p, o, letter) async for p, o, letter in read_dead_letters(self.settings)]
+                found.sort(key=lambda row: row["failed_at"], reverse=True)
+                self._letters, self._read_at = found, time.monotonic()
+            return self._letters
+
+    async def page(self, pipeline: str | None, reason: str | None, offset: int, limit: int) -> Page:
+        chosen = [
+            row
+            for row in await self.all()
+            if (not pipeline or row["pipeline"] == pipeline) and (not reason or row["reason"] == reason)
+        ]
+        rows = [{**row, "replayed_at": self.replayed.get(row["dead_letter_id"])} for row in chosen]
+        return Page(total=len(chosen), letters=rows[offset : offset + limit])
+
+    async def replay(self, dead_letter_id: uuid.UUID) -> DeadLetter | None:
+        """Replay one letter exactly as `streamapp dead-letters replay --id` does; None if unknown."""
+        wanted = {str(dead_letter_id)}
+        found: Sequence[DeadLetter] = [
+            letter async for _, _, letter in read_dead_letters(self.settings) if matches(letter, ids=wanted)
+        ]
+        if not found:
+            return None
+        await replay(self.settings, found[:1])
+        self.replayed[str(dead_letter_id)] = time.time()
+        return found[0]
