@@ -13,7 +13,13 @@ from mode import ServiceT
 
 from streamapp.activity import RecentEvents
 from streamapp.auth import Authenticator, Kind
-from streamapp.compat import PRODUCTION_INDEX, drop_blueprint, use_durable_store, use_fetched_end_offsets, use_keep_local_state_recovery
+from streamapp.compat import (
+    PRODUCTION_INDEX,
+    drop_blueprint,
+    use_durable_store,
+    use_fetched_end_offsets,
+    use_keep_local_state_recovery,
+)
 from streamapp.db.migrate import Migration, pipeline_migrations
 from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters

@@ -135,7 +135,7 @@ async def replay_letters(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{len(chosen)} dead letter(s) would be replayed")
         return 0
     await replay(
-        settings, chosen, on_sent=lambda letter: print(f"replayed {letter.dead_letter_id} -> {letter.replay_topic}")
+        settings, chosen, on_sent=lambda sent: print(f"replayed {sent.dead_letter_id} -> {sent.replay_topic}")
     )
     print(f"{len(chosen)} dead letter(s) replayed")
     return 0

@@ -58,7 +58,10 @@ class GroupOffsets(Service):
             self._admin = admin
         if self._consumer is None:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=servers, enable_auto_commit=False, group_id=None, **aiokafka_security(settings)
+                bootstrap_servers=servers,
+                enable_auto_commit=False,
+                group_id=None,
+                **aiokafka_security(settings),
             )
             await consumer.start()
             self._consumer = consumer
@@ -87,7 +90,8 @@ class GroupOffsets(Service):
         listed: dict[Any, int | None] = dict(await consumer.end_offsets(tps))
         ends = listed
         if settings.broker_check_end_offsets:
-            ends = await fetched_end_offsets(bootstrap(settings.kafka_url), aiokafka_security(settings), listed)
+            servers, security = bootstrap(settings.kafka_url), aiokafka_security(settings)
+            ends = await fetched_end_offsets(servers, security, listed)
         # Named partitions: the embedded broker does not list a group's offsets for "all topics".
         fetched = await admin.list_consumer_group_offsets(self.app.conf.id, partitions=tps)
         committed = {tp: meta.offset for tp, meta in fetched.items() if meta.offset >= 0}

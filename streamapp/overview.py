@@ -110,6 +110,10 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
+def _card(name: str) -> dict[str, Any]:
+    return {"name": name, "topics": [], "agents": [], "in_per_s": None, "out_per_s": None, "dead_letters": 0}
+
+
 def overview(
     pipelines: Sequence[str],
     topics: Mapping[str, TopicTotals],
@@ -124,10 +128,7 @@ def overview(
     (topic, "end"|"committed").
     """
     names = [*pipelines, CORE]
-    cards: dict[str, dict[str, Any]] = {
-        name: {"name": name, "topics": [], "agents": [], "in_per_s": None, "out_per_s": None, "dead_letters": 0}
-        for name in names
-    }
+    cards = {name: _card(name) for name in names}
     for topic, totals in topics.items():
         cards[pipeline_of(topic, pipelines)]["topics"].append(
             {
@@ -142,10 +143,7 @@ def overview(
         )
     agents = sorted({(key[0], key[1]) for key in agent_totals})
     for pipeline, agent in agents:
-        card = cards.setdefault(
-            pipeline,
-            {"name": pipeline, "topics": [], "agents": [], "in_per_s": None, "out_per_s": None, "dead_letters": 0},
-        )
+        card = cards.setdefault(pipeline, _card(pipeline))
         rate_in = agent_rates.rate((pipeline, agent, "in"))
         rate_out = agent_rates.rate((pipeline, agent, "out"))
         card["agents"].append(

@@ -10,13 +10,14 @@ answers `{"status": "OK"}` (Faust's index) to a client that asks for JSON.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import time
 import uuid
 from importlib import resources
-from urllib.parse import parse_qsl
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import parse_qsl
 
 from aiohttp import web as aioweb
 from faust.web import Request, Response
@@ -118,7 +119,7 @@ class Dashboard:
 
 def dashboard_of(view: Any) -> Dashboard:
     app = cast("StreamApp", view.app)
-    return cast(Dashboard, app.dashboard)
+    return app.dashboard
 
 
 class Index(JsonView):
@@ -238,10 +239,8 @@ class Events(JsonView):
                 elif now - last_write >= KEEPALIVE_EVERY:
                     await response.write(b": keep-alive\n\n")
                     last_write = now
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(dashboard.closing.wait(), EVENTS_EVERY)
-                except TimeoutError:
-                    pass
         except (ConnectionResetError, ConnectionError):
             pass  # the browser went away
         return response
@@ -260,7 +259,8 @@ class DeadLetters(JsonView):
         page = paging(raw.query)
         dead = dashboard_of(self).dead_letters
         try:
-            found = await dead.page(raw.query.get("pipeline"), raw.query.get("reason"), page.offset, page.limit)
+            query = raw.query
+            found = await dead.page(query.get("pipeline"), query.get("reason"), page.offset, page.limit)
             every = await dead.all()
         except Exception as exc:
             raise DependencyUnavailable(f"cannot read the dead-letter topic: {describe(exc)}") from exc
@@ -297,11 +297,15 @@ class Replay(JsonView):
         try:
             letter = await dashboard_of(self).dead_letters.replay(letter_id)
         except Exception as exc:
-            raise DependencyUnavailable(f"replay failed, nothing or the letter was sent: {describe(exc)}") from exc
+            raise DependencyUnavailable(f"replay failed (it may have been sent): {describe(exc)}") from exc
         if letter is None:
             raise NotFound(f"no dead letter {dead_letter_id}")
         return self.json(
-            {"replayed": str(letter.dead_letter_id), "topic": letter.replay_topic, "event_id": letter.event_id}
+            {
+                "replayed": str(letter.dead_letter_id),
+                "topic": letter.replay_topic,
+                "event_id": letter.event_id,
+            }
         )
 
 
@@ -347,4 +351,5 @@ def register_dashboard_views(app: StreamApp) -> None:
     async def end_streams(_: aioweb.Application) -> None:
         app.dashboard.closing.set()
 
-    app.web.web_app.on_shutdown.append(end_streams)
+    web: Any = app.web  # Faust's aiohttp driver: its aiohttp application
+    web.web_app.on_shutdown.append(end_streams)

@@ -68,7 +68,7 @@ def require_dashboard_admin(app: StreamApp, request: aioweb.Request) -> Principa
     if dev_open(app, app.settings.admin_token) or is_admin(app, request):
         return ADMIN
     if not has_session(app, request):
-        raise Unauthorized("the admin token is required: sign in on the dashboard, or send it as a bearer token")
+        raise Unauthorized("the admin token is required: sign in on the dashboard, or send a bearer token")
     if request.method not in SAFE_METHODS:
         origin = request.headers.get("Origin")
         if origin is not None and origin.split("://", 1)[-1] != request.host:

@@ -11,9 +11,9 @@ from typing import Any, cast
 import aiokafka.errors
 import pytest
 
+from streamapp.activity import RecentEvents
 from streamapp.app import StreamApp
 from streamapp.runtime.effects import INVALID, REJECTED, Effects, Invalid, Output
-from streamapp.activity import RecentEvents
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.settings import Settings
 from streamapp.typing import Event
