@@ -46,8 +46,9 @@ async def _read_all(settings: Settings) -> AsyncIterator[tuple[int, int, DeadLet
         enable_auto_commit=False,
         **aiokafka_security(settings),
     )
-    await consumer.start()
     try:
+        # Inside the try: a start that fails (no broker) has opened connections to close.
+        await consumer.start()
         partitions = consumer.partitions_for_topic(DEAD_LETTER_TOPIC) or set()
         if not partitions:
             await refresh_metadata(consumer)

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from mode import Service
 
-from streamapp.compat import fetched_end_offsets
+from streamapp.compat import fetched_end_offsets, refresh_metadata
 from streamapp.deadletter_cli import bootstrap
 from streamapp.kafka_security import aiokafka_security
 from streamapp.web.core import partition_lags
@@ -51,19 +51,24 @@ class GroupOffsets(Service):
 
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         settings = self.app.settings
-        servers = bootstrap(settings.kafka_url)
+        servers, security = bootstrap(settings.kafka_url), aiokafka_security(settings)
         if self._admin is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=servers, **aiokafka_security(settings))
-            await admin.start()
+            admin = AIOKafkaAdminClient(bootstrap_servers=servers, **security)
+            try:
+                await admin.start()
+            except BaseException:
+                await admin.close()  # a failed start has opened connections to close
+                raise
             self._admin = admin
         if self._consumer is None:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=servers,
-                enable_auto_commit=False,
-                group_id=None,
-                **aiokafka_security(settings),
+                bootstrap_servers=servers, enable_auto_commit=False, group_id=None, **security
             )
-            await consumer.start()
+            try:
+                await consumer.start()
+            except BaseException:
+                await consumer.stop()
+                raise
             self._consumer = consumer
         return self._admin, self._consumer
 
@@ -79,10 +84,11 @@ class GroupOffsets(Service):
     async def _sample(self, topics: Collection[str]) -> list[dict[str, Any]]:
         settings = self.app.settings
         admin, consumer = await self._clients()
-        known = await consumer.topics()  # public: refreshes the metadata of every topic
+        # Topics appear while the app runs (an output topic at its first message).
+        await refresh_metadata(consumer)
         tps = [
             TopicPartition(topic, partition)
-            for topic in sorted(set(topics) & known)
+            for topic in sorted(topics)
             for partition in sorted(consumer.partitions_for_topic(topic) or ())
         ]
         if not tps:

@@ -28,7 +28,14 @@ from streamapp.deadletter_list import DeadLetterList
 from streamapp.errors import DependencyUnavailable, NotFound, Unauthorized, ValidationFailed, describe
 from streamapp.grouplag import GroupOffsets
 from streamapp.outbound import store
-from streamapp.overview import RateWindow, counter_totals, dead_letter_counts, overview, topic_totals
+from streamapp.overview import (
+    RateWindow,
+    counter_totals,
+    dead_letter_counts,
+    overview,
+    pipeline_of,
+    topic_totals,
+)
 from streamapp.typing import aiohttp_request
 from streamapp.web.base import JsonView, db_call, read_body
 from streamapp.web.paging import paging
@@ -80,7 +87,11 @@ class Dashboard:
 
     async def overview(self) -> dict[str, Any]:
         app, now = self.app, time.monotonic()
-        agents: dict[tuple[str, ...], float] = {}
+        pipelines = [p.name for p in app.pipelines]
+        # Every agent, also one that has not had a batch yet (its counters have no series then).
+        agents: dict[tuple[str, ...], float] = {
+            (pipeline_of(name, pipelines), name, side): 0.0 for name in app.agents for side in ("in", "out")
+        }
         for side, counter in (("in", metrics.EVENTS_IN), ("out", metrics.EVENTS_OUT)):
             for (pipeline, agent), value in counter_totals(counter).items():
                 agents[(pipeline, agent, side)] = value
@@ -103,9 +114,7 @@ class Dashboard:
         except Exception as exc:
             letters, problems["dead_letters"] = [], describe(exc)
         by_reason = dead_letter_counts((row["pipeline"], row["reason"]) for row in letters)
-        cards = overview(
-            [p.name for p in app.pipelines], topics, self.topic_rates, agents, self.agent_rates, by_reason
-        )
+        cards = overview(pipelines, topics, self.topic_rates, agents, self.agent_rates, by_reason)
         lags = [t.lag for t in topics.values() if t.lag is not None]
         return {
             "worker": str(app.conf.canonical_url),

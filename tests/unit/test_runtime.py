@@ -22,6 +22,7 @@ from streamapp.typing import Event
 class Message:
     def __init__(self, offset: int) -> None:
         self.topic, self.partition, self.offset = "in", 0, offset
+        self.key = f"k{offset}".encode()
         self.generation_id, self.tracked = 1, False
         self.tp = ("in", 0)
 
