@@ -42,6 +42,7 @@ def test_the_feed_is_bounded_and_keys_are_shortened_text() -> None:
         feed.observe("p", "a", events(range(start, start + 3), key=b"\xff" + b"k" * 500), set())
     seen = feed.after(0, limit=100)
     assert [s["position"] for s in seen] == [f"t[2]@{o}" for o in range(25, 30)]
-    assert len(seen[0]["key"]) == 80 and seen[0]["key"].startswith("\ufffdk")
+    assert len(seen[0]["key"]) == 80
+    assert seen[0]["key"].startswith("\ufffdk")
     feed.observe("p", "a", events(range(1), key=None), set())
     assert feed.after(0)[-1]["key"] is None

@@ -33,7 +33,8 @@ async def test_json_clients_still_get_fausts_index_and_browsers_the_login_form()
         page = await client.get("/", headers=HTML)
         assert page.status == 200
         text = await page.text()
-        assert 'action="/dashboard/login"' in text and 'id="pipelines"' not in text
+        assert 'action="/dashboard/login"' in text
+        assert 'id="pipelines"' not in text
         assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
         page = await client.get("/", headers={**HTML, **bearer("admin-token")})
         assert 'id="pipelines"' in await page.text()
@@ -61,11 +62,12 @@ async def test_admin_routes_need_the_token_or_the_session_cookie() -> None:
         signed_in = await client.post(
             "/dashboard/login", data={"token": "admin-token"}, allow_redirects=False
         )
-        assert signed_in.status == 303 and signed_in.headers["Location"] == "/"
+        assert signed_in.status == 303
+        assert signed_in.headers["Location"] == "/"
         set_cookie = signed_in.headers["Set-Cookie"]
-        assert (
-            "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie and "admin-token" not in set_cookie
-        )
+        assert "HttpOnly" in set_cookie
+        assert "SameSite=Strict" in set_cookie
+        assert "admin-token" not in set_cookie
         assert re.search(rf"{COOKIE}=\d+\.[0-9a-f]{{64}}", set_cookie)
         # The client's cookie jar now sends it: past the door, where the absent broker is a 503.
         answer = await client.get("/dead-letters")
@@ -121,9 +123,11 @@ async def test_bad_paging_and_ids_are_machine_readable_422s() -> None:
 async def test_assets_are_served_from_the_package_and_nothing_else_is() -> None:
     async with served(**PROD) as (_, client):
         css = await client.get("/dashboard/assets/dashboard.css")
-        assert css.status == 200 and css.headers["Content-Type"].startswith("text/css")
+        assert css.status == 200
+        assert css.headers["Content-Type"].startswith("text/css")
         js = await client.get("/dashboard/assets/dashboard.js")
-        assert js.status == 200 and "EventSource" in await js.text()
+        assert js.status == 200
+        assert "EventSource" in await js.text()
         for name in ("login.html", "..%2Fdashboard.py", "nope.js"):
             answer = await client.get(f"/dashboard/assets/{name}")
             assert answer.status == 404, name

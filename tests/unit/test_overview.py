@@ -102,7 +102,7 @@ def test_cards_add_up_agents_topics_lag_and_dead_letters_per_pipeline() -> None:
     topic_rates, agent_rates = RateWindow(), RateWindow()
     topic_rates.add(0.0, {("licenses.inbound", "end"): 0, ("licenses.inbound", "committed"): 0})
     topic_rates.add(2.0, {("licenses.inbound", "end"): 150, ("licenses.inbound", "committed"): 138})
-    before = {
+    before: dict[tuple[str, ...], float] = {
         ("licenses", "licenses.records", "in"): 0.0,
         ("licenses", "licenses.records", "out"): 0.0,
         ("licenses", "licenses.updates-sink", "in"): 0.0,
@@ -110,7 +110,7 @@ def test_cards_add_up_agents_topics_lag_and_dead_letters_per_pipeline() -> None:
         ("tasks", "tasks.events", "in"): 0.0,
         ("tasks", "tasks.events", "out"): 0.0,
     }
-    after = {
+    after: dict[tuple[str, ...], float] = {
         **before,
         ("licenses", "licenses.records", "in"): 100.0,
         ("licenses", "licenses.records", "out"): 96.0,
@@ -138,7 +138,8 @@ def test_cards_add_up_agents_topics_lag_and_dead_letters_per_pipeline() -> None:
         "licenses.records": 100,
         "licenses.updates-sink": 10,
     }
-    assert cards["tasks"]["in_per_s"] == 0.0 and cards["tasks"]["lag"] == 0
+    assert cards["tasks"]["in_per_s"] == 0.0
+    assert cards["tasks"]["lag"] == 0
     # The dead-letter topic is the core's, and nobody in the group reads it: no lag.
     assert [t["name"] for t in cards[CORE]["topics"]] == ["streamapp.dead-letters"]
     assert cards[CORE]["lag"] is None
@@ -147,4 +148,5 @@ def test_cards_add_up_agents_topics_lag_and_dead_letters_per_pipeline() -> None:
 def test_the_core_card_is_left_out_when_it_has_nothing() -> None:
     cards = overview(["licenses"], {}, RateWindow(), {}, RateWindow(), [])
     assert [c["name"] for c in cards] == ["licenses"]
-    assert cards[0]["lag"] is None and cards[0]["in_per_s"] is None
+    assert cards[0]["lag"] is None
+    assert cards[0]["in_per_s"] is None
