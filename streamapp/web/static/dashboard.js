@@ -18,6 +18,8 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+// Long topic names wrap after a dot, never inside a word.
+const breakable = (name) => name.split(".").flatMap((part, i) => (i ? [el("wbr"), "." + part] : [part]));
 const num = (v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("en"));
 const rate = (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(v >= 100 ? 0 : 1));
 const clock = (t) => new Date(typeof t === "number" ? t * 1000 : t).toLocaleTimeString("en-GB");
@@ -70,7 +72,7 @@ function renderOverview(data) {
 
 function pipelineCard(p) {
   const rows = p.topics.map((t) => el("tr", {},
-    el("td", { class: "mono" }, t.name),
+    el("td", { class: "mono" }, ...breakable(t.name)),
     el("td", { class: "num" }, t.partitions),
     el("td", { class: "num" }, num(t.end)),
     el("td", { class: "num" }, rate(t.produced_per_s)),
@@ -128,7 +130,7 @@ function letterRow(letter) {
     el("td", { class: "nowrap" }, clock(letter.failed_at)),
     el("td", {}, letter.pipeline),
     el("td", {}, el("span", { class: "pill bad" }, letter.reason)),
-    el("td", { class: "mono" }, letter.position),
+    el("td", { class: "mono", title: letter.position }, letter.position),
     el("td", { class: "detail", title: letter.preview || "" }, letter.detail),
     el("td", { class: "nowrap" }, button,
       letter.replayed_at ? el("div", { class: "muted small replayed" }, `replayed ${clock(letter.replayed_at)}`) : null));
