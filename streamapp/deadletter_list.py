@@ -82,8 +82,14 @@ class DeadLetterList:
         return Page(total=len(chosen), letters=rows[offset : offset + limit])
 
     async def replay(self, dead_letter_id: uuid.UUID) -> DeadLetter | None:
-        """Replay one letter exactly as `streamapp dead-letters replay --id` does; None if unknown."""
+        """Replay one letter exactly as `streamapp dead-letters replay --id` does; None if unknown.
+
+        Only a letter the list knows is looked up in the topic (for its bytes): an
+        unknown id costs no read of the whole topic.
+        """
         wanted = {str(dead_letter_id)}
+        if not any(row["dead_letter_id"] in wanted for row in await self.all()):
+            return None
         found: Sequence[DeadLetter] = [
             letter async for _, _, letter in read_dead_letters(self.settings) if matches(letter, ids=wanted)
         ]
