@@ -1,9 +1,11 @@
-"""The dead letters as the dashboard lists them: the CLI's reader, kept for a few seconds.
+"""The dead letters as the dashboard lists them: the CLI's reader, kept open, read on as letters arrive.
 
-Read with `deadletter_cli.read_dead_letters` (the same dedupe by letter id as
-`streamapp dead-letters list`), newest first. Only a summary of each letter is
-kept: the original bytes can be up to the producer's limit each, and replay
-reads them again from the topic.
+`deadletter_cli.DeadLetterReader` is what `streamapp dead-letters list` reads with
+(the same dedupe by letter id); here one stays open while the worker runs and a
+refresh (at most every `ttl` seconds) reads only the letters that arrived since.
+Only a summary of each letter is kept, and only of the newest `keep`: original
+bytes can be up to the producer's limit each, and a replay reads them from the
+topic again. Counts by pipeline and reason cover every letter.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import base64
 import binascii
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streamapp.deadletter_cli import matches, read_dead_letters, replay
+from mode import Service
+
+from streamapp.deadletter_cli import DeadLetterReader, matches, read_dead_letters, replay
 from streamapp.deadletters import DeadLetter
 from streamapp.settings import Settings
 
@@ -38,6 +43,7 @@ def _preview(b64: str | None) -> str | None:
     if b64 is None:
         return None
     try:
+        # Only the start is decoded: a whole letter's bytes can be most of a megabyte.
         raw = base64.b64decode(b64[: (PREVIEW_CHARS * 4 // 3 + 4) // 4 * 4])
     except (binascii.Error, ValueError):
         return None
@@ -51,25 +57,36 @@ class Page:
     letters: list[dict[str, Any]]
 
 
-class DeadLetterList:
-    """Summaries of every dead letter, refreshed at most every `ttl` seconds, one read at a time."""
+class DeadLetterList(Service):
+    """Summaries of the newest letters and counts of all, refreshed at most every `ttl` seconds."""
 
-    def __init__(self, settings: Settings, ttl: float = 3.0) -> None:
+    def __init__(self, settings: Settings, ttl: float = 3.0, keep: int = 10_000, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.settings = settings
         self.ttl = ttl
+        self.keep = keep
+        self._reader = DeadLetterReader(settings)
         self._lock = asyncio.Lock()
         self._read_at = -float("inf")
-        self._letters: list[dict[str, Any]] = []
+        self._letters: list[dict[str, Any]] = []  # newest first
+        self.counts: Counter[tuple[str, str]] = Counter()  # (pipeline, reason) of every letter
         # Letters this process replayed, and when (unix time): shown beside them.
         self.replayed: dict[str, float] = {}
 
+    async def on_stop(self) -> None:
+        await self._reader.close()
+
     async def all(self) -> list[dict[str, Any]]:
-        """Every letter's summary, newest first."""
+        """The newest `keep` letters' summaries, newest first."""
         async with self._lock:
             if time.monotonic() - self._read_at >= self.ttl:
-                found = [summary(p, o, letter) async for p, o, letter in read_dead_letters(self.settings)]
-                found.sort(key=lambda row: row["failed_at"], reverse=True)
-                self._letters, self._read_at = found, time.monotonic()
+                fresh = [summary(p, o, letter) async for p, o, letter in self._reader.read_new()]
+                if fresh:
+                    self.counts.update((row["pipeline"], row["reason"]) for row in fresh)
+                    merged = fresh + self._letters
+                    merged.sort(key=lambda row: row["failed_at"], reverse=True)
+                    self._letters = merged[: self.keep]
+                self._read_at = time.monotonic()
             return self._letters
 
     async def page(self, pipeline: str | None, reason: str | None, offset: int, limit: int) -> Page:
@@ -78,8 +95,13 @@ class DeadLetterList:
             for row in await self.all()
             if (not pipeline or row["pipeline"] == pipeline) and (not reason or row["reason"] == reason)
         ]
+        total = sum(
+            n
+            for (p, r), n in self.counts.items()
+            if (not pipeline or p == pipeline) and (not reason or r == reason)
+        )
         rows = [{**row, "replayed_at": self.replayed.get(row["dead_letter_id"])} for row in chosen]
-        return Page(total=len(chosen), letters=rows[offset : offset + limit])
+        return Page(total=total, letters=rows[offset : offset + limit])
 
     async def replay(self, dead_letter_id: uuid.UUID) -> DeadLetter | None:
         """Replay one letter exactly as `streamapp dead-letters replay --id` does; None if unknown.

@@ -97,11 +97,8 @@ def topic_totals(rows: Iterable[Mapping[str, Any]], consumed: Iterable[str]) -> 
     return result
 
 
-def dead_letter_counts(letters: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
-    """(pipeline, reason) pairs counted, most frequent first."""
-    counts: dict[tuple[str, str], int] = {}
-    for key in letters:
-        counts[key] = counts.get(key, 0) + 1
+def dead_letter_counts(counts: Mapping[tuple[str, str], int]) -> list[dict[str, Any]]:
+    """Counts by (pipeline, reason), most frequent first."""
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return [{"pipeline": p, "reason": r, "count": n} for (p, r), n in ordered]
 

@@ -110,10 +110,10 @@ class Dashboard:
                 totals[(name, "committed")] = t.committed
         self.topic_rates.add(now, totals)
         try:
-            letters = await self.dead_letters.all()
+            await self.dead_letters.all()
         except Exception as exc:
-            letters, problems["dead_letters"] = [], describe(exc)
-        by_reason = dead_letter_counts((row["pipeline"], row["reason"]) for row in letters)
+            problems["dead_letters"] = describe(exc)
+        by_reason = dead_letter_counts(self.dead_letters.counts)
         cards = overview(pipelines, topics, self.topic_rates, agents, self.agent_rates, by_reason)
         lags = [t.lag for t in topics.values() if t.lag is not None]
         return {
@@ -121,7 +121,7 @@ class Dashboard:
             "generated_at": time.time(),
             "pipelines": cards,
             "lag_total": sum(lags) if rows else None,
-            "dead_letters": {"total": len(letters), "by_reason": by_reason},
+            "dead_letters": {"total": sum(self.dead_letters.counts.values()), "by_reason": by_reason},
             "problems": problems,
         }
 
@@ -270,7 +270,6 @@ class DeadLetters(JsonView):
         try:
             query = raw.query
             found = await dead.page(query.get("pipeline"), query.get("reason"), page.offset, page.limit)
-            every = await dead.all()
         except Exception as exc:
             raise DependencyUnavailable(f"cannot read the dead-letter topic: {describe(exc)}") from exc
         return self.json(
@@ -279,7 +278,7 @@ class DeadLetters(JsonView):
                 "offset": page.offset,
                 "limit": page.limit,
                 "letters": found.letters,
-                "by_reason": dead_letter_counts((row["pipeline"], row["reason"]) for row in every),
+                "by_reason": dead_letter_counts(dead.counts),
             }
         )
 
@@ -344,6 +343,7 @@ def register_dashboard_views(app: StreamApp) -> None:
     """Worker only: the page reads the worker's agents and the broker."""
     app.dashboard = Dashboard(app)
     app.add_worker_service(app.dashboard.offsets)
+    app.add_worker_service(app.dashboard.dead_letters)
     for path, view in (
         ("/", Index),
         ("/dashboard/login", Login),

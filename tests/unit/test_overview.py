@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as PromCounter
 
 from streamapp.overview import (
     CORE,
@@ -75,7 +77,7 @@ def test_topic_totals_sum_partitions_and_count_lag_only_where_the_group_reads() 
 
 def test_dead_letters_are_counted_by_pipeline_and_reason_most_first() -> None:
     pairs = [("licenses", "invalid")] * 3 + [("tasks", "rejected")] + [("licenses", "rejected")] * 3
-    assert dead_letter_counts(pairs) == [
+    assert dead_letter_counts(Counter(pairs)) == [
         {"pipeline": "licenses", "reason": "invalid", "count": 3},
         {"pipeline": "licenses", "reason": "rejected", "count": 3},
         {"pipeline": "tasks", "reason": "rejected", "count": 1},
@@ -83,7 +85,7 @@ def test_dead_letters_are_counted_by_pipeline_and_reason_most_first() -> None:
 
 
 def test_counter_totals_read_a_labelled_counter() -> None:
-    counter = Counter("test_events_in", "x", ["pipeline", "agent"], registry=CollectorRegistry())
+    counter = PromCounter("test_events_in", "x", ["pipeline", "agent"], registry=CollectorRegistry())
     counter.labels("licenses", "licenses.records").inc(7)
     counter.labels("tasks", "tasks.events").inc(2)
     assert counter_totals(counter) == {("licenses", "licenses.records"): 7.0, ("tasks", "tasks.events"): 2.0}
