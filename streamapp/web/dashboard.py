@@ -169,7 +169,8 @@ class Login(JsonView):
         secret = app.settings.admin_token
         offered = form.get("token", "")
         if secret is None:
-            return self.html(login_page("no admin token is configured (STREAMAPP_ADMIN_TOKEN)"), status=400)
+            problem = "no admin token is configured (STREAMAPP_ADMIN_TOKEN)"
+            return self.html(login_page(problem), status=400, headers=PAGE_HEADERS)
         if not offered or not same(offered, secret.get_secret_value()):
             return self.html(login_page("That is not the admin token."), status=401, headers=PAGE_HEADERS)
         response = see_other("/")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
+from types import SimpleNamespace
+from typing import Any
 
 from streamapp.web.session import COOKIE, LIFETIME, mint, valid
 from tests.unit.webapp import PROD, bearer, served
@@ -139,3 +142,36 @@ async def test_in_dev_without_an_admin_token_the_page_is_open() -> None:
         page = await client.get("/", headers=HTML)
         assert 'id="pipelines"' in await page.text()
         assert (await client.get("/deliveries?limit=0")).status == 422  # past the door
+
+
+async def test_without_an_admin_token_outside_dev_nobody_signs_in() -> None:
+    async with served(env="test") as (_, client):  # prod refuses to start without one
+        answer = await client.post("/dashboard/login", data={"token": ""}, allow_redirects=False)
+        assert answer.status == 400
+        assert "no admin token is configured" in await answer.text()
+
+
+async def test_the_event_stream_sends_the_overview_then_the_events_the_agents_handled() -> None:
+    async with served(env="dev") as (app, client):
+        stream = await client.get("/dashboard/events")
+        assert stream.status == 200
+        assert stream.headers["Content-Type"] == "text/event-stream"
+        first = await stream.content.readuntil(b"\n\n")
+        kind, _, data = first.decode().partition("\ndata: ")
+        assert kind == "event: overview"
+        assert "broker" in json.loads(data)["problems"]  # no broker here: said, not a failure
+
+        message = SimpleNamespace(topic="licenses.inbound", partition=1, offset=41, key=b"c-1")
+        event: Any = SimpleNamespace(message=message)
+        app.recent_events.observe("licenses", "licenses.records", [event], set())
+        while True:
+            kind, _, data = (await stream.content.readuntil(b"\n\n")).decode().partition("\ndata: ")
+            if kind == "event: events":
+                break
+        [seen] = json.loads(data)
+        assert (seen["position"], seen["key"], seen["outcome"]) == (
+            "licenses.inbound[1]@41",
+            "c-1",
+            "applied",
+        )
+        stream.close()
