@@ -69,6 +69,9 @@ class DeadLetterList(Service):
         self._lock = asyncio.Lock()
         self._read_at = -float("inf")
         self._letters: list[dict[str, Any]] = []  # newest first
+        # Read but not merged yet: kept here so that a read cancelled halfway loses nothing
+        # (the reader does not hand a letter over twice).
+        self._fresh: list[dict[str, Any]] = []
         self.counts: Counter[tuple[str, str]] = Counter()  # (pipeline, reason) of every letter
         # Letters this process replayed, and when (unix time): shown beside them.
         self.replayed: dict[str, float] = {}
@@ -80,12 +83,13 @@ class DeadLetterList(Service):
         """The newest `keep` letters' summaries, newest first."""
         async with self._lock:
             if time.monotonic() - self._read_at >= self.ttl:
-                fresh = [summary(p, o, letter) async for p, o, letter in self._reader.read_new()]
-                if fresh:
-                    self.counts.update((row["pipeline"], row["reason"]) for row in fresh)
-                    merged = fresh + self._letters
+                async for partition, offset, letter in self._reader.read_new():
+                    self._fresh.append(summary(partition, offset, letter))
+                    self.counts[(letter.pipeline, letter.reason)] += 1
+                if self._fresh:
+                    merged = self._fresh + self._letters
                     merged.sort(key=lambda row: row["failed_at"], reverse=True)
-                    self._letters = merged[: self.keep]
+                    self._letters, self._fresh = merged[: self.keep], []
                 self._read_at = time.monotonic()
             return self._letters
 

@@ -52,6 +52,8 @@ ASSETS = {
 OVERVIEW_EVERY = 2.0
 EVENTS_EVERY = 1.0
 KEEPALIVE_EVERY = 15.0
+# The longest the overview waits for the broker or the dead-letter topic; then it says so.
+SOURCE_TIMEOUT = 10.0
 DELIVERY_STATUSES = frozenset({"pending", "delivering", "succeeded", "dead", "disabled"})
 
 
@@ -98,7 +100,9 @@ class Dashboard:
         self.agent_rates.add(now, agents)
         problems: dict[str, str] = {}
         try:
-            rows = await self.offsets.sample(app.declared_topics)
+            # A broker that does not answer must not hold every open page for aiokafka's 40 s.
+            async with asyncio.timeout(SOURCE_TIMEOUT):
+                rows = await self.offsets.sample(app.declared_topics)
         except Exception as exc:  # the page still shows what it has
             rows, problems["broker"] = [], describe(exc)
         consumed = consumed_topics(app)
@@ -110,7 +114,8 @@ class Dashboard:
                 totals[(name, "committed")] = t.committed
         self.topic_rates.add(now, totals)
         try:
-            await self.dead_letters.all()
+            async with asyncio.timeout(SOURCE_TIMEOUT):
+                await self.dead_letters.all()
         except Exception as exc:
             problems["dead_letters"] = describe(exc)
         by_reason = dead_letter_counts(self.dead_letters.counts)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from streamapp.deadletter_list import DeadLetterList, summary
 from streamapp.deadletters import DeadLetter
@@ -86,3 +89,29 @@ def test_a_summary_has_no_bytes_but_a_short_preview() -> None:
     assert (row["dlq_partition"], row["dlq_offset"], row["position"]) == (2, 17, "licenses.inbound[1]@1")
     kept = big.model_copy(update={"payload_in_postgres": True, "value_b64": ""})
     assert summary(0, 0, kept)["preview"] == "(kept in PostgreSQL)"
+
+
+class SlowReader(FakeReader):
+    """Hands over two letters, then stalls (a slow broker) until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def read_new(self) -> AsyncIterator[tuple[int, int, DeadLetter]]:
+        for n in range(2):
+            yield 0, n, letter(n)
+        await self.release.wait()
+        yield 0, 2, letter(2)
+
+
+async def test_a_read_cancelled_halfway_loses_no_letter() -> None:
+    dead, _ = listing()
+    reader = SlowReader()
+    dead._reader = reader  # type: ignore[assignment]  # noqa: SLF001
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):  # what the overview does when a source is slow
+            await dead.all()
+    # The reader will not hand the first two over again; they must still be listed.
+    reader.read_new = FakeReader().read_new  # type: ignore[method-assign]
+    assert [row["detail"] for row in await dead.all()] == ["letter 1", "letter 0"]
