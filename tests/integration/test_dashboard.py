@@ -229,3 +229,30 @@ async def test_recent_deliveries_route(client: Client, receiver: Receiver) -> No
     status, only_dead = await client.get("/deliveries?status=dead&limit=500", token=ADMIN)
     assert status == 200
     assert all(d["status"] == "dead" for d in only_dead["deliveries"])
+
+
+async def test_the_overview_counts_the_groups_offsets_like_lag(client: Client) -> None:
+    """All workers' lag comes from the broker: here one worker, so it must agree with its `/lag`."""
+
+    async def inbound() -> dict[str, Any]:
+        _, body = await client.get("/dashboard/overview", token=ADMIN)
+        [licenses] = [card for card in body["pipelines"] if card["name"] == "licenses"]
+        [topic] = [t for t in licenses["topics"] if t["name"] == "licenses.inbound"]
+        return dict(topic)
+
+    before = await inbound()
+    for _ in range(10):
+        status, _, _ = await eventually(
+            lambda: client.post("/salesforce/webhook", customer_record(SKU3=True)), lambda r: r[0] == 202
+        )
+        assert status == 202
+    # Worked off and committed: the group's committed offsets reach the (fetch-checked) ends.
+    after = await eventually(
+        inbound, lambda t: t["end"] >= before["end"] + 10 and t["lag"] == 0 and t["committed"] == t["end"]
+    )
+    assert after["end"] >= before["end"] + 10
+    assert (after["lag"], after["committed"]) == (0, after["end"])
+    _, lag = await client.get("/lag", token=ADMIN)
+    ends = sum(row["end"] for row in lag["partitions"] if row["topic"] == "licenses.inbound")
+    assert ends == after["end"]
+    assert after["partitions"] == 4
