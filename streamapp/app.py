@@ -5,14 +5,21 @@ from __future__ import annotations
 import functools
 import socket
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from mode import ServiceT
 
+from streamapp.activity import RecentEvents
 from streamapp.auth import Authenticator, Kind
-from streamapp.compat import use_durable_store, use_fetched_end_offsets, use_keep_local_state_recovery
+from streamapp.compat import (
+    PRODUCTION_INDEX,
+    drop_blueprint,
+    use_durable_store,
+    use_fetched_end_offsets,
+    use_keep_local_state_recovery,
+)
 from streamapp.db.migrate import Migration, pipeline_migrations
 from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters
@@ -23,6 +30,9 @@ from streamapp.metrics import attach_faust_monitor
 from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.settings import Settings
 from streamapp.typing import Stream, Topic
+
+if TYPE_CHECKING:
+    from streamapp.web.dashboard import Dashboard
 
 _DEFAULT_PARTITIONER = DefaultPartitioner()
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
@@ -38,6 +48,8 @@ class StreamApp(faust.App):
     `register`, all run in `__init__` (streamapp.host.Host is what they may use).
     """
 
+    # Workers only (streamapp/web/dashboard.py sets it while the app is built).
+    dashboard: Dashboard
     # Set while `streamapp dev` stops: webhook routes answer 503 + Retry-After.
     draining: bool = False
 
@@ -73,6 +85,8 @@ class StreamApp(faust.App):
             connect_timeout=settings.db_connect_timeout,
         )
         self.dead_letters = DeadLetters(self)
+        # A sample of the events the agents handled lately (the dashboard's live feed).
+        self.recent_events = RecentEvents()
         self.declared_topics[self.dead_letters.topic.get_topic_name()] = self.dead_letters.topic
         attach_faust_monitor(self)
         self.add_worker_service(
@@ -85,6 +99,10 @@ class StreamApp(faust.App):
 
         register_core_views(self)
         register_metrics_view(self)
+        if role == "worker":
+            from streamapp.web.dashboard import register_dashboard_views
+
+            register_dashboard_views(self)
         for pipeline in chosen:
             pipeline.register(self)
         if role == "worker":
@@ -141,6 +159,8 @@ class StreamApp(faust.App):
 
             web = super()._new_web()
             web.web_app.middlewares.append(refuse_while_draining(self))
+            # The dashboard is a worker's `/` (it answers Faust's JSON to JSON clients).
+            drop_blueprint(web, PRODUCTION_INDEX)
         install(web.web_app)
         return web
 

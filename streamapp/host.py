@@ -7,12 +7,13 @@ and the app module depends on the rest, never the other way round.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from mode import ServiceT
 
+    from streamapp.activity import RecentEvents
     from streamapp.auth import Authenticator, Kind
     from streamapp.db.pool import Database
     from streamapp.deadletters import DeadLetters
@@ -41,6 +42,11 @@ class Provision(Generic[T]):
         return f"Provision({self.name!r})"
 
 
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
 class Consumes(Protocol):
     async def run(self, stream: Stream) -> None: ...
 
@@ -66,6 +72,10 @@ class Host(Protocol):
 
     @property
     def dead_letters(self) -> DeadLetters: ...
+
+    # A sample of the events the agents handled lately (the dashboard's live feed).
+    @property
+    def recent_events(self) -> RecentEvents: ...
 
     # Who may call: every pipeline adds the authenticator of its own principals.
     @property
@@ -122,6 +132,17 @@ class CoreHost(Host, Protocol):
 
     @property
     def ingest_paths(self) -> set[str]: ...
+
+    # The pipelines registered (streamapp.pipeline.Pipeline; only their names here).
+    @property
+    def pipelines(self) -> Sequence[Named]: ...
+
+    @property
+    def agents(self) -> Any: ...
+
+    # Faust's web driver (its aiohttp application is `web.web_app`).
+    @property
+    def web(self) -> Any: ...
 
     # Every topic the app writes or reads, by name (streamapp/topics.py fills it).
     @property

@@ -136,7 +136,7 @@ def observe_grpc(method: str, code: str, seconds: float) -> None:
 
 
 def set_consumer_lag(rows: Iterable[Mapping[str, Any]]) -> None:
-    """Replace the lag series with `rows` (`web.core.partition_lags`): partitions no longer held vanish."""
+    """Replace the lag series with `rows` (`lag.partition_lags`): partitions no longer held vanish."""
     CONSUMER_LAG.clear()
     for row in rows:
         if row["lag"] is not None:

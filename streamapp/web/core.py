@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -18,6 +17,7 @@ from streamapp.auth import require_admin
 from streamapp.compat import ConsumerInternals, learn_topic_partitions
 from streamapp.errors import DependencyUnavailable, NotFound, describe
 from streamapp.gaps import acked_assignment
+from streamapp.lag import partition_lags
 from streamapp.typing import aiohttp_request
 from streamapp.web.base import JsonView
 
@@ -47,23 +47,6 @@ class CoreView(JsonView):
     @property
     def core(self) -> CoreHost:
         return cast("CoreHost", self.app)
-
-
-def partition_lags(
-    assigned: Iterable[Any], committed: Mapping[Any, int | None], ends: Mapping[Any, int]
-) -> list[dict[str, Any]]:
-    """Per partition: the end offset, the committed offset and the events between them.
-
-    The committed offset is where a restart resumes, so the lag is also what a
-    crash would replay. Never committed: everything up to the end counts.
-    """
-    rows = []
-    for tp in sorted(assigned, key=lambda tp: (tp.topic, tp.partition)):
-        end = ends.get(tp)
-        done = committed.get(tp)
-        lag = None if end is None else max(0, end - (done or 0))
-        rows.append({"topic": tp.topic, "partition": tp.partition, "committed": done, "end": end, "lag": lag})
-    return rows
 
 
 async def consumer_lag(app: CoreHost) -> list[dict[str, Any]]:

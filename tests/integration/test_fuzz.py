@@ -73,6 +73,15 @@ ROUTES: list[tuple[str, str, str | None]] = [
     ("GET", "/tables/{table}/{key}", None),
     ("GET", "/health", None),
     ("GET", "/ready", None),
+    ("GET", "/", None),
+    ("POST", "/dashboard/login", None),
+    ("POST", "/dashboard/logout", None),
+    ("GET", "/dashboard/assets/{name}", None),
+    ("GET", "/dashboard/overview", None),
+    ("GET", "/dashboard/events", None),
+    ("GET", "/dead-letters", None),
+    ("POST", "/dead-letters/{dead_letter_id}/replay", None),
+    ("GET", "/deliveries", None),
 ]
 
 text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
@@ -185,7 +194,9 @@ def path_params(template: str) -> st.SearchStrategy[str]:
     names = [part[1:-1] for part in template.split("/") if part.startswith("{")]
     values = st.one_of(
         uuids,
-        st.sampled_from(["license-state", "cart-totals", "merchant-results", "fuzz-user-1", ".", "a\x00b"]),
+        st.sampled_from(
+            ["license-state", "cart-totals", "merchant-results", "fuzz-user-1", ".", "a\x00b", "dashboard.js"]
+        ),
         path_text,
     )
 
@@ -224,6 +235,11 @@ OWN_CREDENTIAL = {
     "/metrics": "admin",
     "/tables/": "admin",
     "/tables/{table}/{key}": "admin",
+    "/dashboard/overview": "admin",
+    "/dashboard/events": "admin",
+    "/dead-letters": "admin",
+    "/dead-letters/{dead_letter_id}/replay": "admin",
+    "/deliveries": "admin",
 }
 
 
@@ -237,7 +253,11 @@ def calls(draw: st.DrawFn, client_headers: dict[str, str]) -> Call:
         method = draw(st.sampled_from(["PUT", "DELETE", "PATCH", "GET", "POST"]))
     path = draw(path_params(route))
     query = draw(
-        st.dictionaries(st.sampled_from(["limit", "from", "to", "status", "token"]), text | times, max_size=3)
+        st.dictionaries(
+            st.sampled_from(["limit", "offset", "from", "to", "status", "token", "pipeline", "reason"]),
+            text | times,
+            max_size=3,
+        )
     )
     credential = draw(st.sampled_from(["route's own", *CREDENTIALS, "merchant_client"]))
     if credential == "route's own":
@@ -355,7 +375,10 @@ async def send(session: aiohttp.ClientSession, base: str, call: Call, gate: asyn
             skip_auto_headers=["Content-Type"],
         ) as answer,
     ):
-        body = await answer.read()
+        if answer.content_type == "text/event-stream":
+            body = await answer.content.readuntil(b"\n\n")  # a live stream: its first event
+        else:
+            body = await answer.read()
     TALLY.requests += 1
     TALLY.by_status[answer.status] += 1
     TALLY.by_route[(call.route, answer.status)] += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faust.types import TP
 
-from streamapp.web.core import partition_lags
+from streamapp.lag import partition_lags
 
 
 def test_lag_is_end_minus_committed_per_partition_in_order() -> None:
