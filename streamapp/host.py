@@ -43,11 +43,15 @@ class Provision(Generic[T]):
 
 
 class Named(Protocol):
+    """Anything with a name (a pipeline, as the core's services list them)."""
+
     @property
     def name(self) -> str: ...
 
 
 class Consumes(Protocol):
+    """What consumes an agent's stream (a batch runtime)."""
+
     async def run(self, stream: Stream) -> None: ...
 
 
@@ -85,7 +89,7 @@ class Host(Protocol):
     @property
     def delivery_owner_kinds(self) -> dict[str, Kind]: ...
 
-    # Faust's own (it has no type hints): topics, tables, pages, the producer, hooks.
+    # Faust's own, typed loosely here: topics, tables, pages, the producer, hooks.
     @property
     def topic(self) -> Callable[..., Topic]: ...
 
