@@ -146,6 +146,34 @@ async def learn_topic_partitions(app: Any, topic: str) -> None:
     await producer.partitions_for(topic)
 
 
+# --- Readiness: GET /ready and the webhook gate (streamapp/readiness.py) -------------
+
+
+async def broker_partition_counts(app: Any) -> dict[str, int]:
+    """The partition count of every topic on the broker, asked through the app's producer.
+
+    A metadata request for *all* topics never makes the broker auto-create one
+    (one naming a missing topic may). Faust offers no public way to the aiokafka
+    producer (`Producer._ensure_producer`, which raises Faust's `NotReady` before
+    the producer started); its client's `fetch_all_metadata` is public aiokafka.
+    """
+    client = app.producer._ensure_producer().client
+    cluster = await client.fetch_all_metadata()
+    return {name: len(cluster.partitions_for_topic(name) or ()) for name in cluster.topics()}
+
+
+def tables_recovered(app: Any) -> bool:
+    """The worker joined its group, received an assignment and recovered its tables.
+
+    `Recovery.completed` is set once Faust resumed the streams after the first
+    recovery (also for an empty assignment) and is never cleared: later
+    rebalances do not make a running worker unready. `app.tables.recovery` is
+    public; `completed` has no public reader but the attribute itself.
+    """
+    completed: Any = app.tables.recovery.completed
+    return bool(completed.is_set())
+
+
 # --- End offsets from the fetch, not only ListOffsets (issue 14) -------------------
 #
 # Faust's table recovery (and `/lag`) ask `AIOKafkaConsumerThread._highwaters`, which
