@@ -2,7 +2,11 @@
 
 One test, phases in order, one stack: every worker start costs half a session
 timeout (Tansu answers JoinGroup only then), and each phase starts from the
-group the last one left.
+group the last one left. The workers run on a broker of their own with 6
+partitions per topic (the session's has 4): Faust's sticky assignor gives a
+worker ceil(partitions / workers) at most and moves nothing below that, so with
+4 partitions a third worker joining two that hold 2/2 got none (2/2/0, measured
+with bench/scale_out.py). 6 divides evenly among 1, 2 and 3 workers.
 """
 
 from __future__ import annotations
@@ -21,12 +25,12 @@ import asyncpg
 import pytest
 
 from simulator.records import Population
-from streamapp.embedded import free_port
+from streamapp.embedded import EmbeddedBroker, free_port
 from tests.integration.conftest import ADMIN_AUTH, SECRET
 from tests.integration.stack import Worker, customer_record, eventually
 from tests.integration.test_crash import RECORDS, SENDERS, send_until_accepted
 
-PARTITIONS = set(range(4))  # STREAMAPP_TOPIC_PARTITIONS in the test stack
+PARTITIONS = set(range(6))  # STREAMAPP_TOPIC_PARTITIONS of these workers
 TABLE = "license-state"
 
 
@@ -118,13 +122,22 @@ def assert_fresh(stale: list[tuple[str, str]], when: str) -> None:
 
 @pytest.fixture
 async def crew(worker: Worker, tmp_path: Path) -> AsyncIterator[Callable[[], Worker]]:
-    """Starts more workers of the session worker's app (its settings; own ports and data dirs)."""
+    """Starts workers of one app on a broker of their own (the session worker's settings otherwise,
+    its PostgreSQL; own ports and data dirs)."""
+    broker = EmbeddedBroker("127.0.0.1", free_port(), tmp_path / "broker.log")
+    await broker.start()
     started: list[Worker] = []
 
     def another() -> Worker:
-        extra = Worker(worker.services, tmp_path / f"worker-{len(started) + 2}")
+        extra = Worker(worker.services, tmp_path / f"worker-{len(started) + 1}")
         extra.log_dir.mkdir()
-        extra.settings = {**worker.settings, "STREAMAPP_CARTS_GRPC_PORT": str(free_port())}
+        extra.settings = {
+            **worker.settings,
+            "STREAMAPP_BROKER_URL": broker.url,
+            "STREAMAPP_TOPIC_PARTITIONS": str(len(PARTITIONS)),
+            "STREAMAPP_APP_ID": "streamapp-scale-out",
+            "STREAMAPP_CARTS_GRPC_PORT": str(free_port()),
+        }
         extra.start()
         started.append(extra)
         return extra
@@ -132,6 +145,7 @@ async def crew(worker: Worker, tmp_path: Path) -> AsyncIterator[Callable[[], Wor
     yield another
     for extra in started:
         extra.stop()
+    await broker.stop()
 
 
 def stream_plan(customers: int) -> tuple[list[bytes], dict[str, set[str]]]:
@@ -180,12 +194,12 @@ async def history_lines(db: asyncpg.Pool, ids: list[str]) -> int:
 
 
 async def test_three_workers_sigkill_graceful_stop_and_a_fourth(
-    worker: Worker, crew: Callable[[], Worker], db: asyncpg.Pool
+    crew: Callable[[], Worker], db: asyncpg.Pool
 ) -> None:
-    second, third = crew(), crew()
-    await asyncio.gather(second.wait_ready(), third.wait_ready())
+    worker, second, third = crew(), crew(), crew()
+    await asyncio.gather(worker.wait_ready(), second.wait_ready(), third.wait_ready())
     async with aiohttp.ClientSession() as session:
-        # 1. Three workers share the four partitions; each answers every table key alike.
+        # 1. Three workers share the six partitions; each answers every table key alike.
         trio = [worker, second, third]
         parts = await eventually(lambda: assignment(session, trio), shared, timeout=120)
         assert shared(parts), parts
