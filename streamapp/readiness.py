@@ -45,11 +45,10 @@ class TopicNotReady(DependencyUnavailable):
 
 
 class Readiness:
-    """One process's readiness, checked live; the topic check is remembered once it passed."""
+    """One process's readiness, checked live; writes go to topics seen at the last check."""
 
     def __init__(self, app: StreamApp) -> None:
         self.app = app
-        self.topics_ok = False
         # Set once the process answered ready: later failures say "unavailable", not "starting".
         self.was_ready = False
         self._lock = asyncio.Lock()
@@ -65,9 +64,12 @@ class Readiness:
         return sorted(names)
 
     async def check_topics(self) -> list[str]:
-        """What is wrong with the topics ([] when every one exists with the configured count)."""
-        if self.topics_ok:
-            return []
+        """What is wrong with the topics ([] when every one exists with the configured count).
+
+        Asked of the broker on every call (rate-limited), not remembered: the
+        embedded broker forgets its topics when it restarts, and then writes must
+        wait again until a worker has declared them.
+        """
         await self._refresh()
         return self._topic_problems
 
@@ -79,7 +81,6 @@ class Readiness:
                 return
             self._checked_at = loop.time()
             self._topic_problems = await self._topic_problems_now()
-            self.topics_ok = self.topics_ok or not self._topic_problems
 
     async def _topic_problems_now(self) -> list[str]:
         wanted = self.app.settings.topic_partitions
@@ -90,7 +91,8 @@ class Readiness:
             return ["the producer to start"]
         except (KafkaError, OSError, TimeoutError) as exc:
             return [f"the broker's topic metadata ({type(exc).__name__})"]
-        self.writable |= {name for name, count in counts.items() if count == wanted}
+        # Replaced, not added to: a topic that vanished is refused again.
+        self.writable = {name for name, count in counts.items() if count == wanted}
         missing = [name for name in self.wanted_topics() if name not in counts]
         problems = []
         if missing:
@@ -138,8 +140,8 @@ class Readiness:
     async def require_topic(self, name: str) -> None:
         """Raise `TopicNotReady` unless `name` exists with the configured partition count.
 
-        Checked against the broker (rate-limited) until the topic was seen once;
-        after that it costs a set lookup.
+        Checked against the broker (rate-limited) until the topic is seen; after
+        that it costs a set lookup, until a check (GET /ready) misses it.
         """
         if name in self.writable:
             return

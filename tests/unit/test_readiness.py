@@ -89,6 +89,19 @@ async def test_a_topic_with_another_partition_count_is_never_written(broker: Bro
     await readiness.require_topic("streamapp.dead-letters")
 
 
+async def test_a_topic_that_vanishes_is_refused_again(broker: Broker) -> None:
+    """The embedded broker forgets its topics at a restart: writes wait for them again."""
+    broker.counts = ALL
+    readiness = Readiness(fake_app())
+    assert await readiness.check_topics() == []
+    await readiness.require_topic("licenses.inbound")
+    broker.counts = {}
+    await asyncio.sleep(0.06)
+    assert await readiness.check_topics() != []
+    with pytest.raises(TopicNotReady):
+        await readiness.require_topic("licenses.inbound")
+
+
 async def test_an_ingest_process_checks_only_the_topics_it_writes(broker: Broker) -> None:
     broker.counts = {"licenses.inbound": 4, "streamapp.dead-letters": 4}  # no changelog yet
     assert await Readiness(fake_app("ingest")).check_topics() == []
