@@ -28,6 +28,7 @@ from streamapp.host import Agent, Provision, Role
 from streamapp.kafka_security import broker_credentials
 from streamapp.metrics import attach_faust_monitor
 from streamapp.pipeline import Pipeline, discover_pipelines
+from streamapp.readiness import Readiness
 from streamapp.settings import Settings
 from streamapp.typing import Stream, Topic
 
@@ -70,6 +71,8 @@ class StreamApp(faust.App):
         self.ingest_paths: set[str] = set()
         # Every topic the app writes or reads, by name (streamapp/topics.py fills it).
         self.declared_topics: dict[str, Topic] = {}
+        # GET /ready, and the gate that refuses events until their topics exist.
+        self.readiness = Readiness(self)
         self.pipelines: list[Pipeline] = chosen
         self.authenticators: list[Authenticator] = []
         # Which kind of principal owns the deliveries a pipeline makes (pipeline name -> kind).
@@ -92,7 +95,7 @@ class StreamApp(faust.App):
         self.add_worker_service(
             StreamGapHealer(self, interval=settings.gap_check_interval, patience=settings.gap_patience)
         )
-        self.task(self.declare_dead_letter_topic)
+        self.task(self.declare_topics)
 
         from streamapp.web.core import register_core_views
         from streamapp.web.metrics import register_metrics_view
@@ -108,9 +111,14 @@ class StreamApp(faust.App):
         if role == "worker":
             use_keep_local_state_recovery(self)
 
-    async def declare_dead_letter_topic(self) -> None:
-        # No agent consumes it, so Faust would not create it on its own.
-        await self.dead_letters.topic.maybe_declare()
+    async def declare_topics(self) -> None:
+        # Faust creates the topics its agents consume; this creates the rest (the
+        # dead letters, topics only written to) with our partition count, before
+        # the broker's auto-create could on a first write. Ingest processes create
+        # none: their webhooks wait for a worker or `streamapp topics --create`.
+        if self.role == "worker":
+            for topic in list(self.declared_topics.values()):
+                await topic.maybe_declare()
 
     def provide(self, key: Provision[T], value: T) -> None:
         """What a pipeline offers the others (the delivery service ...), by `key`."""

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from streamapp.auth import Authenticator, Kind
     from streamapp.db.pool import Database
     from streamapp.deadletters import DeadLetters
+    from streamapp.publishing import Gate
     from streamapp.settings import Settings
     from streamapp.typing import Stream, Topic
 
@@ -133,6 +134,9 @@ class CoreHost(Host, Protocol):
 
     # Set while `streamapp dev` stops: webhook routes answer 503 + Retry-After.
     draining: bool
+
+    @property
+    def readiness(self) -> Gate: ...
 
     @property
     def ingest_paths(self) -> set[str]: ...

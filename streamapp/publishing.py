@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
@@ -16,6 +16,14 @@ from streamapp.settings import Settings
 from streamapp.typing import Topic
 
 log = logging.getLogger(__name__)
+
+
+class Gate(Protocol):
+    """Readiness (streamapp/readiness.py): GET /ready's report, and the gate events wait at."""
+
+    async def report(self) -> tuple[bool, dict[str, Any]]: ...
+
+    async def require_topic(self, name: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +70,11 @@ async def publish_all(
     Each pair goes to the partition of its key unless `partitions` names one per pair.
     """
     name = topic.get_topic_name()
+    readiness: Gate | None = getattr(topic.app, "readiness", None)
+    if readiness is not None:
+        # Never the first write to a missing topic: the broker would auto-create it
+        # with its own default partition count (streamapp/readiness.py).
+        await readiness.require_topic(name)
     chosen = partitions if partitions is not None else [None] * len(messages)
     outputs = [Output(name, key, value, p) for (key, value), p in zip(messages, chosen, strict=True)]
     await send_all(topic.app.producer, outputs, timeout=timeout)

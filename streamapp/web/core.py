@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit
 
 from aiokafka.errors import KafkaError
 from faust.exceptions import NotReady
@@ -23,22 +22,6 @@ from streamapp.web.base import JsonView
 
 if TYPE_CHECKING:
     from streamapp.host import CoreHost
-
-
-async def broker_reachable(broker_url: str, timeout: float = 2.0) -> bool:
-    """Can we open a TCP connection to at least one bootstrap server?"""
-    for server in broker_url.split(";"):
-        for host_port in server.split(","):
-            parts = urlsplit(host_port if "://" in host_port else f"kafka://{host_port}")
-            try:
-                async with asyncio.timeout(timeout):
-                    _, writer = await asyncio.open_connection(parts.hostname, parts.port or 9092)
-                writer.close()
-                await writer.wait_closed()
-                return True
-            except (OSError, TimeoutError):
-                continue
-    return False
 
 
 class CoreView(JsonView):
@@ -78,22 +61,17 @@ class Health(CoreView):
 
 
 class Ready(CoreView):
-    """Readiness: the broker and PostgreSQL both answer (503 otherwise, naming which).
+    """Readiness: 200 only when this process can do its job (streamapp/readiness.py).
 
-    An ingest process needs only the broker to accept webhooks (its routes
-    that read PostgreSQL answer 503 on their own): without the database it
-    stays in service, "degraded", so an outage does not turn into refused
+    503 otherwise, with `waiting_for` saying what it waits for. An ingest
+    process without PostgreSQL stays in service, "degraded": its webhooks
+    need only the broker, so a database outage does not turn into refused
     webhooks at the load balancer.
     """
 
     async def get(self, request: Request) -> Response:
-        broker_ok, db_ok = await asyncio.gather(
-            broker_reachable(self.core.settings.kafka_url), self.core.db.ping()
-        )
-        checks = {"broker": broker_ok, "database": db_ok}
-        ready = broker_ok and (db_ok or self.core.role == "ingest")
-        status = "ready" if all(checks.values()) else "degraded" if ready else "unavailable"
-        return self.json({"status": status, "checks": checks}, status=200 if ready else 503)
+        ready, body = await self.core.readiness.report()
+        return self.json(body, status=200 if ready else 503)
 
 
 class Lag(CoreView):
