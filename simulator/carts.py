@@ -82,26 +82,34 @@ class Shopper:
     rng: random.Random
     items: list[str] = field(default_factory=list)
     carts: list[str] = field(default_factory=lambda: [str(uuid.uuid4()) for _ in range(4)])
+    # What each cart holds, as far as this shopper knows: it changes only what is there.
+    contents: dict[str, set[str]] = field(default_factory=dict)
     tally: Tally = field(default_factory=lambda: Tally("carts"))
 
     async def step(self) -> None:
         if not self.items:
             self.items = await self.api.catalogue()
         cart = self.rng.choice(self.carts)
-        item = self.rng.choice(self.items)
+        inside = self.contents.setdefault(cart, set())
         roll = self.rng.random()
         try:
-            if roll < 0.7:
+            if roll < 0.7 or not inside:
+                item = self.rng.choice(self.items)
                 await self.api.add(cart, item, self.rng.randint(1, 3))
+                inside.add(item)
             elif roll < 0.9:
-                await self.api.set_quantity(cart, item, self.rng.randint(0, 2))
+                item = self.rng.choice(sorted(inside))
+                quantity = self.rng.randint(0, 2)
+                await self.api.set_quantity(cart, item, quantity)
+                if quantity == 0:
+                    inside.discard(item)
             else:
                 await self.api.empty(cart)
+                inside.clear()
         except grpc.aio.AioRpcError as exc:
-            # NOT_FOUND: a quantity change on an entry the cart does not have (yet).
             self.tally.count(exc.code().name, cart)
             return
-        self.tally.count("OK", cart)
+        self.tally.count("OK", f"cart {cart}")
 
 
 def _print(message: Any) -> None:
