@@ -1,9 +1,11 @@
-"""Dev stand-ins for the assistance channels: a mail catcher (SMTP) and a Slack-like webhook receiver.
+"""Dev stand-ins for outbound channels: a mail catcher (SMTP), a Slack-like receiver, a webhook inbox.
 
 `streamapp dev` runs them and points the default routing table at them, so
 assistance requests are delivered in dev (not an ERROR and a 503 for want of a
 Slack URL). Everything received is kept in memory (the latest `KEEP`), appended
 to `<data dir>/standins.jsonl`, and listed as JSON at `GET /` of the receiver.
+`POST /hooks/<name>` takes any client webhook (a merchant client's URL, say),
+so a person can watch a signed delivery arrive without writing a receiver.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class StandIns(Service):
         self.host = host
         self.record = record
         self.received: deque[dict[str, Any]] = deque(maxlen=KEEP)
-        self.counts = {"slack": 0, "email": 0}
+        self.counts = {"slack": 0, "email": 0, "webhook": 0}
         self._runner: web.AppRunner | None = None
         self._smtp: asyncio.Server | None = None
         self.http_port = 0
@@ -70,6 +72,7 @@ class StandIns(Service):
     async def on_start(self) -> None:
         app = web.Application()
         app.router.add_post("/slack/{channel}", self.slack)
+        app.router.add_post("/hooks/{name}", self.hook)
         app.router.add_get("/", self.listing)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -109,6 +112,20 @@ class StandIns(Service):
             return web.Response(status=400, text="invalid_payload")
         self.keep({"channel": "slack", "to": request.match_info["channel"], "text": body["text"]})
         return web.Response(text="ok")
+
+    async def hook(self, request: web.Request) -> web.Response:
+        """Any client webhook (e.g. a merchant client's URL): kept with its signature headers."""
+        body = await request.read()
+        signature = {k: v for k, v in request.headers.items() if k.lower().startswith("webhook-")}
+        self.keep(
+            {
+                "channel": "webhook",
+                "to": request.match_info["name"],
+                "headers": signature,
+                "body": body.decode("utf-8", "replace"),
+            }
+        )
+        return web.Response(status=204)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """aiosmtpd's hook: one accepted message."""
