@@ -144,21 +144,33 @@ class Simulation:
         finally:
             await api.close()
 
-    def progress(self) -> str:
+    def progress(self, short: bool = False) -> str:
+        """`short`: one terminal line (counts, and how many answers were not a success)."""
         elapsed = time.monotonic() - self.started
-        parts = [tally.summary() for tally in self.tallies.values()]
+        if short:
+            parts = [f"{name} {tally.sent}" for name, tally in self.tallies.items()]
+            failed = sum(
+                n
+                for tally in self.tallies.values()
+                for code, n in tally.statuses.items()
+                if not (code == "OK" or code.startswith("2"))
+            )
+            if failed:
+                parts.append(f"not ok {failed}")
+        else:
+            parts = [tally.summary() for tally in self.tallies.values()]
         if "merchants" in self.tallies:
             parts.append(f"signed results {self.receiver.verified}")
             if self.receiver.refused:
                 parts.append(f"BAD SIGNATURES {self.receiver.refused}")
-        return f"simulator {elapsed:.0f}s: " + " | ".join(parts)
+        return f"simulator {elapsed:.0f}s: " + (", " if short else " | ").join(parts)
 
 
 async def report(sim: Simulation, mode: str, out: TextIO, every_s: float) -> None:
     """`line`: one line rewritten in place (a terminal nobody else writes to); `lines`: a line each period."""
     while True:
         if mode == "line":
-            out.write("\r\x1b[K" + sim.progress()[: max(20, terminal_width(out) - 1)])
+            out.write("\r\x1b[K" + sim.progress(short=True)[: terminal_width(out) - 1])
         else:
             out.write(sim.progress() + "\n")
         out.flush()
@@ -167,9 +179,11 @@ async def report(sim: Simulation, mode: str, out: TextIO, every_s: float) -> Non
 
 def terminal_width(out: TextIO) -> int:
     try:
-        return os.get_terminal_size(out.fileno()).columns
+        columns = os.get_terminal_size(out.fileno()).columns
     except (OSError, ValueError):
-        return 200
+        columns = 0
+    # A pseudo-terminal may not know its size (0): assume a wide one rather than cut to nothing.
+    return columns if columns >= 40 else 200
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 
-from simulator.__main__ import ORG, SYSTEMS, build_parser, parse
+from simulator.__main__ import ORG, SYSTEMS, Simulation, build_parser, parse
 from simulator.merchants import Receiver
 from simulator.records import Population
 from streamapp.models.salesforce import parse_outbound_message, parse_simulator_record
@@ -118,3 +118,15 @@ def test_merchant_receiver_accepts_only_signed_deliveries() -> None:
     statuses, receiver = asyncio.run(scenario())
     assert statuses == [204, 401, 401]
     assert (receiver.verified, receiver.refused, receiver.last_result) == (1, 2, "r1: Netflix")
+
+
+def test_the_terminal_line_is_short_and_counts_failures() -> None:
+    sim = Simulation(parse(["--seed", "1"]))
+    for name in SYSTEMS:
+        sim.tallies[name].count(202 if name != "carts" else "OK")
+    sim.tallies["tasks"].count(422)
+    line = sim.progress(short=True)
+    assert len(line) < 120, line
+    assert "tasks 2" in line
+    assert "not ok 1" in line
+    assert "422:1" in sim.progress()
