@@ -148,7 +148,8 @@ class Simulation:
         """`short`: one terminal line (counts, and how many answers were not a success)."""
         elapsed = time.monotonic() - self.started
         if short:
-            parts = [f"{name} {tally.sent}" for name, tally in self.tallies.items()]
+            signed = f" ({self.receiver.verified} signed back)"
+            parts = [f"{name} {t.sent}{signed if name == 'merchants' else ''}" for name, t in self.tallies.items()]
             failed = sum(
                 n
                 for tally in self.tallies.values()
@@ -160,7 +161,8 @@ class Simulation:
         else:
             parts = [tally.summary() for tally in self.tallies.values()]
         if "merchants" in self.tallies:
-            parts.append(f"signed results {self.receiver.verified}")
+            if not short:
+                parts.append(f"signed results {self.receiver.verified}")
             if self.receiver.refused:
                 parts.append(f"BAD SIGNATURES {self.receiver.refused}")
         return f"simulator {elapsed:.0f}s: " + (", " if short else " | ").join(parts)
