@@ -149,7 +149,10 @@ class Simulation:
         elapsed = time.monotonic() - self.started
         if short:
             signed = f" ({self.receiver.verified} signed back)"
-            parts = [f"{name} {t.sent}{signed if name == 'merchants' else ''}" for name, t in self.tallies.items()]
+            parts = [
+                f"{name} {tally.sent}{signed if name == 'merchants' else ''}"
+                for name, tally in self.tallies.items()
+            ]
             failed = sum(
                 n
                 for tally in self.tallies.values()
