@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from streamapp import console
 from streamapp.cli import READY_LINE, _setup_logging, _spawn, _stop, run_worker
 from streamapp.dev import Launcher
 from streamapp.errors import CannotStart
@@ -58,7 +59,7 @@ def _dev_preflight(settings: Settings) -> None:
 def run_dev(args: argparse.Namespace) -> int:
     """Services, stand-ins, worker, ingest processes and (with --simulate) the simulator in one tree."""
     global _log_file
-    from streamapp import console, dev
+    from streamapp import dev
 
     settings = load_settings()
     if not args.verbose:
@@ -164,6 +165,10 @@ def _drain_on_signals(ingest: Sequence[subprocess.Popen[str]], launcher: Launche
 
         def on_signal() -> None:
             launcher.stop()
+            terminal = console.terminal()
+            if launcher.simulator is not None and terminal.isatty() and drain.task is None:
+                # The simulator's progress line is unfinished: the stop's lines start below it.
+                terminal.write("\n")
             drain.on_signal()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
