@@ -63,7 +63,8 @@ def test_every_subcommand_help_lists_options_and_environment(capsys: pytest.Capt
             build_parser().parse_args([name, "--help"])
         assert exit_.value.code == 0
         text = capsys.readouterr().out
-        assert "options:" in text and "environment (STREAMAPP_*" in text, name
+        assert "options:" in text, name
+        assert "environment (STREAMAPP_*" in text, name
         assert "STREAMAPP_DATA_DIR" in text, name
     help_of = {}
     for name in ("worker", "migrate", "dev"):
@@ -76,7 +77,8 @@ def test_every_subcommand_help_lists_options_and_environment(capsys: pytest.Capt
         assert f"STREAMAPP_{field.upper()}" in flat, field
     assert "STREAMAPP_DATABASE_URL" in help_of["migrate"]
     assert "STREAMAPP_CARTS_GRPC_PORT" not in help_of["migrate"]
-    assert "--rate" in help_of["dev"] and "--verbose" in help_of["dev"]
+    assert "--rate" in help_of["dev"]
+    assert "--verbose" in help_of["dev"]
     assert "STREAMAPP_ASSISTANCE_SLACK_WEBHOOK_URL" in help_of["dev"]
 
 
@@ -92,7 +94,8 @@ def test_bad_setting_is_one_line_naming_the_variable(tmp_path: Path) -> None:
         result = run(tmp_path, command, STREAMAPP_WEB_PORT="99999")
         assert result.returncode == 2, (command, result.stderr)
         output = one_line(result)
-        assert "STREAMAPP_" in output and "99999" not in output
+        assert "STREAMAPP_" in output
+        assert "99999" not in output
 
 
 def test_no_broker_reachable_is_one_line(tmp_path: Path) -> None:

@@ -55,7 +55,8 @@ def test_cli_refuses_unknown_systems_and_bad_rates(capsys: pytest.CaptureFixture
 def test_soap_customers_send_outbound_messages_the_webhook_parses() -> None:
     population = Population(6, seed=3, soap_every=2)
     soap = [c for c in population.customers if c.soap]
-    assert len(soap) == 3 and all(len(c.id) == 18 for c in soap)
+    assert len(soap) == 3
+    assert all(len(c.id) == 18 for c in soap)
     customer = soap[0]
     customer.signed_tos, customer.skus["SKU2"] = True, True
     message = parse_outbound_message(customer.outbound_message(ORG, datetime.now(UTC)))
@@ -94,7 +95,12 @@ def test_task_script_and_deliveries() -> None:
 
 def test_cli_addresses() -> None:
     args = build_parser().parse_args(["--ingest", "http://h:1", "--grpc", "h:2", "--users", "7"])
-    assert (args.ingest, args.grpc, args.users, args.base) == ("http://h:1", "h:2", 7, "http://127.0.0.1:6066")
+    assert (args.ingest, args.grpc, args.users, args.base) == (
+        "http://h:1",
+        "h:2",
+        7,
+        "http://127.0.0.1:6066",
+    )
 
 
 def test_merchant_receiver_accepts_only_signed_deliveries() -> None:
