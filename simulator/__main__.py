@@ -36,24 +36,31 @@ CALM_RATE = 6.0
 # more would only grow the delivery backlog.
 ASSISTANCE_MAX_RATE = 30.0
 ORG = "00D000000000001AAA"
+# How long requests in flight may take to finish once asked to stop, s.
+STOP_GRACE = 2.0
 
 
 def secret_headers(secret: str | None) -> dict[str, str]:
     return {"X-Webhook-Secret": secret} if secret else {}
 
 
+# Set on SIGINT/SIGTERM: each system finishes the request it is sending, then stops.
+stopping = asyncio.Event()
+
+
 async def every(interval: float, step: Callable[[], Awaitable[None]], count: int) -> None:
     """Call `step` every `interval` seconds (0: back to back), `count` times (0: forever)."""
     done = 0
     next_at = time.monotonic()
-    while count == 0 or done < count:
+    while (count == 0 or done < count) and not stopping.is_set():
         await step()
         done += 1
         if interval:
             next_at += interval
             # Never catch up in a burst after a stall (e.g. while the stack was down).
             next_at = max(next_at, time.monotonic())
-            await asyncio.sleep(next_at - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), next_at - time.monotonic())
 
 
 class Simulation:
@@ -202,8 +209,17 @@ async def run(args: argparse.Namespace) -> int:
     work = asyncio.create_task(sim.run())
     loop = asyncio.get_running_loop()
     # SIGTERM (from `streamapp dev` stopping us) ends the run like Ctrl-C: a final line, exit 0.
+    # Requests in flight finish first (a request cut mid-body is noise in the server's log);
+    # one still retrying against a stack that went away is cancelled after a moment.
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, work.cancel)
+        loop.add_signal_handler(sig, stopping.set)
+    asked = asyncio.ensure_future(stopping.wait())
+    await asyncio.wait([work, asked], return_when=asyncio.FIRST_COMPLETED)
+    asked.cancel()
+    if not work.done():
+        done, _ = await asyncio.wait([work], timeout=STOP_GRACE)
+        if not done:
+            work.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await work
     if progress is not None:

@@ -134,7 +134,7 @@ async def test_everything_accepted_before_ctrl_c_is_in_postgres_once(tmp_path: P
 async def test_ctrl_c_stops_everything_fast_and_quietly(tmp_path: Path) -> None:
     dev = DevStack(tmp_path / "data")
     try:
-        await dev.start("--simulate", "--", "--rate", "200", "--seed", "3")
+        await dev.start("--simulate", "--systems", "salesforce", "--rate", "200", "--seed", "3")
         async with aiohttp.ClientSession() as session:
 
             async def customers_seen() -> int:
