@@ -323,7 +323,8 @@ def _add_deploy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
 def cmd_rebuild_state(args: argparse.Namespace) -> int:
     from streamapp.rebuild import rebuild_state
 
-    settings = _broker_settings()
+    # No broker needed: it writes the local store; the next worker fills the changelog.
+    settings = load_settings()
     _setup_logging(settings)
     print(asyncio.run(rebuild_state(settings, args.pipeline)), flush=True)
     return 0
@@ -334,7 +335,7 @@ def _add_rebuild_state(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         sub,
         "rebuild-state",
         "rebuild a pipeline's table from PostgreSQL into this data directory's store (workers stopped)",
-        (*BROKER, "postgres"),
+        ("general", "postgres", "broker"),
     )
     # The pipelines whose table PostgreSQL holds enough to rebuild (streamapp/rebuild.py).
     rebuild.add_argument("pipeline", choices=["licenses", "tasks"])
