@@ -20,8 +20,8 @@ from unittest import mock
 import streamapp.app
 from bench.marker import mark_first
 from streamapp.agents.licenses import RecordProcessor
-from streamapp.cli import run_worker
 from streamapp.pipeline import discover_pipelines
+from streamapp.processes import run_worker
 from streamapp.settings import load_settings
 
 _plan = RecordProcessor.plan
