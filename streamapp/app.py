@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner, murmur2
@@ -23,6 +23,7 @@ from streamapp.outbound.service import DeliveryService
 from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.settings import Settings
 from streamapp.typing import Stream, Topic
+from streamapp.web.routes import Method, Operation, Route, check_view
 
 _DEFAULT_PARTITIONER = DefaultPartitioner()
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
@@ -50,10 +51,33 @@ class StreamApp(faust.App):
     # Set while `streamapp dev` stops: webhook routes answer 503 + Retry-After.
     draining: bool = False
 
-    def ingest_page(self, path: str) -> Callable[[Any], Any]:
-        """`page` for an endpoint that only turns requests into events: ingest processes serve it too."""
-        self.ingest_paths.add(path)
-        return self.page(path)
+    # Every route, declared with who may call it and what it takes and answers (OpenAPI).
+    routes: dict[str, Route]
+
+    def route(
+        self, path: str, *, tag: str, ingest: bool = False, **operations: Operation
+    ) -> Callable[[type[Any]], type[Any]]:
+        """Register a view and its declaration (streamapp/web/routes.py): one cannot exist without the other.
+
+        `ingest` routes only turn requests into events: ingest processes serve them too.
+        """
+        declared = Route(path, tag, cast("dict[Method, Operation]", operations), ingest=ingest)
+
+        def register(view: type[Any]) -> type[Any]:
+            check_view(declared, view)
+            if path in self.routes:
+                raise ValueError(f"route {path} is declared twice")
+            self.routes[path] = declared
+            if ingest:
+                self.ingest_paths.add(path)
+            registered: type[Any] = super(StreamApp, self).page(path)(view)
+            return registered
+
+        return register
+
+    def page(self, path: str, **_: Any) -> Callable[[Any], Any]:
+        """Refused: a view registered without its declaration would be served undocumented."""
+        raise TypeError(f"{path}: register views with StreamApp.route (who may call it, bodies, answers)")
 
     def run_agent(
         self, channel: Any, name: str, run: Callable[[Stream], Awaitable[None]], **options: Any
@@ -166,6 +190,7 @@ def create_app(
     # Faust's producer-only boot: web server and producer, no consumer, agents or tables.
     app.producer_only = role == "ingest"
     app.ingest_paths = set()
+    app.routes = {}
     app.declared_topics = {}
     app.settings = settings
     app.pipelines = chosen

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web as aioweb
 from faust.web import Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from streamapp.assistance.routing import RoutingError
+from streamapp.assistance.service import RoutingUnavailable
 from streamapp.auth import (
     Authenticator,
     Principal,
@@ -21,19 +22,21 @@ from streamapp.auth import (
     token_matches,
 )
 from streamapp.envelope import derived_id, utcnow
-from streamapp.errors import NotFound, StreamappError, Unauthorized, ValidationFailed
+from streamapp.errors import DependencyUnavailable, NotFound, StreamappError, Unauthorized, ValidationFailed
 from streamapp.ingest import publish_all
 from streamapp.models.assistance import BOT_OWNER, AssistanceIn, AssistanceRequest, channel_report
 from streamapp.outbound import store
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import JsonView, db_call, parse_json_object, read_body, validation_errors
+from streamapp.web.replies import IsoTime
+from streamapp.web.routes import ADMIN, BOT, BOT_OR_ADMIN, Operation, Reply, idempotency_key
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
     from streamapp.assistance.service import Routing
 
 MAX_IDEMPOTENCY_KEY = 255
-BOT = Principal("bot", BOT_OWNER)
+BOT_PRINCIPAL = Principal("bot", BOT_OWNER)
 
 
 class UnknownTopic(StreamappError):
@@ -51,32 +54,89 @@ class UnknownTopic(StreamappError):
         return {**super().to_json(), "known_topics": self.known}
 
 
+class AssistanceAccepted(BaseModel):
+    request_id: str
+    status: Literal["accepted"]
+    topic: str
+    channels: list[str]
+
+
+class AssistanceStatusReply(BaseModel):
+    request_id: str
+    topic: str
+    topic_as_sent: str
+    description: str
+    customer: dict[str, Any] | None
+    conversation_url: str | None
+    language: str | None
+    received_at: IsoTime
+    routing_version: str | None
+    status: Literal["delivered", "in_progress", "partially_delivered", "failed"]
+    channels: list[dict[str, Any]]
+
+
+class RoutingReply(BaseModel):
+    active: dict[str, Any] | None
+    loaded_at: IsoTime | None
+    source: str | None
+    last_error: dict[str, Any] | None
+    channel_types: list[str]
+
+
+class ReloadReply(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["reloaded"]
+
+
+class RoutingRejected(BaseModel):
+    """422: the file was not taken (the table in force stays); every problem is named."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    detail: str
+    active_version: str | None
+
+
 def bot_authenticator(app: StreamApp) -> Authenticator:
     """The bot's bearer token makes it the bot, owner of assistance deliveries (also for /deliveries/...)."""
 
     async def authenticate_bot(request: aioweb.Request) -> Principal | None:
-        return BOT if token_matches(request, app.settings.assistance_bot_token) else None
+        return BOT_PRINCIPAL if token_matches(request, app.settings.assistance_bot_token) else None
 
     return authenticate_bot
 
 
 async def bot_principal(app: StreamApp, request: aioweb.Request) -> Principal:
     if dev_open(app, app.settings.assistance_bot_token) and bearer(request) is None:
-        return BOT
+        return BOT_PRINCIPAL
     return await authenticate(app, request)
 
 
 def register_assistance_views(app: StreamApp, requests_topic: Topic, routing: Routing) -> None:
     settings = app.settings
 
-    @app.ingest_page("/assistance")
+    @app.route(
+        "/assistance",
+        tag="assistance",
+        ingest=True,
+        post=Operation(
+            "A customer needs help: routed by topic to Slack or e-mail",
+            BOT,
+            {202: Reply("Accepted: durable in the topic", AssistanceAccepted)},
+            body=AssistanceIn,
+            headers=idempotency_key(MAX_IDEMPOTENCY_KEY, "request"),
+            errors=(UnknownTopic, RoutingUnavailable, DependencyUnavailable),
+        ),
+    )
     class Assistance(JsonView):
         """Accept a request for help: 202 with its id once it is durable in the topic."""
 
         async def post(self, request: Request) -> Response:
             raw = aiohttp_request(request)
             principal = await bot_principal(app, raw)
-            if principal != BOT:
+            if principal != BOT_PRINCIPAL:
                 raise Unauthorized("the chat bot's token is required")
             data = parse_json_object(await read_body(request, settings.max_body_bytes))
             try:
@@ -114,7 +174,8 @@ def register_assistance_views(app: StreamApp, requests_topic: Topic, routing: Ro
                 [(str(request_id).encode(), event.model_dump_json().encode())],
                 timeout=settings.ingest_ack_timeout,
             )
-            return self.json(
+            return self.reply(
+                AssistanceAccepted,
                 {
                     "request_id": str(request_id),
                     "status": "accepted",
@@ -124,7 +185,16 @@ def register_assistance_views(app: StreamApp, requests_topic: Topic, routing: Ro
                 status=202,
             )
 
-    @app.page("/assistance/{request_id}")
+    @app.route(
+        "/assistance/{request_id}",
+        tag="assistance",
+        get=Operation(
+            "A request and the status of each channel it went to",
+            BOT_OR_ADMIN,
+            {200: Reply("The request with every delivery attempt", AssistanceStatusReply)},
+            errors=(NotFound, DependencyUnavailable),
+        ),
+    )
     class AssistanceStatus(JsonView):
         """A request and the status of each channel it went to, with every attempt."""
 
@@ -151,7 +221,8 @@ def register_assistance_views(app: StreamApp, requests_topic: Topic, routing: Ro
             if row is None:
                 # Not recorded yet (it is on its way through the topic) or unknown.
                 raise NotFound(f"no assistance request {request_id!r} (yet)")
-            return self.json(
+            return self.reply(
+                AssistanceStatusReply,
                 {
                     "request_id": str(rid),
                     "topic": row["topic"],
@@ -163,27 +234,48 @@ def register_assistance_views(app: StreamApp, requests_topic: Topic, routing: Ro
                     "received_at": row["received_at"].isoformat(),
                     "routing_version": row["routing_version"],
                     **channel_report(tuple(row["channels"]), deliveries),
-                }
+                },
             )
 
-    @app.page("/admin/assistance/routing")
+    @app.route(
+        "/admin/assistance/routing",
+        tag="assistance",
+        get=Operation(
+            "The routing table in force (secrets masked)",
+            ADMIN,
+            {200: Reply("The table, when it was loaded, the last rejected reload", RoutingReply)},
+        ),
+    )
     class RoutingView(JsonView):
         """The table in force (secrets masked), when it was loaded, and the last rejected reload."""
 
         async def get(self, request: Request) -> Response:
             require_admin(app, aiohttp_request(request))
             table = routing.table
-            return self.json(
+            return self.reply(
+                RoutingReply,
                 {
                     "active": table.describe() if table else None,
                     "loaded_at": routing.loaded_at.isoformat() if routing.loaded_at else None,
                     "source": routing.source,
                     "last_error": routing.last_error.to_json() if routing.last_error else None,
                     "channel_types": app.deliveries.channel_kinds,
-                }
+                },
             )
 
-    @app.page("/admin/assistance/routing/reload")
+    @app.route(
+        "/admin/assistance/routing/reload",
+        tag="assistance",
+        post=Operation(
+            "Re-read the routing file",
+            ADMIN,
+            {
+                200: Reply("What changed", ReloadReply),
+                422: Reply("Rejected: every problem named, the table in force kept", RoutingRejected),
+            },
+            errors=(DependencyUnavailable,),
+        ),
+    )
     class RoutingReload(JsonView):
         """Re-read the routing file: 200 with what changed, or 422 naming every problem (table kept)."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit
 
 from aiokafka.errors import KafkaError
@@ -13,6 +13,7 @@ from faust.exceptions import NotReady
 from faust.types import TableT
 from faust.web import Request, Response, View
 from faust.web.exceptions import ServiceUnavailable
+from pydantic import BaseModel
 
 from streamapp.auth import require_admin
 from streamapp.compat import ConsumerInternals, learn_topic_partitions
@@ -20,6 +21,7 @@ from streamapp.errors import DependencyUnavailable, NotFound, describe
 from streamapp.gaps import acked_assignment
 from streamapp.typing import aiohttp_request
 from streamapp.web.base import JsonView
+from streamapp.web.routes import ADMIN, PUBLIC, Operation, Reply
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
@@ -79,15 +81,70 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+class HealthReply(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadinessReply(BaseModel):
+    status: Literal["ready", "degraded", "unavailable"]
+    checks: dict[str, bool]
+
+
+class PartitionLag(BaseModel):
+    topic: str
+    partition: int
+    committed: int | None
+    end: int | None
+    lag: int | None
+
+
+class LagReply(BaseModel):
+    total: int
+    topics: dict[str, int]
+    partitions: list[PartitionLag]
+
+
+class TableInfo(BaseModel):
+    name: str
+    changelog_topic: str
+    local_partitions: list[int]
+    local_keys: int
+
+
+class TablesReply(BaseModel):
+    tables: list[TableInfo]
+
+
+class TableValue(BaseModel):
+    table: str
+    key: str
+    value: Any
+
+
 def register_core_views(app: StreamApp) -> None:
-    @app.page("/health")
+    @app.route(
+        "/health",
+        tag="core",
+        get=Operation("Liveness: the process answers", PUBLIC, {200: Reply("Alive", HealthReply)}),
+    )
     class Health(JsonView):
         """Liveness: the process answers."""
 
         async def get(self, request: Request) -> Response:
             return self.json({"status": "ok"})
 
-    @app.page("/ready")
+    @app.route(
+        "/ready",
+        tag="core",
+        get=Operation(
+            "Readiness: the broker and PostgreSQL answer",
+            PUBLIC,
+            {
+                200: Reply("Ready (or degraded: an ingest process without its database)", ReadinessReply),
+                503: Reply("Not ready; `checks` names what does not answer", ReadinessReply),
+            },
+        ),
+    )
     class Ready(JsonView):
         """Readiness: the broker and PostgreSQL both answer (503 otherwise, naming which).
 
@@ -104,7 +161,16 @@ def register_core_views(app: StreamApp) -> None:
             status = "ready" if all(checks.values()) else "degraded" if ready else "unavailable"
             return self.json({"status": status, "checks": checks}, status=200 if ready else 503)
 
-    @app.page("/lag")
+    @app.route(
+        "/lag",
+        tag="core",
+        get=Operation(
+            "Consumer lag of this worker's partitions",
+            ADMIN,
+            {200: Reply("Lag per topic and partition", LagReply)},
+            errors=(DependencyUnavailable,),
+        ),
+    )
     class Lag(JsonView):
         """How far this worker's agents are behind, per topic and partition it holds (admin).
 
@@ -121,7 +187,13 @@ def register_core_views(app: StreamApp) -> None:
                 topics[row["topic"]] = topics.get(row["topic"], 0) + (row["lag"] or 0)
             return self.json({"total": sum(topics.values()), "topics": topics, "partitions": rows})
 
-    @app.page("/tables/")
+    @app.route(
+        "/tables/",
+        tag="core",
+        get=Operation(
+            "Tables and this worker's partitions of each", ADMIN, {200: Reply("Tables", TablesReply)}
+        ),
+    )
     class Tables(JsonView):
         """Lists the tables and the partitions this worker holds for each (admin)."""
 
@@ -146,7 +218,16 @@ def register_core_views(app: StreamApp) -> None:
                 }
             )
 
-    @app.page("/tables/{table}/{key}")
+    @app.route(
+        "/tables/{table}/{key}",
+        tag="core",
+        get=Operation(
+            "One key of a table, from the worker that owns it",
+            ADMIN,
+            {200: Reply("The key's value", TableValue)},
+            errors=(NotFound, DependencyUnavailable),
+        ),
+    )
     class TableKey(JsonView):
         """One key's value, answered by the worker that owns the key's partition (admin).
 

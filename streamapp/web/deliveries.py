@@ -6,15 +6,38 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response
+from pydantic import BaseModel
 
 from streamapp.auth import Kind, Principal, authenticate
-from streamapp.errors import NotFound
+from streamapp.errors import DependencyUnavailable, NotFound
 from streamapp.outbound import store
 from streamapp.typing import aiohttp_request
 from streamapp.web.base import JsonView, db_call
+from streamapp.web.replies import IsoTime
+from streamapp.web.routes import ANY_PRINCIPAL, Operation, Reply
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
+
+
+class Delivery(BaseModel):
+    delivery_id: str
+    pipeline: str
+    owner: str
+    endpoint_id: str
+    channel: str | None
+    status: str
+    attempt_count: int
+    next_attempt_at: IsoTime | None
+    last_error: str | None
+    created_at: IsoTime
+    updated_at: IsoTime
+    attempts: list[dict[str, Any]]
+
+
+class DeliveriesReply(BaseModel):
+    subject_id: str
+    deliveries: list[Delivery]
 
 
 def may_read(principal: Principal, owner_kinds: Mapping[str, Kind], delivery: Mapping[str, Any]) -> bool:
@@ -30,7 +53,16 @@ def may_read(principal: Principal, owner_kinds: Mapping[str, Kind], delivery: Ma
 
 
 def register_delivery_views(app: StreamApp) -> None:
-    @app.page("/deliveries/{subject_id}")
+    @app.route(
+        "/deliveries/{subject_id}",
+        tag="deliveries",
+        get=Operation(
+            "Every delivery about a subject (a request id), with each attempt",
+            ANY_PRINCIPAL,
+            {200: Reply("The deliveries the caller owns", DeliveriesReply)},
+            errors=(NotFound, DependencyUnavailable),
+        ),
+    )
     class Deliveries(JsonView):
         """Attempts (time, status, latency, error) per delivery; only its owner (or admin) sees it."""
 
@@ -45,4 +77,4 @@ def register_delivery_views(app: StreamApp) -> None:
             if not deliveries:
                 # Someone else's subject looks exactly like an unknown one.
                 raise NotFound(f"no deliveries for {subject_id!r}")
-            return self.json({"subject_id": subject_id, "deliveries": deliveries})
+            return self.reply(DeliveriesReply, {"subject_id": subject_id, "deliveries": deliveries})

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web as aioweb
 from faust.web import Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from streamapp.auth import require_reader
 from streamapp.envelope import Envelope, derived_id
 from streamapp.errors import (
+    DependencyUnavailable,
     Forbidden,
     IdempotencyKeyReused,
     NotFound,
@@ -23,6 +24,7 @@ from streamapp.errors import (
 from streamapp.ingest import publish_all
 from streamapp.models.salesforce import (
     CustomerRecord,
+    SimulatorRecord,
     parse_outbound_message,
     parse_simulator_record,
     soap_ack,
@@ -34,10 +36,14 @@ from streamapp.web.base import (
     check_shared_secret,
     db_call,
     latest_event_time,
+    parse_query,
     read_body,
     refuse_nul,
     validation_errors,
 )
+from streamapp.web.paging import PageQuery, decode_cursor, next_cursor
+from streamapp.web.replies import Accepted, IsoTime
+from streamapp.web.routes import READER, WEBHOOK_SECRET, Operation, Reply, idempotency_key
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
@@ -46,6 +52,55 @@ MAX_HISTORY = 1000
 MAX_IDEMPOTENCY_KEY = 255
 # Whether this request is SOAP, for the error response (a typed key: aiohttp warns on str keys).
 IS_XML = aioweb.RequestKey("streamapp_xml", bool)
+
+
+class License(BaseModel):
+    sku: str
+    active: bool
+    granted_at: IsoTime | None
+    revoked_at: IsoTime | None
+
+
+class CustomerLicenses(BaseModel):
+    customer_id: str
+    licenses: list[License]
+
+
+class CustomerSummary(BaseModel):
+    customer_id: str
+    name: str
+    account_manager: str
+    signed_tos: bool
+    updated_at: IsoTime
+    licenses: list[License]
+
+
+class CustomersPage(BaseModel):
+    customers: list[CustomerSummary] = Field(description="By customer id")
+    next: str | None = Field(description="Pass as `after` for the next page; null on the last")
+
+
+class HistoryEntry(BaseModel):
+    update_id: str
+    sku: str
+    action: str
+    effective_at: IsoTime
+    source_event_id: str
+    recorded_at: IsoTime
+
+
+class LicenseHistoryReply(BaseModel):
+    customer_id: str
+    history: list[HistoryEntry]
+
+
+class HistoryQuery(BaseModel):
+    limit: int = Field(default=100, ge=1, le=MAX_HISTORY, description="Newest entries to return")
+
+
+IDEMPOTENCY_KEY = idempotency_key(MAX_IDEMPOTENCY_KEY, "record")
+SOAP_ACK = "SOAP: an Ack (`X-Event-Ids` names the events); errors are SOAP Faults"
+SOAP_BODY = "A Salesforce SOAP Outbound Message (notifications of Account changes)"
 
 
 def is_xml(request: Request, body: bytes) -> bool:
@@ -90,7 +145,23 @@ def register_license_views(app: StreamApp, inbound: Topic) -> None:
     settings = app.settings
     secret = settings.salesforce_secret.get_secret_value() if settings.salesforce_secret else None
 
-    @app.ingest_page("/salesforce/webhook")
+    @app.route(
+        "/salesforce/webhook",
+        tag="licenses",
+        ingest=True,
+        post=Operation(
+            "Salesforce customer records (JSON, or a SOAP Outbound Message)",
+            WEBHOOK_SECRET,
+            {
+                202: Reply("JSON record accepted: durable in the topic", Accepted),
+                200: Reply(SOAP_ACK, None, "text/xml"),
+            },
+            body=SimulatorRecord,
+            other_bodies={"text/xml": SOAP_BODY},
+            headers=IDEMPOTENCY_KEY,
+            errors=(Forbidden, IdempotencyKeyReused, DependencyUnavailable),
+        ),
+    )
     class SalesforceWebhook(JsonView):
         """Customer records from Salesforce: the simulator's JSON or a SOAP Outbound Message."""
 
@@ -124,7 +195,7 @@ def register_license_views(app: StreamApp, inbound: Topic) -> None:
                 [(customer.id.encode(), envelope.encode())],
                 timeout=settings.ingest_ack_timeout,
             )
-            return self.json({"status": "accepted", "event_ids": [str(event_id)]}, status=202)
+            return self.reply(Accepted, {"status": "accepted", "event_ids": [str(event_id)]}, status=202)
 
         async def outbound_message(self, body: bytes) -> Response:
             message = parse_outbound_message(body, not_after=latest_event_time(settings))
@@ -171,7 +242,68 @@ def register_license_views(app: StreamApp, inbound: Topic) -> None:
                 )
             return super().error_response(request, exc)
 
-    @app.page("/licenses/{customer_id}")
+    @app.route(
+        "/licenses",
+        tag="licenses",
+        get=Operation(
+            "Customers and their licenses, a page at a time",
+            READER,
+            {200: Reply("A page of customers, by id", CustomersPage)},
+            query=PageQuery,
+            errors=(DependencyUnavailable,),
+        ),
+    )
+    class Customers(JsonView):
+        """Every customer with its licenses: where a person finds a customer id to look at."""
+
+        async def get(self, request: Request) -> Response:
+            require_reader(app, aiohttp_request(request))
+            page = parse_query(request, PageQuery)
+            after = decode_cursor(page.after, 1)[0] if page.after else None
+            customers = await query(
+                app,
+                "SELECT id, name, account_manager, signed_tos, updated_at FROM customers"
+                " WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2",
+                after,
+                page.limit + 1,
+            )
+            shown = customers[: page.limit]
+            licenses: dict[str, list[dict[str, Any]]] = {}
+            for row in await query(
+                app,
+                "SELECT customer_id, sku, active, granted_at, revoked_at FROM licenses"
+                " WHERE customer_id = ANY($1::text[]) ORDER BY customer_id, sku",
+                [c["id"] for c in shown],
+            ):
+                licenses.setdefault(row["customer_id"], []).append(_license(row))
+            return self.reply(
+                CustomersPage,
+                {
+                    "customers": [
+                        {
+                            "customer_id": c["id"],
+                            "name": c["name"],
+                            "account_manager": c["account_manager"],
+                            "signed_tos": c["signed_tos"],
+                            "updated_at": _iso(c["updated_at"]),
+                            "licenses": licenses.get(c["id"], []),
+                        }
+                        for c in shown
+                    ],
+                    "next": next_cursor(customers, page.limit, "id"),
+                },
+            )
+
+    @app.route(
+        "/licenses/{customer_id}",
+        tag="licenses",
+        get=Operation(
+            "A customer's licenses, one per SKU ever licensed",
+            READER,
+            {200: Reply("The licenses", CustomerLicenses)},
+            errors=(NotFound, DependencyUnavailable),
+        ),
+    )
     class Licenses(JsonView):
         """The customer's current licenses, one per SKU ever licensed."""
 
@@ -190,29 +322,31 @@ def register_license_views(app: StreamApp, inbound: Topic) -> None:
             )
             if rows[0]["customer"] is None and rows[0]["sku"] is None:
                 raise NotFound(f"unknown customer {customer_id!r}")
-            return self.json(
+            return self.reply(
+                CustomerLicenses,
                 {
                     "customer_id": customer_id,
-                    "licenses": [
-                        {
-                            "sku": row["sku"],
-                            "active": row["active"],
-                            "granted_at": _iso(row["granted_at"]),
-                            "revoked_at": _iso(row["revoked_at"]),
-                        }
-                        for row in rows
-                        if row["sku"] is not None
-                    ],
-                }
+                    "licenses": [_license(row) for row in rows if row["sku"] is not None],
+                },
             )
 
-    @app.page("/customers/{customer_id}/license-history")
+    @app.route(
+        "/customers/{customer_id}/license-history",
+        tag="licenses",
+        get=Operation(
+            "A customer's grants and revocations, newest first",
+            READER,
+            {200: Reply("The history", LicenseHistoryReply)},
+            query=HistoryQuery,
+            errors=(NotFound, DependencyUnavailable),
+        ),
+    )
     class LicenseHistory(JsonView):
         """Grants and revocations, newest first (`?limit=`, default 100, at most 1000)."""
 
         async def get(self, request: Request, customer_id: str) -> Response:
             require_reader(app, aiohttp_request(request))
-            limit = _limit(request.query.get("limit"))
+            limit = parse_query(request, HistoryQuery).limit
             rows = await query(
                 app,
                 """
@@ -228,7 +362,8 @@ def register_license_views(app: StreamApp, inbound: Topic) -> None:
                 known = await query(app, "SELECT 1 FROM customers WHERE id = $1", customer_id)
                 if not known:
                     raise NotFound(f"unknown customer {customer_id!r}")
-            return self.json(
+            return self.reply(
+                LicenseHistoryReply,
                 {
                     "customer_id": customer_id,
                     "history": [
@@ -242,7 +377,7 @@ def register_license_views(app: StreamApp, inbound: Topic) -> None:
                         }
                         for row in rows
                     ],
-                }
+                },
             )
 
 
@@ -250,15 +385,10 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _limit(raw: str | None) -> int:
-    from streamapp.errors import ValidationFailed
-
-    if raw is None:
-        return 100
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ValidationFailed("limit must be an integer") from exc
-    if not 1 <= value <= MAX_HISTORY:
-        raise ValidationFailed(f"limit must be between 1 and {MAX_HISTORY}")
-    return value
+def _license(row: Any) -> dict[str, Any]:
+    return {
+        "sku": row["sku"],
+        "active": row["active"],
+        "granted_at": _iso(row["granted_at"]),
+        "revoked_at": _iso(row["revoked_at"]),
+    }

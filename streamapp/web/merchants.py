@@ -8,22 +8,24 @@ import logging
 import secrets
 import uuid
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web as aioweb
 from faust.types import TableT
 from faust.web import Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from yarl import URL
 
 from streamapp.auth import Principal, bearer, dev_open, hash_key, is_admin, same
 from streamapp.envelope import derived_id, utcnow
 from streamapp.errors import (
     Conflict,
+    DependencyUnavailable,
     IdempotencyKeyReused,
     MalformedBody,
     NotFound,
     StreamappError,
+    TooManyRequests,
     Unauthorized,
     ValidationFailed,
 )
@@ -40,13 +42,75 @@ from streamapp.outbound import signing, store
 from streamapp.outbound.ssrf import check_address, parse_networks
 from streamapp.ratelimit import NegativeCache, TokenBuckets
 from streamapp.typing import Topic, aiohttp_request
-from streamapp.web.base import JsonView, db_call, load_json, parse_json_object, read_body, validation_errors
+from streamapp.web.base import (
+    JsonView,
+    db_call,
+    load_json,
+    parse_json_object,
+    parse_query,
+    read_body,
+    validation_errors,
+)
+from streamapp.web.paging import PageQuery, decode_cursor, encode_cursor
+from streamapp.web.replies import IsoTime
+from streamapp.web.routes import (
+    ADMIN_OR_CLIENT_KEY,
+    CLIENT,
+    CLIENT_OR_ADMIN,
+    Operation,
+    Reply,
+    idempotency_key,
+)
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
 
 log = logging.getLogger(__name__)
 MAX_IDEMPOTENCY_KEY = 255
+
+
+class ClientRegistered(BaseModel):
+    client_id: str
+    url: str
+    signing_secret: str = Field(description="Verifies the signatures of the webhooks sent to `url`")
+    api_key: str | None = Field(default=None, description="Only when the client is created: keep it")
+
+
+class RequestAccepted(BaseModel):
+    request_id: str
+
+
+class Merchant(BaseModel):
+    name: str | None
+
+
+class RequestStatus(BaseModel):
+    request_id: str
+    status: Literal["pending", "done", "failed"]
+    merchant: Merchant | None
+
+
+class ClientRequest(BaseModel):
+    request_id: str
+    status: Literal["pending", "done", "failed"]
+    merchant: Merchant | None
+    error: str | None
+    transaction: dict[str, Any]
+    received_at: IsoTime
+    finished_at: IsoTime | None
+
+
+class ClientRequestsQuery(PageQuery):
+    status: Literal["pending", "done", "failed"] | None = Field(default=None, description="Only these")
+
+
+class ClientRequestsPage(BaseModel):
+    client_id: str
+    requests: list[ClientRequest] = Field(description="Newest first")
+    next: str | None = Field(description="Pass as `after` for the next page; null on the last")
+
+
+IDEMPOTENCY_KEY = idempotency_key(MAX_IDEMPOTENCY_KEY, "request")
 
 
 def parse_transaction(body: bytes) -> Transaction:
@@ -58,6 +122,18 @@ def parse_transaction(body: bytes) -> Transaction:
         return Transaction.model_validate(data)
     except ValidationError as exc:
         raise validation_errors(exc) from exc
+
+
+def client_request(row: Any) -> dict[str, Any]:
+    return {
+        "request_id": str(row["request_id"]),
+        "status": row["status"],
+        "merchant": {"name": row["merchant_name"]} if row["status"] == "done" else None,
+        "error": row["error"],
+        "transaction": json.loads(row["transaction"]),
+        "received_at": row["created_at"].isoformat(),
+        "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
+    }
 
 
 class Clients:
@@ -131,7 +207,20 @@ def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clie
     settings = app.settings
     allowed = parse_networks(settings.delivery_allowed)
 
-    @app.page("/create_webhook")
+    @app.route(
+        "/create_webhook",
+        tag="merchants",
+        post=Operation(
+            "Register a merchants client, or re-point its webhook URL",
+            ADMIN_OR_CLIENT_KEY,
+            {
+                201: Reply("Created: the API key is shown this once", ClientRegistered),
+                200: Reply("The client's URL replaced", ClientRegistered),
+            },
+            body=WebhookRegistration,
+            errors=(Conflict, DependencyUnavailable),
+        ),
+    )
     class CreateWebhook(JsonView):
         """Register a client (201, with its API key once) or re-point its URL (200, needs its key)."""
 
@@ -194,9 +283,21 @@ def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clie
             body: dict[str, Any] = {"client_id": client_id, "url": url, "signing_secret": secret}
             if api_key is not None:
                 body["api_key"] = api_key
-            return self.json(body, status=status)
+            return self.reply(ClientRegistered, body, status=status)
 
-    @app.ingest_page("/normalize_merchant")
+    @app.route(
+        "/normalize_merchant",
+        tag="merchants",
+        ingest=True,
+        post=Operation(
+            "Normalize a card transaction's merchant (the answer comes by webhook, or poll)",
+            CLIENT,
+            {202: Reply("Accepted: durable; poll or await the webhook", RequestAccepted)},
+            body=Transaction,
+            headers=IDEMPOTENCY_KEY,
+            errors=(TooManyRequests, IdempotencyKeyReused, DependencyUnavailable),
+        ),
+    )
     class NormalizeMerchant(JsonView):
         """Accept a transaction: 202 with a request id once it is durable; the answer comes later."""
 
@@ -229,7 +330,7 @@ def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clie
                     [(key, message.model_dump_json().encode())],
                     timeout=settings.ingest_ack_timeout,
                 )
-            return self.json({"request_id": str(request_id)}, status=202)
+            return self.reply(RequestAccepted, {"request_id": str(request_id)}, status=202)
 
         async def remember(
             self, request_id: uuid.UUID, client_id: str, idempotency_key: str | None, stored: dict[str, Any]
@@ -254,7 +355,16 @@ def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clie
             # Published before, unless the broker failed that time: then it is still pending.
             return bool(row["status"] == "pending")
 
-    @app.page("/normalize_merchant/{request_id}")
+    @app.route(
+        "/normalize_merchant/{request_id}",
+        tag="merchants",
+        get=Operation(
+            "Poll a normalization request",
+            CLIENT,
+            {200: Reply("pending, done (with the merchant) or failed", RequestStatus)},
+            errors=(NotFound, DependencyUnavailable),
+        ),
+    )
     class NormalizeResult(JsonView):
         """Poll a request: pending, done (with the merchant) or failed. Others' ids are 404."""
 
@@ -277,4 +387,64 @@ def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clie
             if row is None:
                 raise NotFound(f"no request {request_id!r}")
             merchant = {"name": row["merchant_name"]} if row["status"] == "done" else None
-            return self.json({"request_id": str(rid), "status": row["status"], "merchant": merchant})
+            return self.reply(
+                RequestStatus, {"request_id": str(rid), "status": row["status"], "merchant": merchant}
+            )
+
+    @app.route(
+        "/clients/{client_id}/requests",
+        tag="merchants",
+        get=Operation(
+            "A client's normalization requests, newest first, a page at a time",
+            CLIENT_OR_ADMIN,
+            {200: Reply("A page of the client's requests", ClientRequestsPage)},
+            query=ClientRequestsQuery,
+            errors=(NotFound, DependencyUnavailable),
+        ),
+    )
+    class ClientRequests(JsonView):
+        """Where a client (or the admin) finds a request id: its requests with their outcome."""
+
+        async def get(self, request: Request, client_id: str) -> Response:
+            raw = aiohttp_request(request)
+            if not is_admin(app, raw):
+                caller = await clients.authenticate(raw)
+                if caller is None and not dev_open(app, settings.admin_token):
+                    raise Unauthorized("the client's id and API key, or the admin token, are required")
+                if caller is not None and caller != client_id:
+                    raise NotFound(f"no client {client_id!r}")  # another's looks like an unknown one
+            query = parse_query(request, ClientRequestsQuery)
+            # Keyset, newest first: (received, id) of the last request shown.
+            received, after_id = decode_cursor(query.after, 2) if query.after else (None, None)
+            rows = await db_call(
+                lambda: app.db.pool.fetch(
+                    "SELECT request_id, status, merchant_name, error, transaction, created_at, finished_at"
+                    " FROM merchant_requests WHERE client_id = $1 AND ($2::text IS NULL OR status = $2)"
+                    " AND ($3::text IS NULL"
+                    "      OR (created_at, request_id) < ($3::text::timestamptz, $4::text::uuid))"
+                    " ORDER BY created_at DESC, request_id DESC LIMIT $5",
+                    client_id,
+                    query.status,
+                    received,
+                    after_id,
+                    query.limit + 1,
+                )
+            )
+            if not rows and query.after is None:
+                known = await db_call(
+                    lambda: app.db.pool.fetchval(
+                        "SELECT 1 FROM merchant_clients WHERE client_id = $1", client_id
+                    )
+                )
+                if not known:
+                    raise NotFound(f"no client {client_id!r}")
+            shown = rows[: query.limit]
+            cursor = (
+                encode_cursor(shown[-1]["created_at"].isoformat(), str(shown[-1]["request_id"]))
+                if len(rows) > query.limit
+                else None
+            )
+            return self.reply(
+                ClientRequestsPage,
+                {"client_id": client_id, "requests": [client_request(r) for r in shown], "next": cursor},
+            )

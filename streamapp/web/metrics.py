@@ -15,6 +15,7 @@ from streamapp.auth import require_admin
 from streamapp.errors import DependencyUnavailable
 from streamapp.typing import aiohttp_request
 from streamapp.web.base import JsonView
+from streamapp.web.routes import ADMIN, Operation, Reply
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
@@ -91,7 +92,15 @@ def install(web_app: aioweb.Application) -> None:
 def register_metrics_view(app: StreamApp) -> None:
     from streamapp.web.core import consumer_lag
 
-    @app.page("/metrics")
+    @app.route(
+        "/metrics",
+        tag="core",
+        get=Operation(
+            "Prometheus metrics of this process",
+            ADMIN,
+            {200: Reply("Prometheus text exposition format", content_type="text/plain")},
+        ),
+    )
     class Metrics(JsonView):
         """Prometheus metrics of this process; on a worker, the consumer lag is computed now.
 

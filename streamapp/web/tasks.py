@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from faust.web import Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streamapp.auth import require_reader
 from streamapp.envelope import Envelope, utcnow
-from streamapp.errors import NotFound, ValidationFailed
+from streamapp.errors import DependencyUnavailable, NotFound, ValidationFailed
 from streamapp.ingest import publish_all
-from streamapp.models.task_reports import build_report
+from streamapp.models.task_reports import ReportContent, build_report
 from streamapp.models.tasks import TaskFact, TaskWebhook
 from streamapp.reporting import user_transitions
 from streamapp.typing import Topic, aiohttp_request
@@ -23,15 +23,81 @@ from streamapp.web.base import (
     db_call,
     latest_event_time,
     parse_json_object,
+    parse_query,
     read_body,
     validation_errors,
 )
+from streamapp.web.paging import PageQuery, decode_cursor, encode_cursor
+from streamapp.web.replies import AcceptedOne, IsoTime
+from streamapp.web.routes import READER, WEBHOOK_SECRET, Operation, Reply
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
 
-STATUSES = ("open", "completed", "deleted")
 MAX_SUMMARY_RANGE = timedelta(days=366)
+
+
+class TaskReply(BaseModel):
+    id: str
+    user_id: str | None
+    content: str | None
+    status: Literal["open", "completed", "deleted"]
+    created: IsoTime | None
+    completed: IsoTime | None
+    deleted: IsoTime | None
+    last_event_at: IsoTime | None
+
+
+class TaskEvent(BaseModel):
+    event_id: str
+    event: str
+    timestamp: IsoTime
+    status: Literal["applied", "rejected", "pending"]
+    reason: str | None
+    late: bool | None
+    received_at: IsoTime | None
+
+
+class TaskEventsReply(BaseModel):
+    task_id: str
+    events: list[TaskEvent]
+
+
+class TaskEventsQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["applied", "rejected", "pending"] | None = None
+
+
+class UserTasksQuery(PageQuery):
+    status: Literal["open", "completed", "deleted"] | None = Field(default=None, description="Only these")
+
+
+class UserTasksPage(BaseModel):
+    user_id: str
+    tasks: list[TaskReply] = Field(description="By creation time (never created: first), then id")
+    next: str | None = Field(description="Pass as `after` for the next page; null on the last")
+
+
+class RangeQuery(BaseModel):
+    """Both ends ISO-8601 with a UTC offset (`+` encoded as %2B, or `Z`); `to` after `from`."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    start: str = Field(alias="from", json_schema_extra={"format": "date-time"})
+    end: str = Field(alias="to", json_schema_extra={"format": "date-time"})
+
+
+class StoredReport(ReportContent):
+    model_config = ConfigDict(frozen=True)
+
+    revision: int
+    generated_at: IsoTime | None
+
+
+class ReportsReply(BaseModel):
+    user_id: str
+    reports: list[StoredReport]
 
 
 def iso(value: datetime | None) -> str | None:
@@ -51,8 +117,9 @@ def parse_time(raw: str | None, name: str) -> datetime:
 
 
 def time_range(request: Request) -> tuple[datetime, datetime]:
-    start = parse_time(request.query.get("from"), "from")
-    end = parse_time(request.query.get("to"), "to")
+    query = parse_query(request, RangeQuery)
+    start = parse_time(query.start, "from")
+    end = parse_time(query.end, "to")
     if end <= start:
         raise ValidationFailed("`to` must be after `from`")
     return start, end
@@ -75,7 +142,18 @@ def register_task_views(app: StreamApp, inbound: Topic) -> None:
     settings = app.settings
     secret = settings.tasks_secret.get_secret_value() if settings.tasks_secret else None
 
-    @app.ingest_page("/tasks/webhook")
+    @app.route(
+        "/tasks/webhook",
+        tag="tasks",
+        ingest=True,
+        post=Operation(
+            "A TODO-app task event (created, updated, deleted)",
+            WEBHOOK_SECRET,
+            {202: Reply("Accepted: durable in the topic", AcceptedOne)},
+            body=TaskWebhook,
+            errors=(DependencyUnavailable,),
+        ),
+    )
     class TasksWebhook(JsonView):
         """Task created / updated / deleted: 202 with the event id once durable."""
 
@@ -112,9 +190,18 @@ def register_task_views(app: StreamApp, inbound: Topic) -> None:
             await publish_all(
                 inbound, [(hook.metadata.id.encode(), envelope.encode())], timeout=settings.ingest_ack_timeout
             )
-            return self.json({"status": "accepted", "event_id": str(event_id)}, status=202)
+            return self.reply(AcceptedOne, {"status": "accepted", "event_id": str(event_id)}, status=202)
 
-    @app.page("/tasks/{task_id}")
+    @app.route(
+        "/tasks/{task_id}",
+        tag="tasks",
+        get=Operation(
+            "A task's current state",
+            READER,
+            {200: Reply("The task", TaskReply)},
+            errors=(NotFound, DependencyUnavailable),
+        ),
+    )
     class Task(JsonView):
         async def get(self, request: Request, task_id: str) -> Response:
             require_reader(app, aiohttp_request(request))
@@ -123,17 +210,25 @@ def register_task_views(app: StreamApp, inbound: Topic) -> None:
             )
             if row is None or row["status"] == "unknown":
                 raise NotFound(f"unknown task {task_id!r}")
-            return self.json(task_json(row))
+            return self.reply(TaskReply, task_json(row))
 
-    @app.page("/tasks/{task_id}/events")
+    @app.route(
+        "/tasks/{task_id}/events",
+        tag="tasks",
+        get=Operation(
+            "Every event of a task, with what happened to it and why",
+            READER,
+            {200: Reply("Events in event-time order", TaskEventsReply)},
+            query=TaskEventsQuery,
+            errors=(NotFound, DependencyUnavailable),
+        ),
+    )
     class TaskEvents(JsonView):
         """Every event of the task in event-time order, with what happened to it and why."""
 
         async def get(self, request: Request, task_id: str) -> Response:
             require_reader(app, aiohttp_request(request))
-            wanted = request.query.get("status")
-            if wanted is not None and wanted not in ("applied", "rejected", "pending"):
-                raise ValidationFailed("status must be applied, rejected or pending")
+            wanted = parse_query(request, TaskEventsQuery).status
             rows = await db_call(
                 lambda: app.db.pool.fetch(
                     "SELECT * FROM task_events WHERE task_id = $1 AND ($2::text IS NULL OR status = $2)"
@@ -144,7 +239,8 @@ def register_task_views(app: StreamApp, inbound: Topic) -> None:
             )
             if not rows and wanted is None:
                 raise NotFound(f"no events for task {task_id!r}")
-            return self.json(
+            return self.reply(
+                TaskEventsReply,
                 {
                     "task_id": task_id,
                     "events": [
@@ -159,29 +255,65 @@ def register_task_views(app: StreamApp, inbound: Topic) -> None:
                         }
                         for r in rows
                     ],
-                }
+                },
             )
 
-    @app.page("/users/{user_id}/tasks")
+    @app.route(
+        "/users/{user_id}/tasks",
+        tag="tasks",
+        get=Operation(
+            "A user's tasks, a page at a time",
+            READER,
+            {200: Reply("A page of the user's tasks", UserTasksPage)},
+            query=UserTasksQuery,
+            errors=(DependencyUnavailable,),
+        ),
+    )
     class UserTasks(JsonView):
         """The user's tasks, optionally only `?status=open|completed|deleted`."""
 
         async def get(self, request: Request, user_id: str) -> Response:
             require_reader(app, aiohttp_request(request))
-            wanted = request.query.get("status")
-            if wanted is not None and wanted not in STATUSES:
-                raise ValidationFailed(f"status must be one of {', '.join(STATUSES)}")
+            query = parse_query(request, UserTasksQuery)
+            # Keyset: (creation time, id) of the last task shown; never created sorts first.
+            created, after_id = decode_cursor(query.after, 2) if query.after else (None, None)
             rows = await db_call(
                 lambda: app.db.pool.fetch(
                     "SELECT * FROM tasks WHERE user_id = $1 AND status <> 'unknown'"
-                    " AND ($2::text IS NULL OR status = $2) ORDER BY created_at, task_id",
+                    " AND ($2::text IS NULL OR status = $2)"
+                    " AND ($3::text IS NULL"
+                    "      OR (coalesce(created_at, '-infinity'), task_id) > ($3::text::timestamptz, $4))"
+                    " ORDER BY coalesce(created_at, '-infinity'), task_id LIMIT $5",
                     user_id,
-                    wanted,
+                    query.status,
+                    created,
+                    after_id,
+                    query.limit + 1,
                 )
             )
-            return self.json({"user_id": user_id, "tasks": [task_json(r) for r in rows]})
+            more = len(rows) > query.limit
+            shown = rows[: query.limit]
+            last = shown[-1] if shown else None
+            cursor = (
+                encode_cursor(iso(last["created_at"]) or "-infinity", last["task_id"])
+                if more and last is not None
+                else None
+            )
+            return self.reply(
+                UserTasksPage, {"user_id": user_id, "tasks": [task_json(r) for r in shown], "next": cursor}
+            )
 
-    @app.page("/reports/{user_id}")
+    @app.route(
+        "/reports/{user_id}",
+        tag="tasks",
+        get=Operation(
+            "Stored reports (latest revision of each interval) within [from, to)",
+            READER,
+            {200: Reply("The reports", ReportsReply)},
+            query=RangeQuery,
+            errors=(DependencyUnavailable,),
+        ),
+    )
     class Reports(JsonView):
         """Stored reports (latest revision of each interval) within [from, to)."""
 
@@ -208,9 +340,19 @@ def register_task_views(app: StreamApp, inbound: Topic) -> None:
                 }
                 for r in rows
             ]
-            return self.json({"user_id": user_id, "reports": reports})
+            return self.reply(ReportsReply, {"user_id": user_id, "reports": reports})
 
-    @app.page("/reports/{user_id}/summary")
+    @app.route(
+        "/reports/{user_id}/summary",
+        tag="tasks",
+        get=Operation(
+            "A report computed now, for any range up to 366 days",
+            READER,
+            {200: Reply("The report", ReportContent)},
+            query=RangeQuery,
+            errors=(DependencyUnavailable,),
+        ),
+    )
     class ReportSummary(JsonView):
         """A report computed now, for any range."""
 
