@@ -106,8 +106,9 @@ class StreamApp(faust.App):
             web = IngestWeb(self)
         else:
             from streamapp.drain import refuse_while_draining
+            from streamapp.web.server import StreamWeb
 
-            web = super()._new_web()
+            web = StreamWeb(self)
             web.web_app.middlewares.append(refuse_while_draining(self))
         install(web.web_app)
         return web
@@ -218,10 +219,12 @@ def create_app(
         await app.dead_letters.topic.maybe_declare()
 
     from streamapp.web.core import register_core_views
+    from streamapp.web.docs import register_docs_views
     from streamapp.web.metrics import register_metrics_view
 
     register_core_views(app)
     register_metrics_view(app)
+    register_docs_views(app)
     for pipeline in chosen:
         pipeline.register(app)
     if role == "worker":

@@ -125,6 +125,7 @@ def register_core_views(app: StreamApp) -> None:
     @app.route(
         "/health",
         tag="core",
+        ingest=True,
         get=Operation("Liveness: the process answers", PUBLIC, {200: Reply("Alive", HealthReply)}),
     )
     class Health(JsonView):
@@ -136,6 +137,7 @@ def register_core_views(app: StreamApp) -> None:
     @app.route(
         "/ready",
         tag="core",
+        ingest=True,
         get=Operation(
             "Readiness: the broker and PostgreSQL answer",
             PUBLIC,

@@ -95,6 +95,7 @@ def register_metrics_view(app: StreamApp) -> None:
     @app.route(
         "/metrics",
         tag="core",
+        ingest=True,
         get=Operation(
             "Prometheus metrics of this process",
             ADMIN,

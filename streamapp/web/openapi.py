@@ -120,8 +120,9 @@ def operation_object(
         answer: dict[str, Any] = {"description": reply.description}
         if reply.model is not None:
             answer["content"] = {reply.content_type: {"schema": refs[(reply.model, "serialization")]}}
-        elif reply.content_type != "application/json":
-            answer["content"] = {reply.content_type: {"schema": {"type": "string"}}}
+        else:
+            schema = {"type": "object"} if reply.content_type == "application/json" else {"type": "string"}
+            answer["content"] = {reply.content_type: {"schema": schema}}
         responses[str(status)] = answer
     responses.update(error_responses(operation, bool(route.path_params)))
     parameters: list[dict[str, Any]] = [
@@ -171,6 +172,7 @@ def openapi_document(routes: Iterable[Route], *, title: str, version: str) -> di
     paths: dict[str, Any] = {}
     for route in routes:
         item = paths.setdefault(route.path, {})
+        item["x-served-by"] = ["worker", "ingest"] if route.ingest else ["worker"]
         for method, operation in route.operations.items():
             item[method] = operation_object(route, method, operation, refs)
     server_errors = "\n".join(

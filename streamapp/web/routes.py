@@ -148,7 +148,7 @@ class Route:
     path: str
     tag: str
     operations: Mapping[Method, Operation]
-    # Ingest routes turn requests into events: the ingest processes serve them too.
+    # Served by the ingest processes too: the routes that turn requests into events (and the docs).
     ingest: bool = False
 
     @property
