@@ -74,7 +74,7 @@ async def test_the_ingest_role_serves_what_the_document_says() -> None:
     doc = document()
     on_ingest = {path for path, _ in documented(doc, "ingest")}
     assert {"/health", "/ready", "/metrics", "/openapi.json"} <= on_ingest
-    async with served("ingest", **PROD) as (_, client):
+    async with served(**PROD, role="ingest") as (_, client):
         for path, method in sorted(documented(doc)):
             url = re.sub(r"\{[^}]+\}", "x", path)
             answer = await client.request(method, url)

@@ -36,9 +36,9 @@ def bearer(token: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def served(
-    role: Role = "worker", **overrides: Any
-) -> AsyncIterator[tuple[StreamApp, TestClient[Any, Any]]]:
+async def served(**overrides: Any) -> AsyncIterator[tuple[StreamApp, TestClient[Any, Any]]]:
+    """`role="ingest"` serves an ingest process's app; the other keywords are settings."""
+    role: Role = overrides.pop("role", "worker")
     app = create_app(Settings(**{**NOWHERE, **overrides}), role=role)
     app.loop = asyncio.get_running_loop()
     app.finalize()
