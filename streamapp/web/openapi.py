@@ -73,13 +73,14 @@ def error_responses(operation: Operation, has_path_params: bool) -> dict[str, An
         errors.append(NotFound)
     for error in errors:
         by_status.setdefault(error.status, set()).add(error.reason)
-    return {
-        str(status): {
-            "description": "Reasons: " + ", ".join(f"`{r}`" for r in sorted(reasons)),
-            "content": {"application/json": {"schema": _error_schema(sorted(reasons))}},
-        }
-        for status, reasons in sorted(by_status.items())
-    }
+    responses: dict[str, Any] = {}
+    for status, reasons in sorted(by_status.items()):
+        content: dict[str, Any] = {"application/json": {"schema": _error_schema(sorted(reasons))}}
+        if "text/xml" in operation.other_bodies:  # a SOAP sender is answered a SOAP Fault
+            content["text/xml"] = {"schema": {"type": "string", "description": "A SOAP Fault"}}
+        reasons_text = ", ".join(f"`{r}`" for r in sorted(reasons))
+        responses[str(status)] = {"description": f"Reasons: {reasons_text}", "content": content}
+    return responses
 
 
 def _models(routes: Iterable[Route]) -> list[tuple[type[BaseModel], Literal["validation", "serialization"]]]:
