@@ -39,7 +39,7 @@ from streamapp.models.merchants import (
     description_key,
 )
 from streamapp.outbound import signing, store
-from streamapp.outbound.ssrf import check_address, parse_networks
+from streamapp.outbound.ssrf import BlockedDestination, check_address, parse_networks
 from streamapp.ratelimit import NegativeCache, TokenBuckets
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import (
@@ -218,7 +218,7 @@ def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clie
                 200: Reply("The client's URL replaced", ClientRegistered),
             },
             body=WebhookRegistration,
-            errors=(Conflict, DependencyUnavailable),
+            errors=(BlockedDestination, Conflict, DependencyUnavailable),
         ),
     )
     class CreateWebhook(JsonView):

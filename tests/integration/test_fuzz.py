@@ -78,6 +78,7 @@ ROUTES: list[tuple[str, str, str | None]] = [
     ("GET", "/docs", None),
     ("GET", "/docs/{asset}", None),
 ]
+DECLARED = {(method, route) for method, route, _ in ROUTES}
 
 text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 json_values = st.recursive(
@@ -375,7 +376,9 @@ async def send(session: aiohttp.ClientSession, base: str, call: Call, gate: asyn
         TALLY.accepted.setdefault(call.route, set()).add(str(json.loads(body)[ACCOUNTED[call.route][0]]))
     if answer.status >= 500:
         TALLY.server_errors.append(f"{call.method} {call.path} -> {answer.status} {body[:200]!r}")
-    if answer.status != 405:  # a method the route lacks: the document's general 405
+    # A method the route lacks gets the router's 405 (or 404 for a path that then matches
+    # nothing): answers the document describes once for every route, not per operation.
+    if (call.method, call.route) in DECLARED:
         problem = conforms(call, answer.status, answer.content_type, body)
         if problem is not None:
             TALLY.nonconforming.append(f"{problem} ({call.path}: {body[:200]!r})")
@@ -427,7 +430,8 @@ async def test_no_5xx_from_any_request(
     print(report(elapsed))
     assert TALLY.requests >= EXAMPLES * BATCH
     assert not TALLY.server_errors, TALLY.server_errors[:20]
-    assert not TALLY.nonconforming, TALLY.nonconforming[:20]
+    kinds = sorted({problem.split(" (")[0] for problem in TALLY.nonconforming})
+    assert not kinds, "\n".join([*kinds, *TALLY.nonconforming[:5]])
     assert "Traceback" not in new_log, new_log[new_log.index("Traceback") - 2000 :][:6000]
     # Every route was reached, with and without credentials.
     assert {route for route, _ in TALLY.by_route} == {route for _, route, _ in ROUTES}
