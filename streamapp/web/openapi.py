@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from streamapp.errors import (
+    DependencyUnavailable,
     MalformedBody,
     NotFound,
     PayloadTooLarge,
@@ -54,8 +55,10 @@ def _error_schema(reasons: list[str]) -> dict[str, Any]:
     }
 
 
-def implied_errors(operation: Operation) -> list[type[StreamappError]]:
-    """The errors a route has by its shape: a door (401), a body (400, 413, 422), a query (422)."""
+def implied_errors(operation: Operation, has_path_params: bool) -> list[type[StreamappError]]:
+    """The errors a route has by its shape: a door (401), a body (400, 413, 422), a query (422),
+    a path parameter (404: no such thing); with the database asked (`db_call`, which declares
+    503), also 422 for a value PostgreSQL refuses (NUL in an id)."""
     errors: list[type[StreamappError]] = []
     if operation.access is not PUBLIC:
         errors.append(Unauthorized)
@@ -63,14 +66,16 @@ def implied_errors(operation: Operation) -> list[type[StreamappError]]:
         errors += [MalformedBody, PayloadTooLarge, ValidationFailed]
     if operation.query is not None:
         errors.append(ValidationFailed)
+    if has_path_params:
+        errors.append(NotFound)
+        if DependencyUnavailable in operation.errors:
+            errors.append(ValidationFailed)
     return errors
 
 
 def error_responses(operation: Operation, has_path_params: bool) -> dict[str, Any]:
     by_status: dict[int, set[str]] = {}
-    errors = [*implied_errors(operation), *operation.errors]
-    if has_path_params and NotFound not in errors:
-        errors.append(NotFound)
+    errors = [*implied_errors(operation, has_path_params), *operation.errors]
     for error in errors:
         by_status.setdefault(error.status, set()).add(error.reason)
     responses: dict[str, Any] = {}
