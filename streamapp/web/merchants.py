@@ -47,16 +47,13 @@ from streamapp.web.base import (
     db_call,
     load_json,
     parse_json_object,
-    parse_query,
     read_body,
     validation_errors,
 )
-from streamapp.web.paging import PageQuery, decode_cursor, encode_cursor
-from streamapp.web.replies import IsoTime
+from streamapp.web.merchant_requests import Merchant, register_client_request_views
 from streamapp.web.routes import (
     ADMIN_OR_CLIENT_KEY,
     CLIENT,
-    CLIENT_OR_ADMIN,
     Operation,
     Reply,
     idempotency_key,
@@ -73,41 +70,20 @@ class ClientRegistered(BaseModel):
     client_id: str
     url: str
     signing_secret: str = Field(description="Verifies the signatures of the webhooks sent to `url`")
-    api_key: str | None = Field(default=None, description="Only when the client is created: keep it")
+
+
+class ClientCreated(ClientRegistered):
+    api_key: str = Field(description="Shown this once: keep it")
 
 
 class RequestAccepted(BaseModel):
     request_id: str
 
 
-class Merchant(BaseModel):
-    name: str | None
-
-
 class RequestStatus(BaseModel):
     request_id: str
     status: Literal["pending", "done", "failed"]
     merchant: Merchant | None
-
-
-class ClientRequest(BaseModel):
-    request_id: str
-    status: Literal["pending", "done", "failed"]
-    merchant: Merchant | None
-    error: str | None
-    transaction: dict[str, Any]
-    received_at: IsoTime
-    finished_at: IsoTime | None
-
-
-class ClientRequestsQuery(PageQuery):
-    status: Literal["pending", "done", "failed"] | None = Field(default=None, description="Only these")
-
-
-class ClientRequestsPage(BaseModel):
-    client_id: str
-    requests: list[ClientRequest] = Field(description="Newest first")
-    next: str | None = Field(description="Pass as `after` for the next page; null on the last")
 
 
 IDEMPOTENCY_KEY = idempotency_key(MAX_IDEMPOTENCY_KEY, "request")
@@ -122,18 +98,6 @@ def parse_transaction(body: bytes) -> Transaction:
         return Transaction.model_validate(data)
     except ValidationError as exc:
         raise validation_errors(exc) from exc
-
-
-def client_request(row: Any) -> dict[str, Any]:
-    return {
-        "request_id": str(row["request_id"]),
-        "status": row["status"],
-        "merchant": {"name": row["merchant_name"]} if row["status"] == "done" else None,
-        "error": row["error"],
-        "transaction": json.loads(row["transaction"]),
-        "received_at": row["created_at"].isoformat(),
-        "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
-    }
 
 
 class Clients:
@@ -214,7 +178,7 @@ def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clie
             "Register a merchants client, or re-point its webhook URL",
             ADMIN_OR_CLIENT_KEY,
             {
-                201: Reply("Created: the API key is shown this once", ClientRegistered),
+                201: Reply("Created: the API key is shown this once", ClientCreated),
                 200: Reply("The client's URL replaced", ClientRegistered),
             },
             body=WebhookRegistration,
@@ -283,7 +247,7 @@ def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clie
             body: dict[str, Any] = {"client_id": client_id, "url": url, "signing_secret": secret}
             if api_key is not None:
                 body["api_key"] = api_key
-            return self.reply(ClientRegistered, body, status=status)
+            return self.reply(ClientCreated if api_key is not None else ClientRegistered, body, status=status)
 
     @app.route(
         "/normalize_merchant",
@@ -391,60 +355,4 @@ def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clie
                 RequestStatus, {"request_id": str(rid), "status": row["status"], "merchant": merchant}
             )
 
-    @app.route(
-        "/clients/{client_id}/requests",
-        tag="merchants",
-        get=Operation(
-            "A client's normalization requests, newest first, a page at a time",
-            CLIENT_OR_ADMIN,
-            {200: Reply("A page of the client's requests", ClientRequestsPage)},
-            query=ClientRequestsQuery,
-            errors=(NotFound, DependencyUnavailable),
-        ),
-    )
-    class ClientRequests(JsonView):
-        """Where a client (or the admin) finds a request id: its requests with their outcome."""
-
-        async def get(self, request: Request, client_id: str) -> Response:
-            raw = aiohttp_request(request)
-            if not is_admin(app, raw):
-                caller = await clients.authenticate(raw)
-                if caller is None and not dev_open(app, settings.admin_token):
-                    raise Unauthorized("the client's id and API key, or the admin token, are required")
-                if caller is not None and caller != client_id:
-                    raise NotFound(f"no client {client_id!r}")  # another's looks like an unknown one
-            query = parse_query(request, ClientRequestsQuery)
-            # Keyset, newest first: (received, id) of the last request shown.
-            received, after_id = decode_cursor(query.after, 2) if query.after else (None, None)
-            rows = await db_call(
-                lambda: app.db.pool.fetch(
-                    "SELECT request_id, status, merchant_name, error, transaction, created_at, finished_at"
-                    " FROM merchant_requests WHERE client_id = $1 AND ($2::text IS NULL OR status = $2)"
-                    " AND ($3::text IS NULL"
-                    "      OR (created_at, request_id) < ($3::text::timestamptz, $4::text::uuid))"
-                    " ORDER BY created_at DESC, request_id DESC LIMIT $5",
-                    client_id,
-                    query.status,
-                    received,
-                    after_id,
-                    query.limit + 1,
-                )
-            )
-            if not rows and query.after is None:
-                known = await db_call(
-                    lambda: app.db.pool.fetchval(
-                        "SELECT 1 FROM merchant_clients WHERE client_id = $1", client_id
-                    )
-                )
-                if not known:
-                    raise NotFound(f"no client {client_id!r}")
-            shown = rows[: query.limit]
-            cursor = (
-                encode_cursor(shown[-1]["created_at"].isoformat(), str(shown[-1]["request_id"]))
-                if len(rows) > query.limit
-                else None
-            )
-            return self.reply(
-                ClientRequestsPage,
-                {"client_id": client_id, "requests": [client_request(r) for r in shown], "next": cursor},
-            )
+    register_client_request_views(app, clients)
