@@ -5,14 +5,19 @@ from __future__ import annotations
 import functools
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from mode import ServiceT
 
+from streamapp.activity import RecentEvents
 from streamapp.auth import Authenticator, Kind
-from streamapp.compat import use_durable_store, use_fetched_end_offsets, use_keep_local_state_recovery
+from streamapp.compat import (
+    use_durable_store,
+    use_fetched_end_offsets,
+    use_keep_local_state_recovery,
+)
 from streamapp.db.migrate import Migration, pipeline_migrations
 from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters
@@ -24,6 +29,9 @@ from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.settings import Settings
 from streamapp.typing import Stream, Topic
 from streamapp.web.routes import Method, Operation, Route, check_view
+
+if TYPE_CHECKING:
+    from streamapp.web.dashboard import Dashboard
 
 _DEFAULT_PARTITIONER = DefaultPartitioner()
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
@@ -39,6 +47,10 @@ class StreamApp(faust.App):
     settings: Settings
     db: Database
     dead_letters: DeadLetters
+    # A sample of the events the agents handled lately (the dashboard's live feed).
+    recent_events: RecentEvents
+    # What the dashboard's routes share (streamapp/web/dashboard.py); its services run on workers.
+    dashboard: Dashboard
     pipelines: list[Pipeline]
     authenticators: list[Authenticator]
     # Which kind of principal owns the deliveries a pipeline makes (pipeline name -> kind).
@@ -207,6 +219,7 @@ def create_app(
         connect_timeout=settings.db_connect_timeout,
     )
     app.dead_letters = DeadLetters(app)
+    app.recent_events = RecentEvents()
     app.declared_topics[app.dead_letters.topic.get_topic_name()] = app.dead_letters.topic
     attach_faust_monitor(app)
     app.add_worker_service(
@@ -219,12 +232,16 @@ def create_app(
         await app.dead_letters.topic.maybe_declare()
 
     from streamapp.web.core import register_core_views
+    from streamapp.web.dashboard import register_dashboard_views
+    from streamapp.web.dead_letters import register_dead_letter_views
     from streamapp.web.docs import register_docs_views
     from streamapp.web.metrics import register_metrics_view
 
     register_core_views(app)
     register_metrics_view(app)
     register_docs_views(app)
+    register_dashboard_views(app)
+    register_dead_letter_views(app)
     for pipeline in chosen:
         pipeline.register(app)
     if role == "worker":

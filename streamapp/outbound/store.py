@@ -325,3 +325,62 @@ async def history(conn: asyncpg.Connection, subject_id: str) -> list[dict[str, A
         }
         for row in rows
     ]
+
+
+async def recent(
+    conn: asyncpg.Connection,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    status: str | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """The newest deliveries (all subjects), each with its last attempts; and whether more follow.
+
+    Keyset paging (streamapp/web/paging.py): `after` is the (created_at, delivery_id)
+    of the last delivery of the previous page.
+
+    Endpoint settings are never selected: they hold secrets. At most the last
+    five attempts of each come along (a dead delivery can have many). No total:
+    counting a large table on every dashboard refresh would scan it.
+    """
+    rows = await conn.fetch(
+        """
+        SELECT d.delivery_id, d.pipeline, d.subject_id, d.owner, d.endpoint_id, e.channel, d.status,
+               d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at,
+               coalesce((
+                   SELECT json_agg(json_build_object(
+                       'attempt', a.attempt, 'at', a.attempted_at, 'target', a.target,
+                       'status_code', a.status_code, 'latency_ms', a.latency_ms, 'error', a.error)
+                       ORDER BY a.attempt)
+                   FROM (SELECT * FROM delivery_attempts x WHERE x.delivery_id = d.delivery_id
+                         ORDER BY x.attempt DESC LIMIT 5) a
+               ), '[]') AS attempts_json
+        FROM deliveries d
+        LEFT JOIN delivery_endpoints e ON e.endpoint_id = d.endpoint_id
+        WHERE ($1::text IS NULL OR d.status = $1)
+          AND ($3::timestamptz IS NULL OR (d.created_at, d.delivery_id) < ($3, $4::uuid))
+        ORDER BY d.created_at DESC, d.delivery_id DESC
+        LIMIT $2
+        """,
+        status,
+        limit + 1,
+        after[0] if after else None,
+        after[1] if after else None,
+    )
+    return [
+        {
+            "delivery_id": str(row["delivery_id"]),
+            "pipeline": row["pipeline"],
+            "subject_id": row["subject_id"],
+            "owner": row["owner"],
+            "endpoint_id": row["endpoint_id"],
+            "channel": row["channel"],
+            "status": row["status"],
+            "attempt_count": row["attempts"],
+            "next_attempt_at": row["next_attempt_at"].isoformat() if row["status"] == "pending" else None,
+            "last_error": row["last_error"],
+            "created_at": row["created_at"].isoformat(),
+            "updated_at": row["updated_at"].isoformat(),
+            "attempts": json.loads(row["attempts_json"]),
+        }
+        for row in rows[:limit]
+    ], len(rows) > limit

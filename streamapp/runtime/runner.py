@@ -108,6 +108,8 @@ class BatchRuntime(Generic[R]):
         lettered: set[int] = set()
         await self._settle(list(events), lettered)
         metrics.observe_batch(self.processor, len(events), len(lettered), started)
+        # A sample of the batch for the dashboard's live feed (streamapp/activity.py).
+        self.app.recent_events.observe(self.processor.pipeline, self.processor.name, events, lettered)
         if self.after_apply is not None:
             self.after_apply()
 

@@ -124,13 +124,22 @@ def operation_object(
     responses: dict[str, Any] = {}
     for status, reply in sorted(operation.replies.items()):
         answer: dict[str, Any] = {"description": reply.description}
-        if reply.model is not None:
+        if reply.content_type is None:
+            pass  # no body
+        elif reply.model is not None:
             answer["content"] = {reply.content_type: {"schema": refs[(reply.model, "serialization")]}}
         else:
             schema = {"type": "object"} if reply.content_type == "application/json" else {"type": "string"}
             answer["content"] = {reply.content_type: {"schema": schema}}
         responses[str(status)] = answer
-    responses.update(error_responses(operation, bool(route.path_params)))
+    for status_text, error in error_responses(operation, bool(route.path_params)).items():
+        # A status both declared as a reply (an HTML form shown again) and raised as a JSON error
+        # answers either: both bodies are documented.
+        if status_text in responses:
+            reply_answer = responses[status_text]
+            error["description"] = f"{reply_answer['description']}. {error['description']}"
+            error["content"] = {**reply_answer.get("content", {}), **error["content"]}
+        responses[status_text] = error
     parameters: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in route.path_params

@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -51,11 +53,31 @@ def decode_cursor(cursor: str, parts: int) -> list[str]:
     valid = isinstance(key, list) and len(key) == parts
     valid = valid and all(isinstance(k, str) and "\x00" not in k for k in key)
     if not valid:
-        raise ValidationFailed(
-            "`after` is not a cursor this route gave out (pass the `next` of the previous page)",
-            errors=[{"field": "after", "type": "invalid_cursor", "message": "not a cursor of this list"}],
-        )
+        raise _not_a_cursor()
     return list(key)
+
+
+def decode_time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """A (time, UUID) cursor, the key of the lists shown newest first (dead letters, deliveries).
+
+    Both parts are parsed here, so a forged one is a 422 naming `after` before
+    anything is read, not a cast error in PostgreSQL.
+    """
+    when, ident = decode_cursor(cursor, 2)
+    try:
+        parsed, parsed_id = datetime.fromisoformat(when), uuid.UUID(ident)
+    except ValueError:
+        raise _not_a_cursor() from None
+    if parsed.tzinfo is None:
+        raise _not_a_cursor()
+    return parsed, parsed_id
+
+
+def _not_a_cursor() -> ValidationFailed:
+    return ValidationFailed(
+        "`after` is not a cursor this route gave out (pass the `next` of the previous page)",
+        errors=[{"field": "after", "type": "invalid_cursor", "message": "not a cursor of this list"}],
+    )
 
 
 def next_cursor(rows: list[Any], limit: int, *key: str) -> str | None:

@@ -49,6 +49,14 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "description": "STREAMAPP_READ_TOKEN (principal kind `reader`): read-only routes. "
         "Open in `dev` while no read token is set.",
     },
+    "dashboardSession": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "streamapp_dashboard",
+        "description": "The dashboard's session (principal kind `admin`): set by `POST /dashboard/login` "
+        "for the admin token typed once, valid 12 h on every worker with that token. A request that "
+        "changes something with it from another origin is refused (403).",
+    },
     "botToken": {
         "type": "http",
         "scheme": "bearer",
@@ -83,6 +91,11 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 
 PUBLIC = Access("public", (), "anyone")
 ADMIN = Access("admin", (("adminToken",),), "the admin token")
+DASHBOARD_ADMIN = Access(
+    "admin",
+    (("adminToken",), ("dashboardSession",)),
+    "the admin token, or the dashboard's session cookie (`POST /dashboard/login`)",
+)
 READER = Access("reader", (("readToken",), ("adminToken",)), "the read token or the admin token")
 CLIENT = Access("client", (("clientId", "clientApiKey"),), "a merchants client (client-id + its API key)")
 BOT = Access("bot", (("botToken",),), "the assistance chat bot's token")
@@ -114,11 +127,14 @@ def idempotency_key(limit: int, what: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Reply:
-    """A success answer: its description and the model its JSON body follows (None: no JSON)."""
+    """An answer: its description and the model its JSON body follows (None: no JSON).
+
+    `content_type` None: no body at all (a redirect).
+    """
 
     description: str
     model: type[BaseModel] | None = None
-    content_type: str = "application/json"
+    content_type: str | None = "application/json"
 
 
 @dataclass(frozen=True)

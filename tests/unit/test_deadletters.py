@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from types import SimpleNamespace
@@ -12,6 +13,7 @@ import aiokafka.errors
 import pytest
 
 from streamapp.app import StreamApp
+from streamapp.deadletter_cli import read_dead_letters
 from streamapp.deadletters import DeadLetter, DeadLetters
 from streamapp.settings import Settings
 
@@ -89,3 +91,14 @@ async def test_the_same_failure_at_the_same_position_has_one_id(monkeypatch: pyt
     letters = dead_letters(Broker([]), Database(), monkeypatch)
     first, again = await send(letters, b"v"), await send(letters, b"v")
     assert first.dead_letter_id == again.dead_letter_id
+
+
+async def test_reading_letters_without_a_broker_closes_its_consumer() -> None:
+    """Found: `read_dead_letters` (the CLI's `list`/`replay`, the dashboard's list) left its
+    consumer open when the broker did not answer: its start raised before the `try`, and
+    aiokafka complained about an unclosed consumer at garbage collection."""
+    settings = Settings(broker_url="kafka://127.0.0.1:1")
+    with pytest.raises(aiokafka.errors.KafkaConnectionError):
+        async for _ in read_dead_letters(settings):
+            pass
+    gc.collect()  # an unclosed consumer's __del__ warns now: an error under filterwarnings

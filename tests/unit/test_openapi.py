@@ -54,9 +54,11 @@ def test_every_served_route_and_method_is_documented_and_nothing_else() -> None:
 
 def test_faust_builtin_pages_are_not_served() -> None:
     """found: Faust's /table/{name}/{key}/ answered anyone with any table's values; /router/ the topology."""
-    paths = {path for path, _ in served_routes(build())}
+    routes = served_routes(build())
+    paths = {path for path, _ in routes}
     assert not {p for p in paths if p.startswith(("/table/", "/router", "/graph", "/performance"))}
-    assert "/" not in paths
+    # `/` is the dashboard's, once: Faust's index is not mounted behind it.
+    assert {method for path, method in routes if path == "/"} == {"GET"}
 
 
 async def test_faust_table_pages_answer_404_without_a_token() -> None:
@@ -96,8 +98,47 @@ def test_every_operation_says_who_may_call_it() -> None:
         assert "Who may call it" in operation["description"], (method, path)
         for requirement in operation["security"]:
             assert set(requirement) <= schemes
-        # A door has its 401; an open route has none.
-        assert ("401" in operation["responses"]) == bool(operation["security"]), (method, path)
+        # A door has its 401 (JSON `unauthorized`); an open route has none, but for the login form's
+        # own answer to a wrong token (the form again, in HTML).
+        unauthorized = "application/json" in operation["responses"].get("401", {}).get("content", {})
+        assert unauthorized == bool(operation["security"]), (method, path)
+    login = doc["paths"]["/dashboard/login"]["post"]
+    assert (login["security"], set(login["responses"]["401"]["content"])) == ([], {"text/html"})
+
+
+def test_the_dashboard_session_cookie_is_documented_beside_the_admin_token() -> None:
+    from streamapp.web.session import COOKIE
+
+    doc = document()
+    cookie = doc["components"]["securitySchemes"]["dashboardSession"]
+    assert (cookie["in"], cookie["name"]) == ("cookie", COOKIE)
+    for path, method in [
+        ("/dashboard/overview", "get"),
+        ("/dashboard/events", "get"),
+        ("/dead-letters", "get"),
+        ("/dead-letters/{dead_letter_id}/replay", "post"),
+        ("/deliveries", "get"),
+    ]:
+        operation = doc["paths"][path][method]
+        assert operation["security"] == [{"adminToken": []}, {"dashboardSession": []}], path
+    for path, method in [("/", "get"), ("/dashboard/login", "post"), ("/dashboard/assets/{name}", "get")]:
+        assert doc["paths"][path][method]["security"] == [], path
+    events = doc["paths"]["/dashboard/events"]["get"]["responses"]["200"]["content"]
+    assert set(events) == {"text/event-stream"}
+    # Every list pages the same way: `after` (the previous page's `next`) and `limit`.
+    for path in (
+        "/licenses",
+        "/clients/{client_id}/requests",
+        "/users/{user_id}/tasks",
+        "/dead-letters",
+        "/deliveries",
+    ):
+        names = {p["name"] for p in doc["paths"][path]["get"]["parameters"] if p["in"] == "query"}
+        assert {"after", "limit"} <= names, path
+        assert "offset" not in names, path
+        reply = doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        model = reply["$ref"].rsplit("/", 1)[-1]
+        assert "next" in doc["components"]["schemas"][model]["properties"], path
 
 
 def test_error_replies_name_their_reason() -> None:

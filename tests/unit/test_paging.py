@@ -7,10 +7,12 @@ import base64
 import pytest
 
 from streamapp.errors import ValidationFailed
-from streamapp.web.paging import decode_cursor, encode_cursor, next_cursor
+from streamapp.web.paging import decode_cursor, decode_time_cursor, encode_cursor, next_cursor
 from tests.unit.webapp import PROD, bearer, served
 
-LISTS = ("/licenses", "/clients/c-1/requests", "/users/u-1/tasks")
+# Every list route: one convention (`?after=&limit=`, answered with `next`).
+LISTS = ("/licenses", "/clients/c-1/requests", "/users/u-1/tasks", "/dead-letters", "/deliveries")
+ADMIN_LISTS = ("/dead-letters", "/deliveries")
 
 
 def test_a_cursor_carries_its_key_back() -> None:
@@ -35,6 +37,21 @@ def test_a_cursor_no_route_gave_out_is_refused(cursor: str) -> None:
         decode_cursor(cursor, 2)
     assert caught.value.errors[0]["field"] == "after"
     assert caught.value.errors[0]["type"] == "invalid_cursor"
+
+
+def test_a_time_cursor_is_a_time_with_its_offset_and_a_uuid() -> None:
+    when, ident = decode_time_cursor(
+        encode_cursor("2026-01-01T00:00:00.5Z", "00000000-0000-0000-0000-000000000001")
+    )
+    assert (when.isoformat(), ident.int) == ("2026-01-01T00:00:00.500000+00:00", 1)
+    for key in [
+        ("yesterday", "00000000-0000-0000-0000-000000000001"),
+        ("2026-01-01T00:00:00", "00000000-0000-0000-0000-000000000001"),  # no offset: which time?
+        ("2026-01-01T00:00:00Z", "not-a-uuid"),
+    ]:
+        with pytest.raises(ValidationFailed) as caught:
+            decode_time_cursor(encode_cursor(*key))
+        assert caught.value.errors[0]["type"] == "invalid_cursor"
 
 
 def test_next_is_given_only_when_the_query_found_more_than_a_page() -> None:
@@ -78,5 +95,6 @@ async def test_the_read_token_lists_customers_and_tasks_but_not_a_clients_reques
     async with served(**PROD) as (_, client):
         for path in ("/licenses", "/users/u-1/tasks"):
             assert (await client.get(path, headers=bearer("read-token"))).status == 503
-        answer = await client.get("/clients/c-1/requests", headers=bearer("read-token"))
-        assert answer.status == 401
+        for path in ("/clients/c-1/requests", *ADMIN_LISTS):
+            answer = await client.get(path, headers=bearer("read-token"))
+            assert answer.status == 401, path

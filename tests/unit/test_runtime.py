@@ -11,6 +11,7 @@ from typing import Any, cast
 import aiokafka.errors
 import pytest
 
+from streamapp.activity import RecentEvents
 from streamapp.app import StreamApp
 from streamapp.runtime.effects import INVALID, REJECTED, Effects, Invalid, Output
 from streamapp.runtime.runner import BatchRuntime
@@ -21,6 +22,7 @@ from streamapp.typing import Event
 class Message:
     def __init__(self, offset: int) -> None:
         self.topic, self.partition, self.offset = "in", 0, offset
+        self.key = f"k{offset}".encode()
         self.generation_id, self.tracked = 1, False
         self.tp = ("in", 0)
 
@@ -102,6 +104,7 @@ def runtime(journal: Journal, processor: Doubler, monkeypatch: pytest.MonkeyPatc
         dead_letters=SimpleNamespace(send_event=journal.dead_letter),
         db=SimpleNamespace(pool=Pool(journal)),
         producer=None,
+        recent_events=RecentEvents(),
     )
 
     async def write(conn: Any, rows: Sequence[int]) -> None:
