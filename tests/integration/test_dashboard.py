@@ -59,6 +59,20 @@ async def fixed_letter(producer: AIOKafkaProducer) -> tuple[DeadLetter, str]:
     return letter, customer.id
 
 
+PAGE_ROWS = 10  # dashboard.js: dlLimit
+
+
+def filler_letter(n: int) -> DeadLetter:
+    return DeadLetter(
+        pipeline="tasks",
+        reason="rejected",
+        detail=f"filler {n}",
+        topic="tasks.events",
+        value_b64=base64.b64encode(b"{}").decode(),
+        replay_topic="tasks.events",
+    )
+
+
 def number(text: str | None) -> float:
     try:
         return float(text or "")
@@ -81,6 +95,9 @@ async def test_the_dashboard_live_in_chromium(
     worker: Worker, client: Client, producer: AIOKafkaProducer, receiver: Receiver
 ) -> None:
     browser_path = chromium_or_skip()
+    # Older letters than the one replayed below: more than a page (10 rows) in all.
+    for n in range(PAGE_ROWS):
+        await producer.send_and_wait(DEAD_LETTER_TOPIC, value=filler_letter(n).encode())
     letter, customer_id = await fixed_letter(producer)
     # A record that bypassed the webhook's checks: the agent dead-letters it (`invalid`).
     await producer.send_and_wait("licenses.inbound", key=b"junk", value=f"junk {uuid.uuid4()}".encode())
@@ -129,6 +146,14 @@ async def test_the_dashboard_live_in_chromium(
                 await page.wait_for_selector("#deliveries td:has-text('succeeded')", timeout=60_000)
                 await page.wait_for_selector("#deliveries .attempt.ok:has-text('200')")
 
+                # Paging by cursor: the older page starts after the first ten and back again.
+                await page.wait_for_selector("#dl-count:has-text('1\u201310 of')")
+                await page.click("#dl-next")
+                await page.wait_for_selector("#dl-count:has-text('11\u2013')")
+                assert await row.count() == 0
+                assert await page.locator("#dl-table tbody tr:has-text('filler')").count() > 0
+                await page.click("#dl-prev")
+                await row.wait_for()
                 await row.locator("button.replay").click()
                 await page.wait_for_selector("#toast:has-text('Replayed to licenses.inbound')")
                 await page.locator(f'tr[data-id="{letter.dead_letter_id}"] .replayed').wait_for()
