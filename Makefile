@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINT_DIRS := $(wildcard streamapp simulator tests bench)
 
-.PHONY: run test lint typecheck check bench bench-peers bench-venv clean
+.PHONY: run test lint typecheck check deploy-check bench bench-peers bench-venv bench-scale-out clean
 
 # The peers benchmark's Quix Streams runs from a venv of its own: quixstreams pins
 # pydantic < 2.14, the project 2.14.3 (bench/requirements-peers.txt says more).
@@ -39,7 +39,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-check: lint typecheck test
+check: lint typecheck deploy-check test
+
+# The deployment files (Dockerfile, compose, Helm chart) with hadolint, Compose and
+# helm, installed pinned into .tools/ by deploy/tools.sh; every tool must be there.
+deploy-check: $(STAMP)
+	bash deploy/tools.sh
+	PATH="$(CURDIR)/.tools/bin:$$PATH" DOCKER_CONFIG="$(CURDIR)/.tools/docker" DEPLOY_CHECK_ALL=1 \
+		bash deploy/check.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.licenses
@@ -54,5 +61,9 @@ bench-peers: $(STAMP) $(BENCH_STAMP)
 	test -x $(BIN)/py-spy || $(BIN)/python -m pip install --quiet py-spy
 	$(BIN)/python -m bench.peers --quix-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
 
+# Licenses throughput with two ingest processes and 1, 2, 3 workers (bench/scale_out.py).
+bench-scale-out: $(STAMP)
+	$(BIN)/python -m bench.scale_out $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .streamapp .pytest_cache .coverage
+	rm -rf $(VENV) $(BENCH_VENV) .tools .streamapp .pytest_cache .coverage

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Static checks of the deployment files; no Docker engine or cluster needed.
 # Each check runs only if its tool is on PATH (see deploy/README.md, "Checking
-# these files", for where the tools come from).
-#   bash deploy/check.sh
+# these files", for where the tools come from; deploy/tools.sh installs them).
+#   bash deploy/check.sh              whatever is on PATH
+#   make deploy-check                 every tool, pinned, from .tools/ (what CI runs)
+# With DEPLOY_CHECK_ALL=1 a missing tool is an error, not a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ran=0
@@ -18,23 +20,42 @@ fi
 settings_check() {
     if [ -x .venv/bin/python ]; then
         .venv/bin/python deploy/check_settings.py "$1"
+    elif [ "${DEPLOY_CHECK_ALL:-0}" = 1 ]; then
+        echo "no .venv: the settings check of the $1 cannot run (make .venv/.installed)" >&2
+        exit 1
     else
         echo "(no .venv: settings check of the $1 skipped)"
         cat >/dev/null
     fi
 }
 yaml_to_json() {
-    python3 -c 'import json, sys, yaml; json.dump([*yaml.safe_load_all(sys.stdin)], sys.stdout)'
+    # deploy/tools.sh puts a python with PyYAML on PATH as yaml-python.
+    "$(command -v yaml-python || echo python3)" -c \
+        'import json, sys, yaml; json.dump([*yaml.safe_load_all(sys.stdin)], sys.stdout)'
 }
-
+# The docker CLI's Compose plugin, or the standalone Compose v2 binary.
 if docker compose version >/dev/null 2>&1; then
+    compose() { docker compose "$@"; }
+elif command -v docker-compose >/dev/null && docker-compose version 2>/dev/null | grep -q "v2"; then
+    compose() { docker-compose "$@"; }
+fi
+missing=()
+command -v hadolint >/dev/null || missing+=(hadolint)
+declare -F compose >/dev/null || missing+=("docker compose")
+command -v helm >/dev/null || missing+=(helm)
+if [ "${DEPLOY_CHECK_ALL:-0}" = 1 ] && [ ${#missing[@]} -gt 0 ]; then
+    echo "deploy checks: missing ${missing[*]} (run deploy/tools.sh)" >&2
+    exit 1
+fi
+
+if declare -F compose >/dev/null; then
     echo "== docker compose config (with the example env file)"
     export STREAMAPP_ENV_FILE=deploy/compose/streamapp.env.example
-    docker compose -f docker-compose.yaml config -q
-    docker compose -f docker-compose.yaml --profile simulate config -q
+    compose -f docker-compose.yaml config -q
+    compose -f docker-compose.yaml --profile simulate config -q
     echo "== compose: every streamapp service's settings load (STREAMAPP_ENV=prod)"
-    docker compose -f docker-compose.yaml --profile simulate config --format json | settings_check compose
-    if STREAMAPP_ENV_FILE=deploy/compose/no-such.env docker compose -f docker-compose.yaml config -q 2>/dev/null; then
+    compose -f docker-compose.yaml --profile simulate config --format json | settings_check compose
+    if STREAMAPP_ENV_FILE=deploy/compose/no-such.env compose -f docker-compose.yaml config -q 2>/dev/null; then
         echo "compose: expected a refusal without the env file (prod needs its credentials)" >&2
         exit 1
     fi
@@ -147,4 +168,4 @@ if command -v helm >/dev/null; then
     ran=$((ran + 1))
 fi
 
-echo "deploy checks: $ran tool(s) ran"
+echo "deploy checks: $ran tool(s) ran${missing[*]:+; skipped (not on PATH): ${missing[*]}}"

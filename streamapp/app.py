@@ -26,6 +26,7 @@ from streamapp.kafka_security import broker_credentials
 from streamapp.metrics import attach_faust_monitor
 from streamapp.outbound.service import DeliveryService
 from streamapp.pipeline import Pipeline, discover_pipelines
+from streamapp.readiness import Readiness
 from streamapp.settings import Settings
 from streamapp.typing import Stream, Topic
 from streamapp.web.routes import Method, Operation, Route, check_view
@@ -62,6 +63,8 @@ class StreamApp(faust.App):
     declared_topics: dict[str, Topic]
     # Set while `streamapp dev` stops: webhook routes answer 503 + Retry-After.
     draining: bool = False
+    # GET /ready, and the gate that refuses events until their topics exist.
+    readiness: Readiness
 
     # Every route, declared with who may call it and what it takes and answers (OpenAPI).
     routes: dict[str, Route]
@@ -206,6 +209,7 @@ def create_app(
     app.routes = {}
     app.declared_topics = {}
     app.settings = settings
+    app.readiness = Readiness(app)
     app.pipelines = chosen
     app.authenticators = []
     app.delivery_owner_kinds = {}
@@ -227,9 +231,14 @@ def create_app(
     )
 
     @app.task  # type: ignore[untyped-decorator]
-    async def declare_dead_letter_topic() -> None:
-        # No agent consumes it, so Faust would not create it on its own.
-        await app.dead_letters.topic.maybe_declare()
+    async def declare_topics() -> None:
+        # Faust creates the topics its agents consume; this creates the rest (the
+        # dead letters, topics only written to) with our partition count, before
+        # the broker's auto-create could on a first write. Ingest processes create
+        # none: their webhooks wait for a worker or `streamapp topics --create`.
+        if app.role == "worker":
+            for topic in list(app.declared_topics.values()):
+                await topic.maybe_declare()
 
     from streamapp.web.core import register_core_views
     from streamapp.web.dashboard import register_dashboard_views

@@ -248,7 +248,7 @@ def _drain_on_signals(senders: Sequence[subprocess.Popen[str]]) -> Callable[[Any
             senders,
             app.settings.drain_timeout,
             stop_worker=lambda: stop_worker_as_on_signal(worker, signal.SIGTERM),
-            broker_url=app.settings.kafka_url,
+            record_positions=True,
         )
         drain.install(worker.loop)
 

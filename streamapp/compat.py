@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 from typing import Any as _Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.stores.rocksdb import Store as _RocksDBStore
 from faust.tables.recovery import Recovery as _Recovery
 from faust.types import TP as _TP
@@ -146,51 +145,42 @@ async def learn_topic_partitions(app: Any, topic: str) -> None:
     await producer.partitions_for(topic)
 
 
+# --- Readiness: GET /ready and the webhook gate (streamapp/readiness.py) -------------
+
+
+async def broker_partition_counts(app: Any) -> dict[str, int]:
+    """The partition count of every topic on the broker, asked through the app's producer.
+
+    A metadata request for *all* topics never makes the broker auto-create one
+    (one naming a missing topic may). Faust offers no public way to the aiokafka
+    producer (`Producer._ensure_producer`, which raises Faust's `NotReady` before
+    the producer started); its client's `fetch_all_metadata` is public aiokafka.
+    """
+    client = app.producer._ensure_producer().client
+    cluster = await client.fetch_all_metadata()
+    return {name: len(cluster.partitions_for_topic(name) or ()) for name in cluster.topics()}
+
+
+def tables_recovered(app: Any) -> bool:
+    """The worker joined its group, received an assignment and recovered its tables.
+
+    `Recovery.completed` is set once Faust resumed the streams after the first
+    recovery (also for an empty assignment) and is never cleared: later
+    rebalances do not make a running worker unready. `app.tables.recovery` is
+    public; `completed` has no public reader but the attribute itself.
+    """
+    completed: Any = app.tables.recovery.completed
+    return bool(completed.is_set())
+
+
 # --- End offsets from the fetch, not only ListOffsets (issue 14) -------------------
 #
-# Faust's table recovery (and `/lag`) ask `AIOKafkaConsumerThread._highwaters`, which
-# asks aiokafka's `end_offsets` (ListOffsets, LATEST). The embedded Tansu 0.6.0
-# answers that with the last record *batch's* base offset + 1: after batches of 10,
-# 1 and 5 records it says 12 where the fetch's high watermark says 16. A worker that
-# takes over a changelog partition then stops recovering before the changelog's
-# tail and serves stale table values (tests/integration/test_broker_offsets.py,
-# test_scale_out.py). A fetch from the last listed offset returns the broker's high
-# watermark; the larger of the two is the end on Tansu and on Kafka alike (where
-# they agree, or the fetch saw newer writes).
-
-_FETCH_ROUNDS = 6
-
-
-async def fetched_end_offsets(
-    servers: list[str], auth: Mapping[str, Any], listed: Mapping[Any, int | None]
-) -> dict[Any, int | None]:
-    """`listed` (tp -> ListOffsets end), each raised to the high watermark a fetch reports."""
-    wanted = {tp: end for tp, end in listed.items() if end is not None and end > 0}
-    result: dict[Any, int | None] = dict(listed)
-    if not wanted:
-        return result
-    probe = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, **auth)
-    await probe.start()
-    try:
-        tps = {TopicPartition(tp[0], tp[1]): tp for tp in wanted}
-        probe.assign(list(tps))
-        for tp, original in tps.items():
-            # From the last record the broker admits to: the fetch answers with the
-            # batch holding it and the partition's high watermark.
-            probe.seek(tp, wanted[original] - 1)
-        pending = set(tps)
-        for _ in range(_FETCH_ROUNDS):
-            await probe.getmany(*pending, timeout_ms=500, max_records=1)
-            for tp in list(pending):
-                highwater = probe.highwater(tp)
-                if highwater is not None:
-                    result[tps[tp]] = max(wanted[tps[tp]], highwater)
-                    pending.discard(tp)
-            if not pending:
-                break
-    finally:
-        await probe.stop()
-    return result
+# Faust's table recovery, `/lag`, the drain and `record_changelog_positions` all ask
+# `AIOKafkaConsumerThread._highwaters`, which asks aiokafka's `end_offsets`
+# (ListOffsets, LATEST). The embedded Tansu 0.6.0 answers too small an end after
+# multi-record batches; `streamapp.endoffsets.fetched_end_offsets` raises each end
+# to the high watermark a fetch reports. Wrapped here, the one place every caller
+# goes through; STREAMAPP_BROKER_CHECK_END_OFFSETS=false trusts ListOffsets (Kafka).
 
 
 def use_fetched_end_offsets() -> None:
@@ -209,6 +199,8 @@ def use_fetched_end_offsets() -> None:
         conf = self.app.conf
         servers = driver.server_list(self.transport.url, self.transport.default_port)
         auth = driver.credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context)
+        from streamapp.endoffsets import fetched_end_offsets
+
         try:
             checked = await fetched_end_offsets(servers, auth, listed)
         except Exception as exc:  # a failed check must not fail recovery: the listed ends still work
@@ -322,33 +314,9 @@ class KeepLocalStateRecovery(_Recovery):
         self, consumer: _Any, tps: set[_TP], destination: _Counter[_TP], title: str
     ) -> None:
         await super()._build_highwaters(consumer, tps, destination, title)
-        app: _Any = self.app
-        # With STREAMAPP_BROKER_CHECK_END_OFFSETS (the default) `consumer.highwaters`
-        # was checked by a fetch already (use_fetched_end_offsets): no second probe.
-        if not app.settings.broker_check_end_offsets:
-            await self._correct_highwaters(tps, destination)
         if title == "standby":
             # Faust has built the standby offsets before their highwaters.
             await self._keep_local_state(consumer, tps, self.standby_offsets, destination, reseed=False)
-
-    async def _correct_highwaters(self, tps: set[_TP], destination: _Counter[_TP]) -> None:
-        """The embedded broker reports too small an end offset (streamapp/endoffsets.py)."""
-        from streamapp.endoffsets import EndOffsets
-
-        app: _Any = self.app
-        reported = {tp: destination[tp] + 1 for tp in tps if destination.get(tp) is not None}
-        async with EndOffsets(app.settings.kafka_url) as ends:
-            actual = await ends.correct(reported)
-        for tp, end in actual.items():
-            if end - 1 > destination[tp]:
-                _log.info(
-                    "%s[%d]: the broker reported the end at %d, the records go on to %d",
-                    tp.topic,
-                    tp.partition,
-                    destination[tp] + 1,
-                    end,
-                )
-                destination[tp] = end - 1
 
     async def _keep_local_state(
         self,
@@ -421,8 +389,6 @@ async def record_changelog_positions(app: _Any) -> int:
     write the state back. Global tables are written by every worker: left alone.
     Returns how many partitions were recorded.
     """
-    from streamapp.endoffsets import EndOffsets
-
     owned: dict[_TP, _Any] = {}
     actives = app.assignor.assigned_actives()
     for table in app.tables.values():
@@ -431,12 +397,11 @@ async def record_changelog_positions(app: _Any) -> int:
             owned.update({tp: table for tp in actives if tp.topic == name})
     if not owned:
         return 0
-    reported = await app.consumer.highwaters(*owned)
-    async with EndOffsets(app.settings.kafka_url) as ends:
-        actual = await ends.correct(reported)
+    # Checked by a fetch (use_fetched_end_offsets) unless STREAMAPP_BROKER_CHECK_END_OFFSETS is off.
+    actual = await app.consumer.highwaters(*owned)
     recorded = 0
     for tp, end in actual.items():
-        if end > 0:
+        if end is not None and end > 0:
             owned[tp].data.set_persisted_offset(tp, end - 1)
             recorded += 1
     return recorded

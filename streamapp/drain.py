@@ -15,7 +15,6 @@ from aiohttp import web as aioweb
 from aiohttp.typedefs import Middleware
 
 from streamapp.compat import ConsumerInternals, record_changelog_positions
-from streamapp.endoffsets import EndOffsets
 from streamapp.gaps import acked_assignment
 
 if TYPE_CHECKING:
@@ -50,7 +49,7 @@ def refuse_while_draining(app: StreamApp) -> Middleware:
     return guard
 
 
-async def backlog(app: Any, end_offsets: EndOffsets | None = None) -> int | None:
+async def backlog(app: Any) -> int | None:
     """Events in this worker's acked topics not processed and committed yet; None before it joined.
 
     A worker answers webhooks before its consumer group has given it partitions
@@ -61,11 +60,8 @@ async def backlog(app: Any, end_offsets: EndOffsets | None = None) -> int | None
     assigned = acked_assignment(app)
     if not assigned:
         return None
+    # Checked by a fetch (compat.use_fetched_end_offsets) unless STREAMAPP_BROKER_CHECK_END_OFFSETS is off.
     ends = await consumer.highwaters(*assigned)
-    # With STREAMAPP_BROKER_CHECK_END_OFFSETS (the default) the consumer's ends are
-    # checked by a fetch already (compat.use_fetched_end_offsets): no second probe.
-    if end_offsets is not None and not app.settings.broker_check_end_offsets:
-        ends = await end_offsets.correct(ends)
     committed = dict(ConsumerInternals(consumer).committed())
     return sum(max(0, (ends.get(tp) or 0) - (committed.get(tp) or 0)) for tp in assigned)
 
@@ -111,14 +107,14 @@ class Drain:
         senders: Sequence[subprocess.Popen[str]],
         timeout: float,
         stop_worker: Callable[[], None],
-        broker_url: str | None = None,
+        record_positions: bool = False,
     ) -> None:
         self.app = app
         self.senders = list(senders)
         self.timeout = timeout
         self.stop_worker = stop_worker
-        # Where to read true end offsets from (streamapp/endoffsets.py); None: trust the broker's.
-        self.broker_url = broker_url
+        # After a complete drain, record in the local stores how far their changelogs go.
+        self.record_positions = record_positions
         self.task: asyncio.Task[None] | None = None
         self.forced = False
         self.left = 0
@@ -164,7 +160,7 @@ class Drain:
                 say(f"cannot drain ({exc!r}); stopping")
             with contextlib.suppress(Exception):
                 await self.app.consumer.commit()
-            if self.drained and self.broker_url is not None:
+            if self.drained and self.record_positions:
                 try:
                     await record_changelog_positions(self.app)
                 except Exception as exc:  # costs the next start a longer recovery, nothing else
@@ -174,19 +170,12 @@ class Drain:
         self.stop_worker()
 
     async def work_off_backlog(self) -> None:
-        if self.broker_url is None:
-            await self._work_off_backlog(None)
-            return
-        async with EndOffsets(self.broker_url) as ends:
-            await self._work_off_backlog(ends)
-
-    async def _work_off_backlog(self, end_offsets: EndOffsets | None) -> None:
         began = time.monotonic()
         deadline = began + self.timeout
         shown = 0.0
         while True:
             try:
-                left = await backlog(self.app, end_offsets)
+                left = await backlog(self.app)
             except Exception as exc:  # the broker went away: nothing more to drain from it
                 say(f"cannot read the backlog ({exc!r}); stopping")
                 return

@@ -1,14 +1,14 @@
-"""End offsets as the records say, not as the embedded broker's ListOffsets says.
+"""A partition's end offset as the records say, for a broker whose ListOffsets says less.
 
-Tansu 0.6 answers ListOffsets(latest) with the base offset of a partition's last
-record batch plus one, however many records that batch holds: 1,000 records
-produced in one batch report an end offset of 1 (the records themselves carry
-offsets 0-999). Faust's table recovery reads a changelog only up to that end, so a
-worker recovering a changelog whose last batch held many records (`put_all`
-publishes a batch's states together) stopped short of them; and a backlog counted
-against it looks done while the last batch is unprocessed. The true end is found by
-reading the last batch: fetch from the reported end - 1 and take the highest offset
-returned, plus one. On a correct broker that is the reported end (one fetch).
+The embedded broker (Tansu 0.6.0) answers ListOffsets(LATEST) with the base
+offset of a partition's last record batch plus one, however many records that
+batch holds: after batches of 10, 1 and 5 records it says 12 where the records
+end at 16, after one batch of 1,000 it says 1 (tests/integration/test_broker_offsets.py,
+docs/upstream/tansu-end-offsets.md). A fetch from the last offset it admits to
+returns the partition's high watermark, which is right; the larger of the two is
+the end on Tansu and on Kafka alike (where they agree, or the fetch saw newer
+writes). `compat.use_fetched_end_offsets` puts this behind Faust's consumer, so
+table recovery, `/lag`, the drain and the recorded changelog positions all use it.
 """
 
 from __future__ import annotations
@@ -19,59 +19,48 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streamapp.deadletter_cli import bootstrap
+# Fetches of at most 500 ms each until every partition answered with a high watermark.
+_FETCH_ROUNDS = 6
 
 
-class EndOffsets:
-    """A group-less consumer that only looks at the last batch of partitions."""
-
-    def __init__(self, broker_url: str) -> None:
-        self.servers = bootstrap(broker_url)
-        self._consumer: AIOKafkaConsumer | None = None
-
-    async def __aenter__(self) -> EndOffsets:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        consumer, self._consumer = self._consumer, None
-        if consumer is None:
-            return
-        try:
-            await consumer.stop()
-        except asyncio.CancelledError:
-            # aiokafka 0.14's stop() can raise the CancelledError of its own fetch task;
-            # swallow that one only, never a cancellation of the caller.
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-
-    async def _started(self) -> AIOKafkaConsumer:
-        # Started only when a partition needs a look: most calls (empty changelogs) need none.
-        if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.servers, enable_auto_commit=False, group_id=None
-            )
-            await self._consumer.start()
-        return self._consumer
-
-    async def correct(self, reported: Mapping[Any, int | None], timeout: float = 5.0) -> dict[Any, int]:
-        """`reported` end offsets per partition (Faust's TP or aiokafka's), corrected upwards."""
-        result = {tp: end or 0 for tp, end in reported.items()}
-        wanted = {TopicPartition(tp.topic, tp.partition): tp for tp, end in result.items() if end > 0}
-        if not wanted:
-            return result
-        consumer = await self._started()
-        consumer.assign(list(wanted))
-        for tp in wanted:
-            consumer.seek(tp, result[wanted[tp]] - 1)
-        pending = set(wanted)
-        loop_until = timeout
-        while pending and loop_until > 0:
-            batches = await consumer.getmany(*pending, timeout_ms=200)
-            loop_until -= 0.2
-            for tp, records in batches.items():
-                if records:
-                    original = wanted[tp]
-                    result[original] = max(result[original], records[-1].offset + 1)
-                    pending.discard(tp)
+async def fetched_end_offsets(
+    servers: list[str], auth: Mapping[str, Any], listed: Mapping[Any, int | None]
+) -> dict[Any, int | None]:
+    """`listed` (tp -> ListOffsets end), each raised to the high watermark a fetch reports."""
+    wanted = {tp: end for tp, end in listed.items() if end is not None and end > 0}
+    result: dict[Any, int | None] = dict(listed)
+    if not wanted:
         return result
+    probe = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, **auth)
+    await probe.start()
+    try:
+        tps = {TopicPartition(tp[0], tp[1]): tp for tp in wanted}
+        probe.assign(list(tps))
+        for tp, original in tps.items():
+            # From the last record the broker admits to: the fetch answers with the
+            # batch holding it and the partition's high watermark.
+            probe.seek(tp, wanted[original] - 1)
+        pending = set(tps)
+        for _ in range(_FETCH_ROUNDS):
+            await probe.getmany(*pending, timeout_ms=500, max_records=1)
+            for tp in list(pending):
+                highwater = probe.highwater(tp)
+                if highwater is not None:
+                    result[tps[tp]] = max(wanted[tps[tp]], highwater)
+                    pending.discard(tp)
+            if not pending:
+                break
+    finally:
+        await stop_quietly(probe)
+    return result
+
+
+async def stop_quietly(consumer: AIOKafkaConsumer) -> None:
+    """`consumer.stop()`, but aiokafka 0.14's stop() can raise the CancelledError of its own
+    fetch task: swallow that one only, never a cancellation of the caller."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise

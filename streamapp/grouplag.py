@@ -3,7 +3,7 @@
 `GET /lag` reports the partitions one worker holds; the dashboard wants every
 partition of every topic: the group's committed offsets (OffsetFetch) against
 the end offsets (ListOffsets, checked by a fetch on the embedded broker, whose
-listed ends fall short after multi-record batches: `compat.fetched_end_offsets`).
+listed ends fall short after multi-record batches: `endoffsets.fetched_end_offsets`).
 The clients are opened on first use, kept while the worker runs and closed with it.
 """
 
@@ -18,8 +18,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from mode import Service
 
-from streamapp.compat import fetched_end_offsets, refresh_metadata
+from streamapp.compat import refresh_metadata
 from streamapp.deadletter_cli import bootstrap
+from streamapp.endoffsets import fetched_end_offsets
 from streamapp.kafka_security import aiokafka_security
 from streamapp.web.core import partition_lags
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
@@ -14,6 +14,9 @@ from streamapp.retry import retry_transient
 from streamapp.runtime.effects import Output
 from streamapp.settings import Settings
 from streamapp.typing import Topic
+
+if TYPE_CHECKING:
+    from streamapp.readiness import Readiness
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,11 @@ async def publish_all(
     Each pair goes to the partition of its key unless `partitions` names one per pair.
     """
     name = topic.get_topic_name()
+    readiness: Readiness | None = getattr(topic.app, "readiness", None)
+    if readiness is not None:
+        # Never the first write to a missing topic: the broker would auto-create it
+        # with its own default partition count (streamapp/readiness.py).
+        await readiness.require_topic(name)
     chosen = partitions if partitions is not None else [None] * len(messages)
     outputs = [Output(name, key, value, p) for (key, value), p in zip(messages, chosen, strict=True)]
     await send_all(topic.app.producer, outputs, timeout=timeout)

@@ -148,20 +148,17 @@ def register_core_views(app: StreamApp) -> None:
         ),
     )
     class Ready(JsonView):
-        """Readiness: the broker and PostgreSQL both answer (503 otherwise, naming which).
+        """Readiness: 200 only when this process can do its job (streamapp/readiness.py).
 
-        An ingest process needs only the broker to accept webhooks (its routes
-        that read PostgreSQL answer 503 on their own): without the database it
-        stays in service, "degraded", so an outage does not turn into refused
+        503 otherwise, with `waiting_for` saying what it waits for. An ingest
+        process without PostgreSQL stays in service, "degraded": its webhooks
+        need only the broker, so a database outage does not turn into refused
         webhooks at the load balancer.
         """
 
         async def get(self, request: Request) -> Response:
-            broker_ok, db_ok = await asyncio.gather(broker_reachable(app.settings.kafka_url), app.db.ping())
-            checks = {"broker": broker_ok, "database": db_ok}
-            ready = broker_ok and (db_ok or app.role == "ingest")
-            status = "ready" if all(checks.values()) else "degraded" if ready else "unavailable"
-            return self.json({"status": status, "checks": checks}, status=200 if ready else 503)
+            ready, body = await app.readiness.report()
+            return self.json(body, status=200 if ready else 503)
 
     @app.route(
         "/lag",

@@ -75,8 +75,8 @@ async def test_end_offset_after_multi_record_batches(services: Services) -> None
 
 
 async def test_fetched_end_offsets_correct_the_listed_ones(services: Services) -> None:
-    """What the worker's recovery and /lag use (streamapp.compat.fetched_end_offsets): the true end."""
-    from streamapp.compat import fetched_end_offsets
+    """What recovery, /lag and the drain use (streamapp.endoffsets.fetched_end_offsets): the true end."""
+    from streamapp.endoffsets import fetched_end_offsets
 
     servers = bootstrap(services.broker_url)
     topic = f"offsets-{uuid.uuid4().hex[:8]}"

@@ -1,4 +1,4 @@
-"""The embedded broker's end offsets, corrected from the records (streamapp/endoffsets.py)."""
+"""The end offset after one 1,000-record batch, corrected by a fetch (streamapp/endoffsets.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streamapp.deadletter_cli import bootstrap
-from streamapp.endoffsets import EndOffsets
+from streamapp.endoffsets import fetched_end_offsets
 from tests.integration.stack import Services
 
 
@@ -32,6 +32,5 @@ async def test_the_end_of_a_partition_whose_last_batch_holds_many_records(servic
         reported = (await consumer.end_offsets([tp]))[tp]
     finally:
         await consumer.stop()
-    async with EndOffsets(services.broker_url) as ends:
-        corrected = await ends.correct({tp: reported})
+    corrected = await fetched_end_offsets(servers, {}, {tp: reported})
     assert corrected[tp] == 1001, reported

@@ -157,7 +157,7 @@ async def test_health_and_ready(client: Client) -> None:
     assert await client.get("/health") == (200, {"status": "ok"})
     status, body = await client.get("/ready")
     assert status == 200
-    assert body["checks"] == {"broker": True, "database": True}
+    assert body["checks"] == {"broker": True, "database": True, "topics": True, "tables_recovered": True}
 
 
 async def test_json_event_ids_are_in_the_topic_payload(client: Client, db: asyncpg.Pool) -> None:

@@ -35,7 +35,12 @@ async def test_postgres_down_then_back(
         try:
             status, body = await eventually(lambda: client.get("/ready"), lambda r: r[0] == 503)
             assert status == 503
-            assert body["checks"] == {"broker": True, "database": False}
+            assert body["checks"] == {
+                "broker": True,
+                "database": False,
+                "topics": True,
+                "tables_recovered": True,
+            }
             status, body = await client.get(f"/licenses/{record['Id']}")
             assert (status, body["error"]) == (503, "dependency_unavailable")
             # Ingest needs only the broker: the record is accepted and waits in the topic.

@@ -1,4 +1,13 @@
-"""Several workers in one consumer group on the embedded broker: partitions shared, taken over, given back."""
+"""Three workers in one consumer group on the embedded broker: partitions shared, taken over, given back.
+
+One test, phases in order, one stack: every worker start costs half a session
+timeout (Tansu answers JoinGroup only then), and each phase starts from the
+group the last one left. The workers run on a broker of their own with 6
+partitions per topic (the session's has 4): Faust's sticky assignor gives a
+worker ceil(partitions / workers) at most and moves nothing below that, so with
+4 partitions a third worker joining two that hold 2/2 got none (2/2/0, measured
+with bench/scale_out.py). 6 divides evenly among 1, 2 and 3 workers.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +25,12 @@ import asyncpg
 import pytest
 
 from simulator.records import Population
-from streamapp.embedded import free_port
+from streamapp.embedded import EmbeddedBroker, free_port
 from tests.integration.conftest import ADMIN_AUTH, SECRET
 from tests.integration.stack import Worker, customer_record, eventually
 from tests.integration.test_crash import RECORDS, SENDERS, send_until_accepted
 
-PARTITIONS = set(range(4))  # STREAMAPP_TOPIC_PARTITIONS in the test stack
+PARTITIONS = set(range(6))  # STREAMAPP_TOPIC_PARTITIONS of these workers
 TABLE = "license-state"
 
 
@@ -42,6 +52,13 @@ def shared(parts: list[set[int]]) -> bool:
     """Every partition held by exactly one worker, and every worker holds some."""
     union: set[int] = set().union(*parts)
     return union == PARTITIONS and sum(map(len, parts)) == len(PARTITIONS) and all(parts)
+
+
+async def taken_over(session: aiohttp.ClientSession, workers: list[Worker], since: float) -> float:
+    """Seconds from `since` until `workers` share every partition again (asserted)."""
+    parts = await eventually(lambda: assignment(session, workers), shared, timeout=120)
+    assert shared(parts), parts
+    return time.monotonic() - since
 
 
 async def post_records(session: aiohttp.ClientSession, workers: list[Worker], n: int) -> dict[str, set[str]]:
@@ -104,105 +121,126 @@ def assert_fresh(stale: list[tuple[str, str]], when: str) -> None:
 
 
 @pytest.fixture
-async def second(worker: Worker, tmp_path: Path) -> Any:
-    """Another worker of the same app (the session worker's settings, its own ports)."""
-    settings = {**worker.settings, "STREAMAPP_CARTS_GRPC_PORT": str(free_port())}
-    extra = Worker(worker.services, tmp_path)
-    # The same environment as the session worker, but its own gRPC (and web) port.
-    extra.settings = settings
-    extra.start()
-    yield extra
-    extra.stop()
+async def crew(worker: Worker, tmp_path: Path) -> AsyncIterator[Callable[[], Worker]]:
+    """Starts workers of one app on a broker of their own (the session worker's settings otherwise,
+    its PostgreSQL; own ports and data dirs)."""
+    broker = EmbeddedBroker("127.0.0.1", free_port(), tmp_path / "broker.log")
+    await broker.start()
+    started: list[Worker] = []
+
+    def another() -> Worker:
+        extra = Worker(worker.services, tmp_path / f"worker-{len(started) + 1}")
+        extra.log_dir.mkdir()
+        extra.settings = {
+            **worker.settings,
+            "STREAMAPP_BROKER_URL": broker.url,
+            "STREAMAPP_TOPIC_PARTITIONS": str(len(PARTITIONS)),
+            "STREAMAPP_APP_ID": "streamapp-scale-out",
+            "STREAMAPP_CARTS_GRPC_PORT": str(free_port()),
+        }
+        extra.start()
+        started.append(extra)
+        return extra
+
+    yield another
+    for extra in started:
+        extra.stop()
+    await broker.stop()
 
 
-async def test_workers_share_take_over_and_give_back(
-    worker: Worker, second: Worker, db: asyncpg.Pool
-) -> None:
-    await second.wait_ready()
-    async with aiohttp.ClientSession() as session:
-        parts = await eventually(lambda: assignment(session, [worker, second]), shared, timeout=90)
-        assert shared(parts), parts
-        expected = await post_records(session, [worker, second], 60)
-        assert await assert_outcome(session, [worker, second], db, expected) == []
-
-        # A graceful stop: the survivor takes every partition over.
-        stopped = time.monotonic()
-        second.stop()
-        parts = await eventually(
-            lambda: assignment(session, [worker]), lambda p: p[0] == PARTITIONS, timeout=90
-        )
-        took_over = time.monotonic() - stopped
-        assert parts == [PARTITIONS]
-        more = await post_records(session, [worker], 30)
-        stale = await assert_outcome(session, [worker], db, {**expected, **more})
-        assert_fresh(stale, "after a graceful stop")
-
-        # And back: a new worker joins and gets its share.
-        second.start()
-        await second.wait_ready()
-        parts = await eventually(lambda: assignment(session, [worker, second]), shared, timeout=90)
-        assert shared(parts), parts
-        rest = await post_records(session, [worker, second], 30)
-        stale = await assert_outcome(session, [worker, second], db, {**expected, **more, **rest})
-        assert_fresh(stale, "after a worker joined")
-    print(f"graceful stop: partitions taken over in {took_over:.1f}s")
+def stream_plan(customers: int) -> tuple[list[bytes], dict[str, set[str]]]:
+    """RECORDS records, each changing one license of one of `customers`; and what they imply."""
+    population = Population(customers, seed=random.randrange(2**32))
+    plan = [json.dumps(population.license_changing().record()).encode() for _ in range(RECORDS)]
+    return plan, {c.id: set(c.licensed()) for c in population.customers}
 
 
-async def test_sigkill_of_one_worker_mid_stream(worker: Worker, second: Worker, db: asyncpg.Pool) -> None:
-    """The survivor keeps running, takes the dead worker's partitions over, and every record counts once."""
-    await second.wait_ready()
-    population = Population(300, seed=random.randrange(2**32))
-    plan = [
-        (c.id, json.dumps(c.record()).encode())
-        for c in (population.license_changing() for _ in range(RECORDS))
-    ]
-    expected = {c.id: set(c.licensed()) for c in population.customers}
-    ids = list(expected)
+async def stream_while(
+    session: aiohttp.ClientSession, plan: list[bytes], via: list[Worker], disturb: Callable[[], object]
+) -> float:
+    """Post `plan` through `via` (a customer's records in order, through one sender);
+    call `disturb` once 30% are accepted; return when it was called."""
     lanes: list[list[bytes]] = [[] for _ in range(SENDERS)]
-    for cid, body in plan:
-        lanes[hash(cid) % SENDERS].append(body)
+    for body in plan:
+        lanes[hash(json.loads(body)["Id"]) % SENDERS].append(body)
     accepted = 0
 
-    async def lane(items: list[bytes], session: aiohttp.ClientSession) -> None:
+    async def lane(items: list[bytes], target: Worker) -> None:
         nonlocal accepted
         for body in items:
-            # The survivor's web server takes every request: the test is about the consumers.
-            await send_until_accepted(session, worker, body, str(uuid.uuid4()))
+            await send_until_accepted(session, target, body, str(uuid.uuid4()))
             accepted += 1
 
+    senders = asyncio.gather(*(lane(items, via[i % len(via)]) for i, items in enumerate(lanes)))
+    while accepted < len(plan) * 0.3:
+        await asyncio.sleep(0.05)
+    disturb()
+    disturbed = time.monotonic()
+    while not senders.done():
+        # A survivor that dies (as Faust's ConsistencyError did on a too-small listed
+        # end offset) must fail the test, not leave the senders retrying.
+        for survivor in via:
+            if survivor.proc is None or survivor.proc.poll() is not None:
+                senders.cancel()
+                pytest.fail(f"a survivor stopped; see {survivor.log_path}")
+        await asyncio.wait([senders], timeout=0.5)
+    await senders
+    return disturbed
+
+
+async def history_lines(db: asyncpg.Pool, ids: list[str]) -> int:
+    n: int = await db.fetchval("SELECT count(*) FROM license_history WHERE customer_id = ANY($1)", ids)
+    return n
+
+
+async def test_three_workers_sigkill_graceful_stop_and_a_fourth(
+    crew: Callable[[], Worker], db: asyncpg.Pool
+) -> None:
+    worker, second, third = crew(), crew(), crew()
+    await asyncio.gather(worker.wait_ready(), second.wait_ready(), third.wait_ready())
     async with aiohttp.ClientSession() as session:
-        await eventually(lambda: assignment(session, [worker, second]), shared, timeout=90)
-        senders = [asyncio.create_task(lane(items, session)) for items in lanes]
-        while accepted < RECORDS * 0.3:
-            await asyncio.sleep(0.05)
-        second.kill()
-        killed = time.monotonic()
-        parts = await eventually(
-            lambda: assignment(session, [worker]), lambda p: p[0] == PARTITIONS, timeout=120
+        # 1. Three workers share the six partitions; each answers every table key alike.
+        trio = [worker, second, third]
+        parts = await eventually(lambda: assignment(session, trio), shared, timeout=120)
+        assert shared(parts), parts
+        expected = await post_records(session, trio, 60)
+        assert_fresh(await assert_outcome(session, trio, db, expected), "with three workers")
+
+        # 2. SIGKILL one while RECORDS stream in through the other two: both keep
+        # running, take its partitions over, and every record counts exactly once.
+        plan, implied = stream_plan(300)
+        pair = [worker, second]
+        killed = await stream_while(session, plan, pair, third.kill)
+        sigkill_takeover = await taken_over(session, pair, killed)
+        ids = list(implied)
+        assert (
+            await eventually(lambda: history_lines(db, ids), lambda n: n >= RECORDS, timeout=180) == RECORDS
         )
-        took_over = time.monotonic() - killed
-        sending = asyncio.gather(*senders)
-        assert worker.proc is not None
-        while not sending.done():
-            # A survivor that dies (as Faust's ConsistencyError did on a too-small
-            # listed end offset) must fail the test, not leave the senders retrying.
-            if worker.proc.poll() is not None:
-                sending.cancel()
-                pytest.fail(f"the survivor stopped (exit {worker.proc.returncode}); see {worker.log_path}")
-            await asyncio.wait([sending], timeout=0.5)
-        await sending
-        assert parts == [PARTITIONS]
+        await asyncio.sleep(3)  # nothing counted twice arrives late
+        assert await history_lines(db, ids) == RECORDS
+        assert_fresh(await assert_outcome(session, pair, db, implied), "after a SIGKILL")
+        print(
+            f"SIGKILL of 1 of 3 workers: partitions taken over in {sigkill_takeover:.1f}s, {RECORDS} records"
+        )
 
-        async def count() -> int:
-            n: int = await db.fetchval(
-                "SELECT count(*) FROM license_history WHERE customer_id = ANY($1)", ids
-            )
-            return n
-
-        assert await eventually(count, lambda n: n >= RECORDS, timeout=180) == RECORDS
-        await asyncio.sleep(3)
-        assert await count() == RECORDS
-        assert worker.proc.poll() is None, "the survivor stopped"
-        stale = await assert_outcome(session, [worker], db, expected)
-    print(f"SIGKILL: partitions taken over in {took_over:.1f}s, {RECORDS} records, {len(stale)} stale keys")
-    assert_fresh(stale, "after a SIGKILL")
+        # 3. A graceful stop: the last worker holds everything; then a fourth starts
+        # and gets its share back (rebalance both ways).
+        stopped = time.monotonic()
+        second.stop()
+        graceful_takeover = await taken_over(session, [worker], stopped)
+        more = await post_records(session, [worker], 30)
+        assert_fresh(
+            await assert_outcome(session, [worker], db, {**expected, **more}), "after a graceful stop"
+        )
+        fourth = crew()
+        joined = time.monotonic()
+        await fourth.wait_ready()
+        pair = [worker, fourth]
+        join_rebalance = await taken_over(session, pair, joined)
+        rest = await post_records(session, pair, 30)
+        everything = {**expected, **more, **rest, **implied}
+        assert_fresh(await assert_outcome(session, pair, db, everything), "after a fourth worker joined")
+    print(
+        f"graceful stop: taken over in {graceful_takeover:.1f}s; "
+        f"a fourth worker holds its share {join_rebalance:.1f}s after its start"
+    )
