@@ -26,6 +26,7 @@ from streamapp.errors import DependencyUnavailable, NotFound, StreamappError, Un
 from streamapp.ingest import publish_all
 from streamapp.models.assistance import BOT_OWNER, AssistanceIn, AssistanceRequest, channel_report
 from streamapp.outbound import store
+from streamapp.readiness import TopicNotReady
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import JsonView, db_call, parse_json_object, read_body, validation_errors
 from streamapp.web.replies import IsoTime
@@ -127,7 +128,7 @@ def register_assistance_views(app: StreamApp, requests_topic: Topic, routing: Ro
             {202: Reply("Accepted: durable in the topic", AssistanceAccepted)},
             body=AssistanceIn,
             headers=idempotency_key(MAX_IDEMPOTENCY_KEY, "request"),
-            errors=(UnknownTopic, RoutingUnavailable, DependencyUnavailable),
+            errors=(UnknownTopic, RoutingUnavailable, DependencyUnavailable, TopicNotReady),
         ),
     )
     class Assistance(JsonView):

@@ -13,7 +13,7 @@ from faust.exceptions import NotReady
 from faust.types import TableT
 from faust.web import Request, Response, View
 from faust.web.exceptions import ServiceUnavailable
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from streamapp.auth import require_admin
 from streamapp.compat import ConsumerInternals, learn_topic_partitions
@@ -86,8 +86,13 @@ class HealthReply(BaseModel):
 
 
 class ReadinessReply(BaseModel):
-    status: Literal["ready", "degraded", "unavailable"]
-    checks: dict[str, bool]
+    status: Literal["ready", "degraded", "starting", "unavailable"] = Field(
+        description="`starting` until ready once, `unavailable` when no longer ready (streamapp/readiness.py)"
+    )
+    checks: dict[str, bool] = Field(
+        description="broker, database, topics; a worker's tables_recovered, an ingest process's producer"
+    )
+    waiting_for: list[str] = Field(description="What it waits for, for people; empty when ready")
 
 
 class PartitionLag(BaseModel):
@@ -139,11 +144,13 @@ def register_core_views(app: StreamApp) -> None:
         tag="core",
         ingest=True,
         get=Operation(
-            "Readiness: the broker and PostgreSQL answer",
+            "Readiness: this process can do its job",
             PUBLIC,
             {
                 200: Reply("Ready (or degraded: an ingest process without its database)", ReadinessReply),
-                503: Reply("Not ready; `checks` names what does not answer", ReadinessReply),
+                503: Reply(
+                    "Not ready (starting or unavailable); `waiting_for` says what for", ReadinessReply
+                ),
             },
         ),
     )
@@ -158,7 +165,7 @@ def register_core_views(app: StreamApp) -> None:
 
         async def get(self, request: Request) -> Response:
             ready, body = await app.readiness.report()
-            return self.json(body, status=200 if ready else 503)
+            return self.reply(ReadinessReply, body, status=200 if ready else 503)
 
     @app.route(
         "/lag",

@@ -30,6 +30,7 @@ from streamapp.models.salesforce import (
     soap_ack,
     soap_fault,
 )
+from streamapp.readiness import TopicNotReady
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import (
     JsonView,
@@ -159,7 +160,7 @@ def register_license_views(app: StreamApp, inbound: Topic) -> None:
             body=SimulatorRecord,
             other_bodies={"text/xml": SOAP_BODY},
             headers=IDEMPOTENCY_KEY,
-            errors=(Forbidden, IdempotencyKeyReused, DependencyUnavailable),
+            errors=(Forbidden, IdempotencyKeyReused, DependencyUnavailable, TopicNotReady),
         ),
     )
     class SalesforceWebhook(JsonView):

@@ -41,6 +41,7 @@ from streamapp.models.merchants import (
 from streamapp.outbound import signing, store
 from streamapp.outbound.ssrf import BlockedDestination, check_address, parse_networks
 from streamapp.ratelimit import NegativeCache, TokenBuckets
+from streamapp.readiness import TopicNotReady
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import (
     JsonView,
@@ -259,7 +260,7 @@ def register_merchant_views(app: StreamApp, requests_topic: Topic, clients: Clie
             {202: Reply("Accepted: durable; poll or await the webhook", RequestAccepted)},
             body=Transaction,
             headers=IDEMPOTENCY_KEY,
-            errors=(TooManyRequests, IdempotencyKeyReused, DependencyUnavailable),
+            errors=(TooManyRequests, IdempotencyKeyReused, DependencyUnavailable, TopicNotReady),
         ),
     )
     class NormalizeMerchant(JsonView):

@@ -15,6 +15,7 @@ from streamapp.errors import DependencyUnavailable, NotFound, ValidationFailed
 from streamapp.ingest import publish_all
 from streamapp.models.task_reports import ReportContent, build_report
 from streamapp.models.tasks import TaskFact, TaskWebhook
+from streamapp.readiness import TopicNotReady
 from streamapp.reporting import user_transitions
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import (
@@ -151,7 +152,7 @@ def register_task_views(app: StreamApp, inbound: Topic) -> None:
             WEBHOOK_SECRET,
             {202: Reply("Accepted: durable in the topic", AcceptedOne)},
             body=TaskWebhook,
-            errors=(DependencyUnavailable,),
+            errors=(DependencyUnavailable, TopicNotReady),
         ),
     )
     class TasksWebhook(JsonView):

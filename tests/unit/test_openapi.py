@@ -243,3 +243,23 @@ def test_the_packaged_swagger_ui_renders_openapi_3_1() -> None:
     bundle = static_file("swagger-ui/swagger-ui-bundle.js")
     assert b"OpenAPI31" in bundle or b"oas31" in bundle
     assert b"Apache" in static_file("swagger-ui/LICENSE")
+
+
+async def test_a_process_not_ready_answers_as_documented() -> None:
+    """found (merging s17-prod): /ready answered `starting` and `waiting_for`, which the document lacked."""
+    from tests.conformance import mismatch
+
+    async with served(**PROD) as (_, client):
+        answer = await client.get("/ready")  # no broker, no database here
+        body = await answer.json()
+        assert (answer.status, body["status"]) == (503, "starting")
+        assert body["waiting_for"]
+        assert mismatch("/ready", "GET", answer.status, answer.content_type, body) is None
+
+
+def test_routes_that_publish_document_the_topic_gate() -> None:
+    """found (merging s17-prod): a webhook answers 503 `not_ready` until its topic exists; undocumented."""
+    doc = document()
+    for path in ("/salesforce/webhook", "/tasks/webhook", "/assistance", "/normalize_merchant"):
+        schema = doc["paths"][path]["post"]["responses"]["503"]["content"]["application/json"]["schema"]
+        assert "not_ready" in schema["properties"]["error"]["enum"], path
