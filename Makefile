@@ -26,8 +26,9 @@ $(BENCH_STAMP): bench/requirements-peers.txt
 
 bench-venv: $(BENCH_STAMP)
 
+# Options go through to `streamapp dev`, e.g. make run ARGS="--rate 1/s --verbose" (or "--calm").
 run: $(STAMP)
-	$(BIN)/streamapp dev --simulate
+	$(BIN)/streamapp dev --simulate $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=85 $(PYTEST_ARGS)

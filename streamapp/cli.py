@@ -10,12 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streamapp.errors import InvalidSettings
+from streamapp.errors import CannotStart, InvalidSettings
 from streamapp.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -79,9 +78,52 @@ async def _run_services(settings: Settings) -> None:
 
 
 def cmd_services(args: argparse.Namespace) -> int:
-    settings = Settings()
+    # Not load_settings(): the env file it would read is the one this command writes.
+    settings = _plain_settings()
     _setup_logging(settings)
+    if settings.broker_url is None:
+        from streamapp.preflight import check_ports
+
+        host, port = settings.embedded_broker_host, settings.embedded_broker_port
+        check_ports([("STREAMAPP_EMBEDDED_BROKER_PORT", host, port)])
     asyncio.run(_run_services(settings))
+    return 0
+
+
+def _plain_settings() -> Settings:
+    """The environment's settings; InvalidSettings (one line per problem) rather than a traceback."""
+    from pydantic import ValidationError
+
+    from streamapp.settings import problems
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise InvalidSettings(problems(exc)) from None
+
+
+async def _run_standins(settings: Settings) -> None:
+    from streamapp.standins import StandIns
+
+    standins = StandIns("127.0.0.1", settings.data_dir / "standins.jsonl")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await standins.start()
+    try:
+        for key, value in standins.env().items():
+            print(f"{key}={value}", flush=True)
+        print(READY_LINE, flush=True)
+        await stop.wait()
+    finally:
+        await standins.stop()
+
+
+def cmd_standins(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    _setup_logging(settings)
+    asyncio.run(_run_standins(settings))
     return 0
 
 
@@ -152,13 +194,30 @@ def run_worker(
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from streamapp.preflight import check_broker, check_ports, server_ports
+
     settings = load_settings()
+    check_broker(settings)
+    check_ports(server_ports(settings, ingest=False, worker=True))
     return run_worker(settings)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from streamapp.preflight import check_broker
+
     settings = load_settings()
+    # No port check: ingest processes share their port on purpose (SO_REUSEPORT).
+    check_broker(settings)
     return run_worker(settings, role="ingest")
+
+
+def _broker_settings() -> Settings:
+    """The settings of a command that talks to the broker, once it answers."""
+    from streamapp.preflight import check_broker
+
+    settings = load_settings()
+    check_broker(settings)
+    return settings
 
 
 # --- dev --------------------------------------------------------------------------
@@ -187,72 +246,9 @@ def _stop(proc: subprocess.Popen[str] | None, timeout: float = 15.0) -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    """Services, worker, ingest processes and (with --simulate) the simulator in one process tree."""
-    settings = load_settings()
-    _setup_logging(settings)
-    services: subprocess.Popen[str] | None = None
-    simulator: subprocess.Popen[str] | None = None
-    ingest: list[subprocess.Popen[str]] = []
-    # SIGTERM to us ends the worker (Faust handles it); make sure the children go too.
-    try:
-        if settings.broker_url is None or settings.database_url is None:
-            services = _spawn([sys.executable, "-m", "streamapp", "services"], stdout=subprocess.PIPE)
-            assert services.stdout is not None
-            deadline = time.monotonic() + 120
-            for line in services.stdout:
-                line = line.strip()
-                print(line, flush=True)
-                if line == READY_LINE:
-                    break
-                key, sep, value = line.partition("=")
-                if sep and key.startswith("STREAMAPP_"):
-                    os.environ[key] = value
-                if time.monotonic() > deadline:
-                    raise RuntimeError("embedded services did not start in time")
-            else:
-                raise RuntimeError("embedded services exited during start-up")
-        settings = load_settings()
-        ingest = [
-            _spawn([sys.executable, "-m", "streamapp", "ingest"]) for _ in range(settings.ingest_processes)
-        ]
-        if args.simulate:
-            # Webhooks go where production sends them: to the ingest tier, if there is one.
-            port = settings.ingest_port if ingest else settings.web_port
-            base = f"http://{settings.web_host}:{port}"
-            simulator = _spawn([sys.executable, "-m", "simulator", "--base", base, *args.simulator_args])
-        senders = [*ingest, *([simulator] if simulator is not None else [])]
-        return run_worker(settings, on_signals=_drain_on_signals(senders))
-    finally:
-        _stop(simulator)
-        for proc in ingest:
-            _stop(proc)
-        if services is not None and services.poll() is None:
-            from streamapp.drain import say
+    from streamapp.dev_cli import run_dev
 
-            say("worker stopped; stopping the broker, then PostgreSQL")
-            _stop(services)
-            say("stopped")
-        _stop(services)
-
-
-def _drain_on_signals(senders: Sequence[subprocess.Popen[str]]) -> Callable[[Any], None]:
-    """SIGINT/SIGTERM stop `dev` in order (streamapp/drain.py) instead of at once."""
-
-    def install(worker: Any) -> None:
-        from streamapp.compat import stop_worker_as_on_signal
-        from streamapp.drain import Drain
-
-        app = worker.app
-        drain = Drain(
-            app,
-            senders,
-            app.settings.drain_timeout,
-            stop_worker=lambda: stop_worker_as_on_signal(worker, signal.SIGTERM),
-            record_positions=True,
-        )
-        drain.install(worker.loop)
-
-    return install
+    return run_dev(args)
 
 
 # --- dead letters -----------------------------------------------------------------
@@ -261,7 +257,7 @@ def _drain_on_signals(senders: Sequence[subprocess.Popen[str]]) -> Callable[[Any
 def cmd_dead_letters(args: argparse.Namespace) -> int:
     from streamapp.deadletter_cli import list_letters, replay_letters
 
-    settings = load_settings()
+    settings = _broker_settings()
     if args.action == "list":
         return asyncio.run(list_letters(settings, args))
     return asyncio.run(replay_letters(settings, args))
@@ -281,16 +277,18 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_topics(args: argparse.Namespace) -> int:
     from streamapp.topics_cli import main_topics
 
-    settings = load_settings()
+    settings = _broker_settings()
     _setup_logging(settings)
     return main_topics(settings, create=args.create)
 
 
 def _add_deploy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    migrate = sub.add_parser(
+    migrate = _command(
+        sub,
         "migrate",
-        help="apply pending PostgreSQL migrations (a deploy step / init container)",
-        description=(
+        "apply pending PostgreSQL migrations (a deploy step / init container)",
+        DATABASE,
+        (
             "Apply every pipeline's pending migrations (under the lock workers take at start). "
             "Exit status 0: up to date; 1: migrations pending (--status); "
             "2: an applied migration's file has changed since."
@@ -300,10 +298,12 @@ def _add_deploy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         "--status", action="store_true", help="list applied / pending / changed; change nothing"
     )
     migrate.set_defaults(func=cmd_migrate)
-    topics = sub.add_parser(
+    topics = _command(
+        sub,
         "topics",
-        help="list the topics the app declares, or create them (a deploy step / init container)",
-        description=(
+        "list the topics the app declares, or create them (a deploy step / init container)",
+        BROKER,
+        (
             "Without options: every topic the pipelines declare, with its kind (pipeline: created by "
             "--create; changelog: created by Faust, compacted). --create creates the missing pipeline "
             "topics with STREAMAPP_TOPIC_PARTITIONS / _REPLICATION and exits 1 if any existing topic "
@@ -323,35 +323,70 @@ def _add_deploy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
 def cmd_rebuild_state(args: argparse.Namespace) -> int:
     from streamapp.rebuild import rebuild_state
 
+    # No broker needed: it writes the local store; the next worker fills the changelog.
     settings = load_settings()
     _setup_logging(settings)
     print(asyncio.run(rebuild_state(settings, args.pipeline)), flush=True)
     return 0
 
 
-def _add_rebuild_state(sub: Any) -> None:
-    rebuild = sub.add_parser(
+def _add_rebuild_state(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rebuild = _command(
+        sub,
         "rebuild-state",
-        help="rebuild a pipeline's table from PostgreSQL into this data directory's store (workers stopped)",
+        "rebuild a pipeline's table from PostgreSQL into this data directory's store (workers stopped)",
+        ("general", "postgres", "broker"),
     )
     # The pipelines whose table PostgreSQL holds enough to rebuild (streamapp/rebuild.py).
     rebuild.add_argument("pipeline", choices=["licenses", "tasks"])
     rebuild.set_defaults(func=cmd_rebuild_state)
 
 
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help: str,
+    groups: Sequence[str] | None,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with the environment variables it reads (None: all)."""
+    from streamapp.envhelp import epilog
+
+    return sub.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        epilog=epilog(groups),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+# The settings groups (streamapp/envhelp.py) each command reads besides "general".
+BROKER = ("general", "broker", "embedded")
+DATABASE = ("general", "postgres")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import version
+
     parser = argparse.ArgumentParser(prog="streamapp", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("services", help="run the embedded broker and PostgreSQL").set_defaults(func=cmd_services)
-    sub.add_parser("worker", help="run one worker (agents + web views)").set_defaults(func=cmd_worker)
-    sub.add_parser(
-        "ingest", help="run one ingest process (webhooks -> topics only, on STREAMAPP_INGEST_PORT)"
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('streamapp')}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    _command(sub, "services", "run the embedded broker and PostgreSQL", (*BROKER, "postgres")).set_defaults(
+        func=cmd_services
+    )
+    _command(sub, "standins", "run the dev stand-ins for Slack and e-mail (a mail catcher)", ("general",))
+    sub.choices["standins"].set_defaults(func=cmd_standins)
+    _command(sub, "worker", "run one worker (agents + web views + carts gRPC)", None).set_defaults(
+        func=cmd_worker
+    )
+    _command(
+        sub, "ingest", "run one ingest process (webhooks -> topics only, on STREAMAPP_INGEST_PORT)", None
     ).set_defaults(func=cmd_ingest)
-    dev = sub.add_parser("dev", help="services + worker (+ simulator) in one process tree")
-    dev.add_argument("--simulate", action="store_true", help="also run the Salesforce simulator")
-    dev.add_argument("simulator_args", nargs="*", help="extra simulator arguments (after --)", default=[])
-    dev.set_defaults(func=cmd_dev)
-    dl = sub.add_parser("dead-letters", help="read or re-inject dead letters")
+    from streamapp.dev_cli import add_dev
+
+    add_dev(sub, _command, cmd_dev)
+    dl = _command(sub, "dead-letters", "read or re-inject dead letters", (*BROKER, "postgres", "processing"))
     dl.add_argument("action", choices=["list", "replay"])
     dl.add_argument("--pipeline", help="only this pipeline's letters")
     dl.add_argument("--reason", help="only letters with this reason")
@@ -371,9 +406,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except InvalidSettings as exc:
         # One line per problem and no traceback: the values may be secrets.
+        from streamapp.console import say
+
         for line in exc.problems:
-            print(f"streamapp: {line}", file=sys.stderr)
+            say(f"streamapp: {line}")
+        say("streamapp: fix the variable(s) above (environment, or a file in STREAMAPP_SECRETS_DIR)")
         return 2
+    except CannotStart as exc:
+        from streamapp.console import say
+
+        say(f"streamapp: {exc.detail}")
+        return 1
     return code
 
 

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ from aiohttp import web as aioweb
 from aiohttp.typedefs import Middleware
 
 from streamapp.compat import ConsumerInternals, record_changelog_positions
+from streamapp.console import terminal
 from streamapp.gaps import acked_assignment
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def say(line: str) -> None:
     now = time.monotonic()
     if _began is None:
         _began = now
-    print(f"streamapp dev [{now - _began:4.1f}s]: {line}", file=sys.stderr, flush=True)
+    print(f"streamapp dev [{now - _began:4.1f}s]: {line}", file=terminal(), flush=True)
 
 
 async def stop_process(proc: subprocess.Popen[str], timeout: float) -> None:

@@ -192,3 +192,9 @@ class InvalidSettings(StreamappError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class CannotStart(StreamappError):
+    """A command cannot start (port taken, broker unreachable); `detail` is one line saying what to do."""
+
+    reason = "cannot_start"

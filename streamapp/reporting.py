@@ -70,6 +70,8 @@ class ReportService(Service):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.app = app
         self._since: datetime | None = None
+        # The end of the last closed interval at the previous scan.
+        self._closed_end: datetime | None = None
 
     async def on_start(self) -> None:
         self.app.settings.reports_path.mkdir(parents=True, exist_ok=True)
@@ -107,17 +109,22 @@ class ReportService(Service):
         settings = self.app.settings
         interval, grace = settings.report_interval, timedelta(seconds=settings.report_grace)
         closed_end = interval_of(now, interval)[0]
+        # `changed_at` is stamped inside the sink's transaction, which may commit
+        # after a tick has already looked: look back a margin, so no change is
+        # missed (unchanged reports are skipped by their digest).
+        since = self._since - VISIBILITY_MARGIN if self._since else datetime.min.replace(tzinfo=now.tzinfo)
+        if self._closed_end is not None and closed_end > self._closed_end:
+            # An interval closed since the last scan: its report is due now for every user
+            # active in it, also those who have changed nothing since (once per interval).
+            since = min(since, self._closed_end - VISIBILITY_MARGIN)
         users = [
             r["user_id"]
             for r in await conn.fetch(
-                "SELECT DISTINCT user_id FROM tasks WHERE user_id IS NOT NULL AND changed_at > $1",
-                # `changed_at` is stamped inside the sink's transaction, which may commit
-                # after a tick has already looked: look back a margin, so no change is
-                # missed (unchanged reports are skipped by their digest).
-                self._since - VISIBILITY_MARGIN if self._since else datetime.min.replace(tzinfo=now.tzinfo),
+                "SELECT DISTINCT user_id FROM tasks WHERE user_id IS NOT NULL AND changed_at > $1", since
             )
         ]
         if not users:
+            self._closed_end = closed_end
             return 0
         transitions = await users_transitions(conn, users)
         latest = {
@@ -152,6 +159,7 @@ class ReportService(Service):
                     continue
                 due.append((content, previous["revision"] + 1 if previous is not None else 1))
         await self._store(conn, due)
+        self._closed_end = closed_end
         return len(due)
 
     async def _store(self, conn: asyncpg.Connection, due: list[tuple[ReportContent, int]]) -> None:

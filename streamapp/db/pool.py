@@ -46,7 +46,7 @@ class Database(Service):
         return self._pool
 
     async def on_start(self) -> None:
-        self._pool = await when_reachable(
+        pool = await when_reachable(
             lambda: asyncpg.create_pool(
                 self._dsn,
                 min_size=self._min_size,
@@ -60,8 +60,14 @@ class Database(Service):
             ),
             self._connect_timeout,
         )
-        async with self.pool.acquire() as conn:
-            await apply_migrations(conn, self._migrations)
+        try:
+            async with pool.acquire() as conn:
+                await apply_migrations(conn, self._migrations)
+        except BaseException:
+            await pool.close()
+            raise
+        # Offered only now: services that wait for the pool may then rely on every table.
+        self._pool = pool
 
     async def on_stop(self) -> None:
         if self._pool is not None:

@@ -73,7 +73,8 @@ class DevStack:
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"dev exited with {self.proc.returncode}: {self.output()[-3000:]}")
+                    said = self.output()[-1000:] + self.logs()[-3000:]
+                    raise RuntimeError(f"dev exited with {self.proc.returncode}: {said}")
                 ready = 0
                 for url in (self.worker_url, self.ingest_url):
                     try:
@@ -85,10 +86,18 @@ class DevStack:
                     self.descendants = psutil.Process(self.proc.pid).children(recursive=True)
                     return
                 await asyncio.sleep(0.3)
-        raise TimeoutError(f"dev did not become ready: {self.output()[-3000:]}")
+        raise TimeoutError(f"dev did not become ready: {self.output()[-1000:]}{self.logs()[-3000:]}")
 
     def output(self) -> str:
+        """What `dev` wrote to the terminal: the banner, the simulator's progress, the stop's steps."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def logs(self) -> str:
+        """This start's log lines, which `dev` appends to a file in the data dir (not the terminal)."""
+        path = self.data_dir / "streamapp.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        marker = "--- streamapp dev starting at"
+        return marker + text.rsplit(marker, 1)[1] if marker in text else text
 
     async def interrupt(
         self, sig: signal.Signals = signal.SIGINT, timeout: float = 60.0

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
 import pytest
 
 from streamapp.db.migrate import Migration, MigrationChecksumMismatch, apply_migrations
+from streamapp.db.pool import Database
+from streamapp.errors import DependencyUnavailable
 from tests.integration.stack import Services
 
 
@@ -47,3 +50,26 @@ async def test_the_worker_applied_the_pipeline_migrations(db: asyncpg.Pool, work
         ("licenses", "0001_licenses"),
         ("licenses", "0002_idempotency_keys"),
     ]
+
+
+async def test_the_pool_is_offered_only_once_migrations_are_applied(services: Services) -> None:
+    """found: the pool was public while migrations ran, so a service that waited for it
+    (assistance routing in an ingest process) queried tables not created yet and gave up
+    with an ERROR at every fresh `streamapp dev` start."""
+    slow = Migration(f"slow-{uuid.uuid4().hex[:8]}", "0001_wait", "SELECT pg_sleep(2)")
+    db = Database(services.database_url, migrations=[slow])
+    starting = asyncio.ensure_future(db.start())
+    offered_early = False
+    try:
+        while not starting.done():
+            try:
+                _ = db.pool
+                offered_early = True
+            except DependencyUnavailable:
+                pass
+            await asyncio.sleep(0.05)
+        await starting
+        assert not offered_early
+        assert await db.pool.fetchval("SELECT 1") == 1
+    finally:
+        await db.stop()

@@ -25,7 +25,7 @@ from tests.integration.stack import customer_record, eventually
 async def stops_cleanly(dev: DevStack, within: float = 45.0) -> None:
     """Exit 0, no traceback, nothing left running; `within` s (a drain may take up to 30 s)."""
     code, took = await dev.interrupt()
-    output = dev.output()
+    output = dev.output() + dev.logs()
     assert code == 0, output[-3000:]
     assert took < within, (took, output[-3000:])
     assert "Traceback" not in output, output[-5000:]
@@ -86,7 +86,7 @@ async def test_revoke_after_a_restart_revokes(tmp_path: Path) -> None:
         assert in_table == sorted(row["sku"] for row in rows) == ["SKU2"]
         # The stop recorded how far the changelogs went; the new broker's are empty, so
         # the worker wrote its local state back to them (for whoever takes a partition over).
-        assert "keys back to the changelog" in dev.output()
+        assert "keys back to the changelog" in dev.logs()
         await stops_cleanly(dev)
     finally:
         dev.kill()
@@ -105,8 +105,8 @@ async def test_everything_accepted_before_ctrl_c_is_in_postgres_once(tmp_path: P
         assert statuses == [202] * len(customers)
         # Ctrl-C right after the last 202: the backlog is still in the (memory-only) topics.
         code, _ = await dev.interrupt()
-        assert code == 0, dev.output()[-3000:]
-        assert "Traceback" not in dev.output()
+        assert code == 0, (dev.output() + dev.logs())[-3000:]
+        assert "Traceback" not in (dev.output() + dev.logs())
 
         await dev.start()
 
@@ -134,7 +134,7 @@ async def test_everything_accepted_before_ctrl_c_is_in_postgres_once(tmp_path: P
 async def test_ctrl_c_stops_everything_fast_and_quietly(tmp_path: Path) -> None:
     dev = DevStack(tmp_path / "data")
     try:
-        await dev.start("--simulate", "--", "--rate", "200", "--seed", "3")
+        await dev.start("--simulate", "--systems", "salesforce", "--rate", "200", "--seed", "3")
         async with aiohttp.ClientSession() as session:
 
             async def customers_seen() -> int:
@@ -247,7 +247,7 @@ async def test_rebuild_state_from_postgres_when_store_and_changelog_are_gone(tmp
             assert left == {"SKU2"}
             assert await eventually(task_status, lambda s: s == "completed", timeout=60) == "completed"
         # The rebuilt partitions were written back to the (empty) changelogs at start.
-        assert "writing its" in dev.output()
+        assert "writing its" in dev.logs()
         await stops_cleanly(dev)
     finally:
         dev.kill()

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 
+from streamapp.db.migrate import apply_migrations, load_migrations
+from streamapp.reporting import ReportService
+from streamapp.settings import Settings
 from tests.integration.conftest import REPORT_INTERVAL, Client
-from tests.integration.stack import Worker, eventually
+from tests.integration.stack import Services, Worker, eventually
 
 
 def aligned_past_interval(seconds_ago: float) -> datetime:
@@ -179,3 +186,54 @@ async def test_reports_are_in_postgres(db: asyncpg.Pool, client: Client) -> None
     )
     assert row is not None
     assert json.loads(row["content"])["counts"]["created"] == 1
+
+
+async def test_a_user_silent_after_the_interval_still_gets_its_report(
+    services: Services, tmp_path: Path
+) -> None:
+    """found: reports were computed only for users who changed since the last tick (less a
+    5 s margin), so a user active early in the still-open interval who then did nothing
+    more never got that interval's report (the README's quick start waited in vain).
+
+    A report service of our own, on a schema of its own (no worker writing reports
+    beside it), with a 12 s interval: the worker's 2 s hides inside the margin.
+    """
+    interval = 12.0
+    schema = f"quiet_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(services.database_url)
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    pool = await asyncpg.create_pool(
+        services.database_url, min_size=1, max_size=2, server_settings={"search_path": schema}
+    )
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, load_migrations("tasks", "streamapp.db.migrations.tasks"))
+        settings = Settings(report_interval=interval, report_dir=tmp_path)
+        app = SimpleNamespace(settings=settings, db=SimpleNamespace(pool=pool))
+        service = ReportService(app)  # type: ignore[arg-type]
+        # Early in an interval: the user's one change.
+        await asyncio.sleep(interval - time.time() % interval + 0.2)
+        start = datetime.fromtimestamp(time.time() // interval * interval, UTC)
+        now = datetime.now(UTC)
+        await pool.execute(
+            "INSERT INTO tasks (task_id, user_id, content, status, created_at, last_event_at, fact_count)"
+            " VALUES ('t1', 'quiet', 'hello', 'open', $1, $1, 1)",
+            now,
+        )
+        await pool.execute(
+            "INSERT INTO task_transitions (task_id, seq, user_id, kind, at, content, event_id)"
+            " VALUES ('t1', 1, 'quiet', 'created', $1, 'hello', $2)",
+            now,
+            uuid.uuid4(),
+        )
+        # A tick more than the margin after the change, while the interval is still open.
+        await asyncio.sleep(max(0.0, start.timestamp() + interval - 1.0 - time.time()))
+        assert await service.tick() == 0
+        await asyncio.sleep(max(0.0, start.timestamp() + interval + 0.2 - time.time()))
+        assert await service.tick() == 1
+        content = await pool.fetchval("SELECT content FROM task_reports WHERE start_at = $1", start)
+        assert [t["id"] for t in json.loads(content)["created"]] == ["t1"]
+    finally:
+        await pool.close()
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
