@@ -14,8 +14,6 @@ from mode import ServiceT
 from streamapp.activity import RecentEvents
 from streamapp.auth import Authenticator, Kind
 from streamapp.compat import (
-    PRODUCTION_INDEX,
-    drop_blueprint,
     use_durable_store,
     use_fetched_end_offsets,
     use_keep_local_state_recovery,
@@ -29,6 +27,7 @@ from streamapp.kafka_security import broker_credentials
 from streamapp.metrics import attach_faust_monitor
 from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.readiness import Readiness
+from streamapp.routes import Method, Operation, Route, check_view
 from streamapp.settings import Settings
 from streamapp.typing import Stream, Topic
 
@@ -49,7 +48,7 @@ class StreamApp(faust.App):
     `register`, all run in `__init__` (streamapp.host.Host is what they may use).
     """
 
-    # Workers only (streamapp/web/dashboard.py sets it while the app is built).
+    # What the dashboard's routes share (streamapp/web/dashboard.py sets it while the app is built).
     dashboard: Dashboard
     # Set while `streamapp dev` stops: webhook routes answer 503 + Retry-After.
     draining: bool = False
@@ -69,6 +68,8 @@ class StreamApp(faust.App):
         # Faust's producer-only boot: web server and producer, no consumer, agents or tables.
         self.producer_only = role == "ingest"
         self.ingest_paths: set[str] = set()
+        # Every route, declared with who may call it and what it takes and answers (OpenAPI).
+        self.routes: dict[str, Route] = {}
         # Every topic the app writes or reads, by name (streamapp/topics.py fills it).
         self.declared_topics: dict[str, Topic] = {}
         # GET /ready, and the gate that refuses events until their topics exist.
@@ -98,14 +99,16 @@ class StreamApp(faust.App):
         self.task(self.declare_topics)
 
         from streamapp.web.core import register_core_views
+        from streamapp.web.dashboard import register_dashboard_views
+        from streamapp.web.dead_letters import register_dead_letter_views
+        from streamapp.web.docs import register_docs_views
         from streamapp.web.metrics import register_metrics_view
 
         register_core_views(self)
         register_metrics_view(self)
-        if role == "worker":
-            from streamapp.web.dashboard import register_dashboard_views
-
-            register_dashboard_views(self)
+        register_docs_views(self)
+        register_dashboard_views(self)
+        register_dead_letter_views(self)
         for pipeline in chosen:
             pipeline.register(self)
         if role == "worker":
@@ -133,10 +136,30 @@ class StreamApp(faust.App):
         except KeyError:
             raise LookupError(f"nothing provides {key.name}: is its pipeline installed?") from None
 
-    def ingest_page(self, path: str) -> Callable[[Any], Any]:
-        """`page` for an endpoint that only turns requests into events: ingest processes serve it too."""
-        self.ingest_paths.add(path)
-        return self.page(path)
+    def route(
+        self, path: str, *, tag: str, ingest: bool = False, **operations: Operation
+    ) -> Callable[[type[Any]], type[Any]]:
+        """Register a view and its declaration (streamapp/routes.py): one cannot exist without the other.
+
+        `ingest` routes only turn requests into events: ingest processes serve them too.
+        """
+        declared = Route(path, tag, cast("dict[Method, Operation]", operations), ingest=ingest)
+
+        def register(view: type[Any]) -> type[Any]:
+            check_view(declared, view)
+            if path in self.routes:
+                raise ValueError(f"route {path} is declared twice")
+            self.routes[path] = declared
+            if ingest:
+                self.ingest_paths.add(path)
+            registered: type[Any] = super(StreamApp, self).page(path)(view)
+            return registered
+
+        return register
+
+    def page(self, path: str, **_: Any) -> Callable[[Any], Any]:
+        """Refused: a view registered without its declaration would be served undocumented."""
+        raise TypeError(f"{path}: register views with StreamApp.route (who may call it, bodies, answers)")
 
     def run_agent(self, channel: Any, name: str, agent: Agent, **options: Any) -> None:
         """An agent named `name` on `channel` whose stream a processor's or sink's runtime consumes."""
@@ -164,11 +187,10 @@ class StreamApp(faust.App):
             web = IngestWeb(self)
         else:
             from streamapp.drain import refuse_while_draining
+            from streamapp.web.server import StreamWeb
 
-            web = super()._new_web()
+            web = StreamWeb(self)
             web.web_app.middlewares.append(refuse_while_draining(self))
-            # The dashboard is a worker's `/` (it answers Faust's JSON to JSON clients).
-            drop_blueprint(web, PRODUCTION_INDEX)
         install(web.web_app)
         return web
 

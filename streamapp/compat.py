@@ -128,25 +128,6 @@ def created_consumer(app: Any) -> Any | None:
     return app._consumer
 
 
-# --- Faust's web blueprints: the dashboard at `/` (issue 13) --------------------------
-#
-# Faust mounts its "production index" (`{"status": "OK"}`) at `/` of every web
-# server it builds; the blueprint list is fixed when the server is built
-# (`Web.__init__`) and `BlueprintManager` keeps it in `_enabled` with no public way
-# to take one out. A second `/` route would be shadowed silently, and a router
-# enumerating its routes (OpenAPI) would list `/` twice.
-
-PRODUCTION_INDEX = "faust.web.apps.production_index:blueprint"
-
-
-def drop_blueprint(web: Any, name: str) -> None:
-    """Keep Faust from mounting the blueprint `name` (its dotted path) on `web`; before it starts."""
-    manager = web.blueprints
-    if manager.applied:
-        raise RuntimeError("blueprints are already mounted")
-    manager._enabled = [(prefix, bp) for prefix, bp in manager._enabled if bp != name]
-
-
 # --- Faust's table routing: GET /tables/{table}/{key} (issue 12) ------------------------
 
 

@@ -18,6 +18,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from mode import Service
@@ -51,10 +52,18 @@ def _preview(b64: str | None) -> str | None:
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
+def newest_first(row: dict[str, Any]) -> tuple[datetime, str]:
+    """The list's order, newest first (sorted in reverse): failure time, then id, a total order for
+    keyset paging. Times compare as times: their text differs in form (`…00Z` and `…00.5Z`)."""
+    return datetime.fromisoformat(row["failed_at"]), row["dead_letter_id"]
+
+
 @dataclass(frozen=True)
 class Page:
     total: int
     letters: list[dict[str, Any]]
+    # More letters follow the page's last one.
+    more: bool
 
 
 class DeadLetterList(Service):
@@ -88,24 +97,38 @@ class DeadLetterList(Service):
                     self.counts[(letter.pipeline, letter.reason)] += 1
                 if self._fresh:
                     merged = self._fresh + self._letters
-                    merged.sort(key=lambda row: row["failed_at"], reverse=True)
+                    merged.sort(key=newest_first, reverse=True)
                     self._letters, self._fresh = merged[: self.keep], []
                 self._read_at = time.monotonic()
             return self._letters
 
-    async def page(self, pipeline: str | None, reason: str | None, offset: int, limit: int) -> Page:
+    async def page(
+        self,
+        pipeline: str | None,
+        reason: str | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> Page:
+        """Up to `limit` letters after `after` (the failure time and id of the previous page's last).
+
+        Keyset, like every list (streamapp/web/paging.py): letters that arrive
+        meanwhile go on top and do not shift the pages a reader is paging through.
+        """
+        start = (after[0], str(after[1])) if after is not None else None
         chosen = [
             row
             for row in await self.all()
-            if (not pipeline or row["pipeline"] == pipeline) and (not reason or row["reason"] == reason)
+            if (not pipeline or row["pipeline"] == pipeline)
+            and (not reason or row["reason"] == reason)
+            and (start is None or newest_first(row) < start)
         ]
         total = sum(
             n
             for (p, r), n in self.counts.items()
             if (not pipeline or p == pipeline) and (not reason or r == reason)
         )
-        rows = [{**row, "replayed_at": self.replayed.get(row["dead_letter_id"])} for row in chosen]
-        return Page(total=total, letters=rows[offset : offset + limit])
+        rows = [{**row, "replayed_at": self.replayed.get(row["dead_letter_id"])} for row in chosen[:limit]]
+        return Page(total=total, letters=rows, more=len(chosen) > limit)
 
     async def replay(self, dead_letter_id: uuid.UUID) -> DeadLetter | None:
         """Replay one letter exactly as `streamapp dead-letters replay --id` does; None if unknown.

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from streamapp.db.pool import Database
     from streamapp.deadletters import DeadLetters
     from streamapp.publishing import Gate
+    from streamapp.routes import Operation, Route
     from streamapp.settings import Settings
     from streamapp.typing import Stream, Topic
 
@@ -64,7 +65,7 @@ class Agent(Protocol):
 
 
 class Host(Protocol):
-    """What a pipeline's `register` and its modules may use: topics, tables, agents, pages, services."""
+    """What a pipeline's `register` and its modules may use: topics, tables, agents, routes, services."""
 
     @property
     def settings(self) -> Settings: ...
@@ -104,9 +105,6 @@ class Host(Protocol):
     def tables(self) -> Any: ...
 
     @property
-    def page(self) -> Callable[..., Callable[[Any], Any]]: ...
-
-    @property
     def producer(self) -> Any: ...
 
     @property
@@ -115,7 +113,9 @@ class Host(Protocol):
     @property
     def on_before_shutdown(self) -> Any: ...
 
-    def ingest_page(self, path: str) -> Callable[[Any], Any]: ...
+    def route(
+        self, path: str, *, tag: str, ingest: bool = False, **operations: Operation
+    ) -> Callable[[type[Any]], type[Any]]: ...
 
     def run_agent(self, channel: Any, name: str, agent: Agent, **options: Any) -> None: ...
 
@@ -140,6 +140,10 @@ class CoreHost(Host, Protocol):
 
     @property
     def ingest_paths(self) -> set[str]: ...
+
+    # Every route, declared with who may call it and what it takes and answers (OpenAPI).
+    @property
+    def routes(self) -> dict[str, Route]: ...
 
     # The pipelines registered (streamapp.pipeline.Pipeline; only their names here).
     @property

@@ -328,9 +328,15 @@ async def history(conn: asyncpg.Connection, subject_id: str) -> list[dict[str, A
 
 
 async def recent(
-    conn: asyncpg.Connection, limit: int, offset: int, status: str | None = None
+    conn: asyncpg.Connection,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    status: str | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
     """The newest deliveries (all subjects), each with its last attempts; and whether more follow.
+
+    Keyset paging (streamapp/web/paging.py): `after` is the (created_at, delivery_id)
+    of the last delivery of the previous page.
 
     Endpoint settings are never selected: they hold secrets. At most the last
     five attempts of each come along (a dead delivery can have many). No total:
@@ -350,13 +356,15 @@ async def recent(
                ), '[]') AS attempts_json
         FROM deliveries d
         LEFT JOIN delivery_endpoints e ON e.endpoint_id = d.endpoint_id
-        WHERE $1::text IS NULL OR d.status = $1
-        ORDER BY d.created_at DESC, d.delivery_id
-        LIMIT $2 OFFSET $3
+        WHERE ($1::text IS NULL OR d.status = $1)
+          AND ($3::timestamptz IS NULL OR (d.created_at, d.delivery_id) < ($3, $4::uuid))
+        ORDER BY d.created_at DESC, d.delivery_id DESC
+        LIMIT $2
         """,
         status,
         limit + 1,
-        offset,
+        after[0] if after else None,
+        after[1] if after else None,
     )
     return [
         {

@@ -1,10 +1,11 @@
 """The dashboard at `/` of a worker: a page, its assets, its JSON and its live event stream.
 
-Who may call what: the page's assets and the login form are public (they hold
-nothing); everything else is the admin's, by bearer token or by the session
-cookie the login form sets (streamapp/web/session.py); in dev with no admin
-token configured, everything is open like every admin route. `GET /` still
-answers `{"status": "OK"}` (Faust's index) to a client that asks for JSON.
+Who may call what: the page, its assets and the login form are public (they hold
+nothing; `/` shows the login form until the admin signs in); the numbers are
+the admin's, by bearer token or by the session cookie the login form sets
+(streamapp/web/session.py); in dev with no admin token configured, everything
+is open like every admin route. The dead-letter and delivery lists it shows are
+routes of their own (streamapp/web/dead_letters.py, streamapp/web/deliveries.py).
 """
 
 from __future__ import annotations
@@ -14,20 +15,19 @@ import contextlib
 import html
 import json
 import time
-import uuid
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import parse_qsl
 
 from aiohttp import web as aioweb
 from faust.web import Request, Response
+from pydantic import BaseModel, Field
 
 from streamapp import metrics
 from streamapp.auth import same
 from streamapp.deadletter_list import DeadLetterList
-from streamapp.errors import DependencyUnavailable, NotFound, Unauthorized, ValidationFailed, describe
+from streamapp.errors import NotFound, Unauthorized, ValidationFailed, describe
 from streamapp.grouplag import GroupOffsets
-from streamapp.outbound import store
 from streamapp.overview import (
     RateWindow,
     counter_totals,
@@ -36,16 +36,16 @@ from streamapp.overview import (
     pipeline_of,
     topic_totals,
 )
+from streamapp.routes import DASHBOARD_ADMIN, PUBLIC, Operation, Reply
 from streamapp.typing import aiohttp_request
-from streamapp.web.base import JsonView, db_call, read_body
-from streamapp.web.paging import paging
+from streamapp.web.base import JsonView, read_body
 from streamapp.web.session import clear_session, require_dashboard_admin, set_session
 
 if TYPE_CHECKING:
     from streamapp.host import CoreHost
 
     class DashboardHost(CoreHost, Protocol):
-        """The host as the dashboard sees it: also the dashboard itself (workers only)."""
+        """The host as the dashboard sees it: also the dashboard itself (set while the app is built)."""
 
         dashboard: Dashboard
 
@@ -60,17 +60,10 @@ EVENTS_EVERY = 1.0
 KEEPALIVE_EVERY = 15.0
 # The longest the overview waits for the broker or the dead-letter topic; then it says so.
 SOURCE_TIMEOUT = 10.0
-DELIVERY_STATUSES = frozenset({"pending", "delivering", "succeeded", "dead", "disabled"})
 
 
 def asset(name: str) -> str:
     return resources.files("streamapp.web").joinpath("static", name).read_text(encoding="utf-8")
-
-
-def wants_json(request: aioweb.Request) -> bool:
-    """An API client (JSON, or no HTML in its Accept) gets JSON; a browser the page."""
-    accept = request.headers.get("Accept", "")
-    return "text/html" not in accept
 
 
 def consumed_topics(app: CoreHost) -> set[str]:
@@ -79,6 +72,54 @@ def consumed_topics(app: CoreHost) -> set[str]:
     for agent in app.agents.values():
         names.update(getattr(agent.channel, "topics", ()) or ())
     return names
+
+
+class ReasonCount(BaseModel):
+    pipeline: str
+    reason: str
+    count: int
+
+
+class TopicCard(BaseModel):
+    name: str
+    partitions: int
+    end: int
+    committed: int | None = Field(description="The group's committed offsets; null: never committed")
+    lag: int | None = Field(description="null: the group does not read the topic")
+    produced_per_s: float | None = Field(description="null until two samples")
+    consumed_per_s: float | None
+
+
+class AgentCard(BaseModel):
+    name: str
+    events_in: int
+    events_out: int
+    in_per_s: float | None
+    out_per_s: float | None
+
+
+class PipelineCard(BaseModel):
+    name: str
+    topics: list[TopicCard]
+    agents: list[AgentCard]
+    in_per_s: float | None = Field(description="This worker's agents")
+    out_per_s: float | None
+    dead_letters: int
+    lag: int | None
+
+
+class DeadLetterTotals(BaseModel):
+    total: int
+    by_reason: list[ReasonCount] = Field(description="Most frequent first")
+
+
+class OverviewReply(BaseModel):
+    worker: str
+    generated_at: float = Field(description="Unix time")
+    pipelines: list[PipelineCard]
+    lag_total: int | None = Field(description="All workers', from the broker; null: it did not answer")
+    dead_letters: DeadLetterTotals
+    problems: dict[str, str] = Field(description="What could not be read (`broker`, `dead_letters`) and why")
 
 
 class Dashboard:
@@ -143,12 +184,10 @@ def dashboard_of(view: Any) -> Dashboard:
 
 
 class Index(JsonView):
-    """`/`: the dashboard page (admin), the login form, or Faust's `{"status": "OK"}` for JSON clients."""
+    """`/`: the dashboard page for the admin, the login form for anyone else."""
 
     async def get(self, request: Request) -> Response:
         app, raw = cast("DashboardHost", self.app), aiohttp_request(request)
-        if wants_json(raw):
-            return self.json({"status": "OK"})
         try:
             require_dashboard_admin(app, raw)
         except Unauthorized:
@@ -227,7 +266,7 @@ class Overview(JsonView):
 
     async def get(self, request: Request) -> Response:
         require_dashboard_admin(cast("DashboardHost", self.app), aiohttp_request(request))
-        return self.json(await dashboard_of(self).overview())
+        return self.reply(OverviewReply, await dashboard_of(self).overview())
 
 
 class Events(JsonView):
@@ -271,103 +310,81 @@ async def _send(response: aioweb.StreamResponse, event: str, data: Any) -> None:
     await response.write(f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode())
 
 
-class DeadLetters(JsonView):
-    """`GET /dead-letters?pipeline=&reason=&limit=&offset=` (admin): newest first, with counts by reason."""
-
-    async def get(self, request: Request) -> Response:
-        raw = aiohttp_request(request)
-        require_dashboard_admin(cast("DashboardHost", self.app), raw)
-        page = paging(raw.query)
-        dead = dashboard_of(self).dead_letters
-        try:
-            query = raw.query
-            found = await dead.page(query.get("pipeline"), query.get("reason"), page.offset, page.limit)
-        except Exception as exc:
-            raise DependencyUnavailable(f"cannot read the dead-letter topic: {describe(exc)}") from exc
-        return self.json(
-            {
-                "total": found.total,
-                "offset": page.offset,
-                "limit": page.limit,
-                "letters": found.letters,
-                "by_reason": dead_letter_counts(dead.counts),
-            }
-        )
-
-
-class Replay(JsonView):
-    """`POST /dead-letters/{dead_letter_id}/replay` (admin): the original bytes back to their topic.
-
-    Exactly what `streamapp dead-letters replay --id` does; replaying twice is
-    harmless (the pipelines recognise events by their ids).
-    """
-
-    async def post(self, request: Request, dead_letter_id: str) -> Response:
-        app = cast("DashboardHost", self.app)
-        require_dashboard_admin(app, aiohttp_request(request))
-        try:
-            letter_id = uuid.UUID(dead_letter_id)
-        except ValueError as exc:
-            raise ValidationFailed(
-                "the dead letter id must be a UUID",
-                errors=[{"field": "dead_letter_id", "type": "uuid_parsing", "message": "not a UUID"}],
-            ) from exc
-        if app.draining:
-            raise DependencyUnavailable("the worker is stopping; replay on another worker or later")
-        try:
-            letter = await dashboard_of(self).dead_letters.replay(letter_id)
-        except Exception as exc:
-            raise DependencyUnavailable(f"replay failed (it may have been sent): {describe(exc)}") from exc
-        if letter is None:
-            raise NotFound(f"no dead letter {dead_letter_id}")
-        return self.json(
-            {
-                "replayed": str(letter.dead_letter_id),
-                "topic": letter.replay_topic,
-                "event_id": letter.event_id,
-            }
-        )
-
-
-class RecentDeliveries(JsonView):
-    """`GET /deliveries?status=&limit=&offset=` (admin): newest deliveries with their last attempts."""
-
-    async def get(self, request: Request) -> Response:
-        app, raw = cast("DashboardHost", self.app), aiohttp_request(request)
-        require_dashboard_admin(app, raw)
-        page = paging(raw.query, default_limit=20)
-        status = raw.query.get("status")
-        if status is not None and status not in DELIVERY_STATUSES:
-            raise ValidationFailed(
-                f"`status` must be one of {', '.join(sorted(DELIVERY_STATUSES))}",
-                errors=[{"field": "status", "type": "enum", "message": "unknown delivery status"}],
-            )
-
-        async def fetch() -> tuple[list[dict[str, Any]], bool]:
-            async with app.db.pool.acquire() as conn:
-                return await store.recent(conn, page.limit, page.offset, status)
-
-        rows, more = await db_call(fetch)
-        return self.json({"offset": page.offset, "limit": page.limit, "more": more, "deliveries": rows})
+LOGIN_FORM = "application/x-www-form-urlencoded"
 
 
 def register_dashboard_views(app: DashboardHost) -> None:
-    """Worker only: the page reads the worker's agents and the broker."""
+    """Declared on every process (an ingest process answers `not_an_ingest_route`); served by workers,
+    whose agents and broker the page reads."""
     app.dashboard = Dashboard(app)
     app.add_worker_service(app.dashboard.offsets)
     app.add_worker_service(app.dashboard.dead_letters)
-    for path, view in (
-        ("/", Index),
-        ("/dashboard/login", Login),
-        ("/dashboard/logout", Logout),
-        ("/dashboard/assets/{name}", Asset),
-        ("/dashboard/overview", Overview),
-        ("/dashboard/events", Events),
-        ("/dead-letters", DeadLetters),
-        ("/dead-letters/{dead_letter_id}/replay", Replay),
-        ("/deliveries", RecentDeliveries),
-    ):
-        app.page(path)(view)
+    page = "The dashboard page for the admin (token or session cookie), the login form for anyone else"
+    app.route(
+        "/", tag="dashboard", get=Operation("The dashboard", PUBLIC, {200: Reply(page, None, "text/html")})
+    )(Index)
+    app.route(
+        "/dashboard/login",
+        tag="dashboard",
+        post=Operation(
+            "Sign in: the admin token, typed once, becomes a session cookie",
+            PUBLIC,
+            {
+                303: Reply("Signed in: the session cookie is set; on to `/`", None, None),
+                400: Reply(
+                    "No admin token is configured: nobody signs in (the form, saying so)", None, "text/html"
+                ),
+                401: Reply("Not the admin token (the form again, saying so)", None, "text/html"),
+            },
+            other_bodies={LOGIN_FORM: "`token=<the admin token>` (the login form)"},
+            description="The cookie holds an expiry and an HMAC keyed by the admin token, never the token: "
+            "HttpOnly, SameSite=Strict, Secure behind TLS, 12 h.",
+        ),
+    )(Login)
+    app.route(
+        "/dashboard/logout",
+        tag="dashboard",
+        post=Operation(
+            "Sign out: the session cookie is cleared",
+            PUBLIC,
+            {303: Reply("Signed out; on to `/`", None, None)},
+        ),
+    )(Logout)
+    app.route(
+        "/dashboard/assets/{name}",
+        tag="dashboard",
+        get=Operation(
+            "The page's script and style (packaged)",
+            PUBLIC,
+            {200: Reply("The file", None, "text/*")},
+            errors=(NotFound,),
+        ),
+    )(Asset)
+    app.route(
+        "/dashboard/overview",
+        tag="dashboard",
+        get=Operation(
+            "What the page shows: per pipeline its topics, agents, rates, lag and dead letters",
+            DASHBOARD_ADMIN,
+            {200: Reply("The numbers, and what could not be read", OverviewReply)},
+        ),
+    )(Overview)
+    app.route(
+        "/dashboard/events",
+        tag="dashboard",
+        get=Operation(
+            "The page's live feed (server-sent events)",
+            DASHBOARD_ADMIN,
+            {
+                200: Reply(
+                    "`event: overview` (an OverviewReply) every 2 s; `event: events` (a sample of what "
+                    "the agents handled) as they come; a comment every 15 s while idle",
+                    None,
+                    "text/event-stream",
+                )
+            },
+        ),
+    )(Events)
 
     async def end_streams(_: aioweb.Application) -> None:
         app.dashboard.closing.set()

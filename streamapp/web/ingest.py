@@ -20,18 +20,16 @@ from typing import TYPE_CHECKING, Any, cast
 from aiohttp import web as aioweb
 from aiohttp.typedefs import Middleware
 from aiohttp.web_runner import BaseSite, TCPSite
-from faust.web.drivers.aiohttp import Web
+
+from streamapp.web.server import StreamWeb
 
 if TYPE_CHECKING:
     from streamapp.host import CoreHost
 
-# Probes and metrics work on every process.
-ALWAYS_SERVED = frozenset({"/health", "/ready", "/metrics"})
-
 Handler = Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
 
 
-class IngestWeb(Web):
+class IngestWeb(StreamWeb):
     """Faust's aiohttp server with SO_REUSEPORT and a guard that serves only ingest routes."""
 
     def __init__(self, app: CoreHost, **kwargs: object) -> None:
@@ -56,7 +54,8 @@ def only_ingest_routes(served: set[str]) -> Middleware:
     async def guard(request: aioweb.Request, handler: Handler) -> aioweb.StreamResponse:
         resource = request.match_info.route.resource
         path = resource.canonical if resource is not None else None
-        if path is None or path in served or path in ALWAYS_SERVED:
+        # Declared `ingest=True` (streamapp/routes.py): the ingest routes, probes, metrics, docs.
+        if path is None or path in served:
             return await handler(request)  # unknown paths: the JSON 404 of web.metrics.observe_requests
         return aioweb.json_response(
             {

@@ -13,8 +13,9 @@ from faust.web import Request, Response
 from streamapp import metrics
 from streamapp.auth import require_admin
 from streamapp.errors import DependencyUnavailable
+from streamapp.routes import ADMIN, Operation, Reply
 from streamapp.typing import aiohttp_request
-from streamapp.web.core import CoreView, consumer_lag
+from streamapp.web.base import JsonView
 
 if TYPE_CHECKING:
     from streamapp.host import CoreHost
@@ -88,23 +89,32 @@ def install(web_app: aioweb.Application) -> None:
     web_app.middlewares.insert(0, observe_requests)
 
 
-class Metrics(CoreView):
-    """Prometheus metrics of this process; on a worker, the consumer lag is computed now.
-
-    Who may call it: the admin, like `/lag` (it shows the same numbers, and
-    route and topic names); a Prometheus scrape sends the admin token.
-    """
-
-    async def get(self, request: Request) -> Response:
-        require_admin(self.core, aiohttp_request(request))
-        if self.core.role == "worker":
-            try:
-                metrics.set_consumer_lag(await consumer_lag(self.core))
-            except DependencyUnavailable:  # still starting: the other series are worth having
-                metrics.set_consumer_lag([])
-        body, content_type = metrics.exposition()
-        return self.bytes(body, headers={"Content-Type": content_type})
-
-
 def register_metrics_view(app: CoreHost) -> None:
-    app.page("/metrics")(Metrics)
+    from streamapp.web.core import consumer_lag
+
+    @app.route(
+        "/metrics",
+        tag="core",
+        ingest=True,
+        get=Operation(
+            "Prometheus metrics of this process",
+            ADMIN,
+            {200: Reply("Prometheus text exposition format", content_type="text/plain")},
+        ),
+    )
+    class Metrics(JsonView):
+        """Prometheus metrics of this process; on a worker, the consumer lag is computed now.
+
+        Who may call it: the admin, like `/lag` (it shows the same numbers, and
+        route and topic names); a Prometheus scrape sends the admin token.
+        """
+
+        async def get(self, request: Request) -> Response:
+            require_admin(app, aiohttp_request(request))
+            if app.role == "worker":
+                try:
+                    metrics.set_consumer_lag(await consumer_lag(app))
+                except DependencyUnavailable:  # still starting: the other series are worth having
+                    metrics.set_consumer_lag([])
+            body, content_type = metrics.exposition()
+            return self.bytes(body, headers={"Content-Type": content_type})

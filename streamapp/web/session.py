@@ -22,7 +22,7 @@ from streamapp.auth import ADMIN, Principal, dev_open, is_admin, same
 from streamapp.errors import Forbidden, Unauthorized
 
 if TYPE_CHECKING:
-    from streamapp.host import CoreHost
+    from streamapp.host import Host
 
 COOKIE = "streamapp_dashboard"
 LIFETIME = 12 * 3600
@@ -48,17 +48,17 @@ def valid(cookie: str, secret: str, now: float | None = None) -> bool:
     return same(mac, _mac(secret, expires))
 
 
-def admin_secret(app: CoreHost) -> str | None:
+def admin_secret(app: Host) -> str | None:
     token = app.settings.admin_token
     return token.get_secret_value() if token is not None else None
 
 
-def has_session(app: CoreHost, request: aioweb.Request) -> bool:
+def has_session(app: Host, request: aioweb.Request) -> bool:
     secret, cookie = admin_secret(app), request.cookies.get(COOKIE)
     return secret is not None and cookie is not None and valid(cookie, secret)
 
 
-def require_dashboard_admin(app: CoreHost, request: aioweb.Request) -> Principal:
+def require_dashboard_admin(app: Host, request: aioweb.Request) -> Principal:
     """The admin, by bearer token or by session cookie (open in dev while no admin token is set).
 
     A cookie-authenticated request that changes something must come from a page
@@ -76,7 +76,7 @@ def require_dashboard_admin(app: CoreHost, request: aioweb.Request) -> Principal
     return ADMIN
 
 
-def set_session(app: CoreHost, request: aioweb.Request, response: aioweb.StreamResponse) -> None:
+def set_session(app: Host, request: aioweb.Request, response: aioweb.StreamResponse) -> None:
     secret = admin_secret(app)
     assert secret is not None
     response.set_cookie(

@@ -4,34 +4,102 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from faust.web import Request, Response
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streamapp.auth import require_reader
 from streamapp.config.tasks import TasksSettings
 from streamapp.envelope import Envelope, utcnow
-from streamapp.errors import NotFound, ValidationFailed
+from streamapp.errors import DependencyUnavailable, NotFound, ValidationFailed
 from streamapp.models.tasks import TaskFact, TaskWebhook
-from streamapp.rules.tasks import build_report
+from streamapp.publishing import publish_all
+from streamapp.readiness import TopicNotReady
+from streamapp.routes import READER, WEBHOOK_SECRET, Operation, Reply
+from streamapp.rules.tasks import ReportContent, build_report
 from streamapp.services.tasks import user_transitions
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import (
     JsonView,
-    bound,
+    check_shared_secret,
     db_call,
     latest_event_time,
     parse_json_object,
+    parse_query,
+    read_body,
     validation_errors,
 )
-from streamapp.web.webhook import Accepted, Webhook
+from streamapp.web.paging import PageQuery, decode_cursor, encode_cursor
+from streamapp.web.replies import AcceptedOne, IsoTime
 
 if TYPE_CHECKING:
     from streamapp.host import Host
 
-STATUSES = ("open", "completed", "deleted")
 MAX_SUMMARY_RANGE = timedelta(days=366)
+
+
+class TaskReply(BaseModel):
+    id: str
+    user_id: str | None
+    content: str | None
+    status: Literal["open", "completed", "deleted"]
+    created: IsoTime | None
+    completed: IsoTime | None
+    deleted: IsoTime | None
+    last_event_at: IsoTime | None
+
+
+class TaskEvent(BaseModel):
+    event_id: str
+    event: str
+    timestamp: IsoTime
+    status: Literal["applied", "rejected", "pending"]
+    reason: str | None
+    late: bool | None
+    received_at: IsoTime | None
+
+
+class TaskEventsReply(BaseModel):
+    task_id: str
+    events: list[TaskEvent]
+
+
+class TaskEventsQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["applied", "rejected", "pending"] | None = None
+
+
+class UserTasksQuery(PageQuery):
+    status: Literal["open", "completed", "deleted"] | None = Field(default=None, description="Only these")
+
+
+class UserTasksPage(BaseModel):
+    user_id: str
+    tasks: list[TaskReply] = Field(description="By creation time (never created: first), then id")
+    next: str | None = Field(description="Pass as `after` for the next page; null on the last")
+
+
+class RangeQuery(BaseModel):
+    """Both ends ISO-8601 with a UTC offset (`+` encoded as %2B, or `Z`); `to` after `from`."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    start: str = Field(alias="from", json_schema_extra={"format": "date-time"})
+    end: str = Field(alias="to", json_schema_extra={"format": "date-time"})
+
+
+class StoredReport(ReportContent):
+    model_config = ConfigDict(frozen=True)
+
+    revision: int
+    generated_at: IsoTime | None
+
+
+class ReportsReply(BaseModel):
+    user_id: str
+    reports: list[StoredReport]
 
 
 def iso(value: datetime | None) -> str | None:
@@ -51,8 +119,9 @@ def parse_time(raw: str | None, name: str) -> datetime:
 
 
 def time_range(request: Request) -> tuple[datetime, datetime]:
-    start = parse_time(request.query.get("from"), "from")
-    end = parse_time(request.query.get("to"), "to")
+    query = parse_query(request, RangeQuery)
+    start = parse_time(query.start, "from")
+    end = parse_time(query.end, "to")
     if end <= start:
         raise ValidationFailed("`to` must be after `from`")
     return start, end
@@ -71,163 +140,233 @@ def task_json(row: Any) -> dict[str, Any]:
     }
 
 
-class TasksWebhook(Webhook):
-    """Task created / updated / deleted: 202 with the event id once durable."""
-
-    def shared_secret(self) -> SecretStr | None:
-        return self.host.settings.of(TasksSettings).tasks_secret
-
-    async def accept(self, request: Request, body: bytes) -> Accepted:
-        data = parse_json_object(body)
-        try:
-            hook = TaskWebhook.model_validate(data)
-        except ValidationError as exc:
-            raise validation_errors(exc) from exc
-        if hook.timestamp > latest_event_time(self.host.settings):
-            raise ValidationFailed(
-                "timestamp is in the future",
-                errors=[{"field": "timestamp", "type": "in_the_future", "message": "in the future"}],
-            )
-        event_id = hook.event_id()
-        fact = TaskFact(
-            event_id=event_id,
-            event=hook.event,
-            ts=hook.timestamp,
-            user_id=hook.metadata.user_id,
-            content=hook.metadata.content,
-            completed=hook.metadata.is_completed,
-            received_at=utcnow(),
-        )
-        envelope = Envelope(
-            event_id=event_id,
-            source="todo.webhook",
-            key=hook.metadata.id,
-            occurred_at=hook.timestamp,
-            payload=fact.model_dump(mode="json"),
-        )
-        return Accepted(
-            [(hook.metadata.id.encode(), envelope.encode())],
-            {"status": "accepted", "event_id": str(event_id)},
-        )
-
-
-class Task(JsonView):
-    async def get(self, request: Request, task_id: str) -> Response:
-        require_reader(self.host, aiohttp_request(request))
-        row = await db_call(
-            lambda: self.host.db.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
-        )
-        if row is None or row["status"] == "unknown":
-            raise NotFound(f"unknown task {task_id!r}")
-        return self.json(task_json(row))
-
-
-class TaskEvents(JsonView):
-    """Every event of the task in event-time order, with what happened to it and why."""
-
-    async def get(self, request: Request, task_id: str) -> Response:
-        require_reader(self.host, aiohttp_request(request))
-        wanted = request.query.get("status")
-        if wanted is not None and wanted not in ("applied", "rejected", "pending"):
-            raise ValidationFailed("status must be applied, rejected or pending")
-        rows = await db_call(
-            lambda: self.host.db.pool.fetch(
-                "SELECT * FROM task_events WHERE task_id = $1 AND ($2::text IS NULL OR status = $2)"
-                " ORDER BY ts, event_id",
-                task_id,
-                wanted,
-            )
-        )
-        if not rows and wanted is None:
-            raise NotFound(f"no events for task {task_id!r}")
-        return self.json(
-            {
-                "task_id": task_id,
-                "events": [
-                    {
-                        "event_id": str(r["event_id"]),
-                        "event": r["event"],
-                        "timestamp": iso(r["ts"]),
-                        "status": r["status"],
-                        "reason": r["reason"],
-                        "late": r["late"],
-                        "received_at": iso(r["received_at"]),
-                    }
-                    for r in rows
-                ],
-            }
-        )
-
-
-class UserTasks(JsonView):
-    """The user's tasks, optionally only `?status=open|completed|deleted`."""
-
-    async def get(self, request: Request, user_id: str) -> Response:
-        require_reader(self.host, aiohttp_request(request))
-        wanted = request.query.get("status")
-        if wanted is not None and wanted not in STATUSES:
-            raise ValidationFailed(f"status must be one of {', '.join(STATUSES)}")
-        rows = await db_call(
-            lambda: self.host.db.pool.fetch(
-                "SELECT * FROM tasks WHERE user_id = $1 AND status <> 'unknown'"
-                " AND ($2::text IS NULL OR status = $2) ORDER BY created_at, task_id",
-                user_id,
-                wanted,
-            )
-        )
-        return self.json({"user_id": user_id, "tasks": [task_json(r) for r in rows]})
-
-
-class Reports(JsonView):
-    """Stored reports (latest revision of each interval) within [from, to)."""
-
-    async def get(self, request: Request, user_id: str) -> Response:
-        require_reader(self.host, aiohttp_request(request))
-        start, end = time_range(request)
-        rows = await db_call(
-            lambda: self.host.db.pool.fetch(
-                """
-                SELECT DISTINCT ON (start_at) start_at, end_at, revision, content, computed_at
-                FROM task_reports WHERE user_id = $1 AND start_at >= $2 AND end_at <= $3
-                ORDER BY start_at, revision DESC
-                """,
-                user_id,
-                start,
-                end,
-            )
-        )
-        reports = [
-            {
-                **json.loads(r["content"]),
-                "revision": r["revision"],
-                "generated_at": iso(r["computed_at"]),
-            }
-            for r in rows
-        ]
-        return self.json({"user_id": user_id, "reports": reports})
-
-
-class ReportSummary(JsonView):
-    """A report computed now, for any range."""
-
-    async def get(self, request: Request, user_id: str) -> Response:
-        require_reader(self.host, aiohttp_request(request))
-        start, end = time_range(request)
-        if end - start > MAX_SUMMARY_RANGE:
-            raise ValidationFailed("the range may be at most 366 days")
-
-        async def transitions() -> Any:
-            async with self.host.db.pool.acquire() as conn:
-                return await user_transitions(conn, user_id)
-
-        report = build_report(user_id, start, end, await db_call(transitions))
-        return self.json(report.model_dump(mode="json"))
-
-
 def register_task_views(app: Host, inbound: Topic) -> None:
-    app.ingest_page("/tasks/webhook")(bound(TasksWebhook, topic=inbound))
-    app.page("/tasks/{task_id}")(Task)
-    app.page("/tasks/{task_id}/events")(TaskEvents)
-    app.page("/users/{user_id}/tasks")(UserTasks)
-    app.page("/reports/{user_id}")(Reports)
-    app.page("/reports/{user_id}/summary")(ReportSummary)
+    settings = app.settings.of(TasksSettings)
+    secret = settings.tasks_secret.get_secret_value() if settings.tasks_secret else None
+
+    @app.route(
+        "/tasks/webhook",
+        tag="tasks",
+        ingest=True,
+        post=Operation(
+            "A TODO-app task event (created, updated, deleted)",
+            WEBHOOK_SECRET,
+            {202: Reply("Accepted: durable in the topic", AcceptedOne)},
+            body=TaskWebhook,
+            errors=(DependencyUnavailable, TopicNotReady),
+        ),
+    )
+    class TasksWebhook(JsonView):
+        """Task created / updated / deleted: 202 with the event id once durable."""
+
+        async def post(self, request: Request) -> Response:
+            body = await read_body(request, settings.max_body_bytes)
+            check_shared_secret(aiohttp_request(request), secret)
+            data = parse_json_object(body)
+            try:
+                hook = TaskWebhook.model_validate(data)
+            except ValidationError as exc:
+                raise validation_errors(exc) from exc
+            if hook.timestamp > latest_event_time(settings):
+                raise ValidationFailed(
+                    "timestamp is in the future",
+                    errors=[{"field": "timestamp", "type": "in_the_future", "message": "in the future"}],
+                )
+            event_id = hook.event_id()
+            fact = TaskFact(
+                event_id=event_id,
+                event=hook.event,
+                ts=hook.timestamp,
+                user_id=hook.metadata.user_id,
+                content=hook.metadata.content,
+                completed=hook.metadata.is_completed,
+                received_at=utcnow(),
+            )
+            envelope = Envelope(
+                event_id=event_id,
+                source="todo.webhook",
+                key=hook.metadata.id,
+                occurred_at=hook.timestamp,
+                payload=fact.model_dump(mode="json"),
+            )
+            await publish_all(
+                inbound, [(hook.metadata.id.encode(), envelope.encode())], timeout=settings.ingest_ack_timeout
+            )
+            return self.reply(AcceptedOne, {"status": "accepted", "event_id": str(event_id)}, status=202)
+
+    @app.route(
+        "/tasks/{task_id}",
+        tag="tasks",
+        get=Operation(
+            "A task's current state",
+            READER,
+            {200: Reply("The task", TaskReply)},
+            errors=(NotFound, DependencyUnavailable),
+        ),
+    )
+    class Task(JsonView):
+        async def get(self, request: Request, task_id: str) -> Response:
+            require_reader(app, aiohttp_request(request))
+            row = await db_call(
+                lambda: app.db.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
+            )
+            if row is None or row["status"] == "unknown":
+                raise NotFound(f"unknown task {task_id!r}")
+            return self.reply(TaskReply, task_json(row))
+
+    @app.route(
+        "/tasks/{task_id}/events",
+        tag="tasks",
+        get=Operation(
+            "Every event of a task, with what happened to it and why",
+            READER,
+            {200: Reply("Events in event-time order", TaskEventsReply)},
+            query=TaskEventsQuery,
+            errors=(NotFound, DependencyUnavailable),
+        ),
+    )
+    class TaskEvents(JsonView):
+        """Every event of the task in event-time order, with what happened to it and why."""
+
+        async def get(self, request: Request, task_id: str) -> Response:
+            require_reader(app, aiohttp_request(request))
+            wanted = parse_query(request, TaskEventsQuery).status
+            rows = await db_call(
+                lambda: app.db.pool.fetch(
+                    "SELECT * FROM task_events WHERE task_id = $1 AND ($2::text IS NULL OR status = $2)"
+                    " ORDER BY ts, event_id",
+                    task_id,
+                    wanted,
+                )
+            )
+            if not rows and wanted is None:
+                raise NotFound(f"no events for task {task_id!r}")
+            return self.reply(
+                TaskEventsReply,
+                {
+                    "task_id": task_id,
+                    "events": [
+                        {
+                            "event_id": str(r["event_id"]),
+                            "event": r["event"],
+                            "timestamp": iso(r["ts"]),
+                            "status": r["status"],
+                            "reason": r["reason"],
+                            "late": r["late"],
+                            "received_at": iso(r["received_at"]),
+                        }
+                        for r in rows
+                    ],
+                },
+            )
+
+    @app.route(
+        "/users/{user_id}/tasks",
+        tag="tasks",
+        get=Operation(
+            "A user's tasks, a page at a time",
+            READER,
+            {200: Reply("A page of the user's tasks", UserTasksPage)},
+            query=UserTasksQuery,
+            errors=(DependencyUnavailable,),
+        ),
+    )
+    class UserTasks(JsonView):
+        """The user's tasks, optionally only `?status=open|completed|deleted`."""
+
+        async def get(self, request: Request, user_id: str) -> Response:
+            require_reader(app, aiohttp_request(request))
+            query = parse_query(request, UserTasksQuery)
+            # Keyset: (creation time, id) of the last task shown; never created sorts first.
+            created, after_id = decode_cursor(query.after, 2) if query.after else (None, None)
+            rows = await db_call(
+                lambda: app.db.pool.fetch(
+                    "SELECT * FROM tasks WHERE user_id = $1 AND status <> 'unknown'"
+                    " AND ($2::text IS NULL OR status = $2)"
+                    " AND ($3::text IS NULL"
+                    "      OR (coalesce(created_at, '-infinity'), task_id) > ($3::text::timestamptz, $4))"
+                    " ORDER BY coalesce(created_at, '-infinity'), task_id LIMIT $5",
+                    user_id,
+                    query.status,
+                    created,
+                    after_id,
+                    query.limit + 1,
+                )
+            )
+            more = len(rows) > query.limit
+            shown = rows[: query.limit]
+            last = shown[-1] if shown else None
+            cursor = (
+                encode_cursor(iso(last["created_at"]) or "-infinity", last["task_id"])
+                if more and last is not None
+                else None
+            )
+            return self.reply(
+                UserTasksPage, {"user_id": user_id, "tasks": [task_json(r) for r in shown], "next": cursor}
+            )
+
+    @app.route(
+        "/reports/{user_id}",
+        tag="tasks",
+        get=Operation(
+            "Stored reports (latest revision of each interval) within [from, to)",
+            READER,
+            {200: Reply("The reports", ReportsReply)},
+            query=RangeQuery,
+            errors=(DependencyUnavailable,),
+        ),
+    )
+    class Reports(JsonView):
+        """Stored reports (latest revision of each interval) within [from, to)."""
+
+        async def get(self, request: Request, user_id: str) -> Response:
+            require_reader(app, aiohttp_request(request))
+            start, end = time_range(request)
+            rows = await db_call(
+                lambda: app.db.pool.fetch(
+                    """
+                    SELECT DISTINCT ON (start_at) start_at, end_at, revision, content, computed_at
+                    FROM task_reports WHERE user_id = $1 AND start_at >= $2 AND end_at <= $3
+                    ORDER BY start_at, revision DESC
+                    """,
+                    user_id,
+                    start,
+                    end,
+                )
+            )
+            reports = [
+                {
+                    **json.loads(r["content"]),
+                    "revision": r["revision"],
+                    "generated_at": iso(r["computed_at"]),
+                }
+                for r in rows
+            ]
+            return self.reply(ReportsReply, {"user_id": user_id, "reports": reports})
+
+    @app.route(
+        "/reports/{user_id}/summary",
+        tag="tasks",
+        get=Operation(
+            "A report computed now, for any range up to 366 days",
+            READER,
+            {200: Reply("The report", ReportContent)},
+            query=RangeQuery,
+            errors=(DependencyUnavailable,),
+        ),
+    )
+    class ReportSummary(JsonView):
+        """A report computed now, for any range."""
+
+        async def get(self, request: Request, user_id: str) -> Response:
+            require_reader(app, aiohttp_request(request))
+            start, end = time_range(request)
+            if end - start > MAX_SUMMARY_RANGE:
+                raise ValidationFailed("the range may be at most 366 days")
+
+            async def transitions() -> Any:
+                async with app.db.pool.acquire() as conn:
+                    return await user_transitions(conn, user_id)
+
+            report = build_report(user_id, start, end, await db_call(transitions))
+            return self.json(report.model_dump(mode="json"))

@@ -59,6 +59,20 @@ async def fixed_letter(producer: AIOKafkaProducer) -> tuple[DeadLetter, str]:
     return letter, customer.id
 
 
+PAGE_ROWS = 10  # dashboard.js: dlLimit
+
+
+def filler_letter(n: int) -> DeadLetter:
+    return DeadLetter(
+        pipeline="tasks",
+        reason="rejected",
+        detail=f"filler {n}",
+        topic="tasks.events",
+        value_b64=base64.b64encode(b"{}").decode(),
+        replay_topic="tasks.events",
+    )
+
+
 def number(text: str | None) -> float:
     try:
         return float(text or "")
@@ -81,6 +95,9 @@ async def test_the_dashboard_live_in_chromium(
     worker: Worker, client: Client, producer: AIOKafkaProducer, receiver: Receiver
 ) -> None:
     browser_path = chromium_or_skip()
+    # Older letters than the one replayed below: more than a page (10 rows) in all.
+    for n in range(PAGE_ROWS):
+        await producer.send_and_wait(DEAD_LETTER_TOPIC, value=filler_letter(n).encode())
     letter, customer_id = await fixed_letter(producer)
     # A record that bypassed the webhook's checks: the agent dead-letters it (`invalid`).
     await producer.send_and_wait("licenses.inbound", key=b"junk", value=f"junk {uuid.uuid4()}".encode())
@@ -129,6 +146,14 @@ async def test_the_dashboard_live_in_chromium(
                 await page.wait_for_selector("#deliveries td:has-text('succeeded')", timeout=60_000)
                 await page.wait_for_selector("#deliveries .attempt.ok:has-text('200')")
 
+                # Paging by cursor: the older page starts after the first ten and back again.
+                await page.wait_for_selector("#dl-count:has-text('1\u201310 of')")
+                await page.click("#dl-next")
+                await page.wait_for_selector("#dl-count:has-text('11\u2013')")
+                assert await row.count() == 0
+                assert await page.locator("#dl-table tbody tr:has-text('filler')").count() > 0
+                await page.click("#dl-prev")
+                await row.wait_for()
                 await row.locator("button.replay").click()
                 await page.wait_for_selector("#toast:has-text('Replayed to licenses.inbound')")
                 await page.locator(f'tr[data-id="{letter.dead_letter_id}"] .replayed').wait_for()
@@ -167,7 +192,6 @@ async def test_dead_letter_routes_page_filter_and_replay(client: Client, produce
         ),
     )
     assert status == 200
-    assert body["limit"] == 1
     assert len(body["letters"]) == 1
     [shown] = body["letters"]
     assert shown["dead_letter_id"] == str(letter.dead_letter_id)
@@ -175,11 +199,16 @@ async def test_dead_letter_routes_page_filter_and_replay(client: Client, produce
     assert "value_b64" not in shown
     assert shown["preview"].startswith('{"event_id"')
     assert any(r["pipeline"] == "licenses" and r["reason"] == "rejected" for r in body["by_reason"])
-    total = body["total"]
-    status, page2 = await client.get(
-        f"/dead-letters?pipeline=licenses&reason=rejected&limit=1&offset={total}", token=ADMIN
-    )
-    assert (status, page2["letters"], page2["total"]) == (200, [], total)
+    # Page by page to the end: each letter once, `next` null on the last page.
+    total, seen, cursor = body["total"], [shown["dead_letter_id"]], body["next"]
+    while cursor is not None:
+        status, page = await client.get(
+            f"/dead-letters?pipeline=licenses&reason=rejected&limit=1&after={cursor}", token=ADMIN
+        )
+        assert (status, page["total"]) == (200, total)
+        seen += [row["dead_letter_id"] for row in page["letters"]]
+        cursor = page["next"]
+    assert len(seen) == len(set(seen)) == total
     status, other = await client.get("/dead-letters?pipeline=no-such-pipeline", token=ADMIN)
     assert (status, other["total"], other["letters"]) == (200, 0, [])
 
@@ -229,6 +258,21 @@ async def test_recent_deliveries_route(client: Client, receiver: Receiver) -> No
     status, only_dead = await client.get("/deliveries?status=dead&limit=500", token=ADMIN)
     assert status == 200
     assert all(d["status"] == "dead" for d in only_dead["deliveries"])
+    # Keyset paging like every list: one at a time, each delivery once, newest first.
+    status, everything = await client.get("/deliveries?limit=1000", token=ADMIN)
+    assert (status, everything["next"]) == (200, None)
+    paged: list[str] = []
+    cursor = ""
+    while cursor is not None:
+        status, page = await client.get(
+            f"/deliveries?limit=1{'&after=' + cursor if cursor else ''}", token=ADMIN
+        )
+        assert status == 200
+        paged += [d["delivery_id"] for d in page["deliveries"]]
+        cursor = page["next"]
+    # (A delivery made meanwhile may lead the first page: it is newer than every other.)
+    assert len(paged) == len(set(paged))
+    assert {d["delivery_id"] for d in everything["deliveries"]} <= set(paged)
 
 
 async def test_the_overview_counts_the_groups_offsets_like_lag(client: Client) -> None:

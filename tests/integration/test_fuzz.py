@@ -37,9 +37,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamapp.app import create_app
 from streamapp.rpc.carts.protos import cart_pb2, cart_pb2_grpc, item_pb2, item_pb2_grpc, type_pb2
-from streamapp.settings import Settings
+from tests.conformance import document, mismatch
 from tests.integration.conftest import ADMIN, CARTS_GRPC_PORT, CARTS_JWT_SECRET, SECRET, Client
 from tests.integration.stack import Worker, eventually
 
@@ -51,11 +50,13 @@ BOT = "test-bot-token"
 # method, path template, body shape (None: no body of its own)
 ROUTES: list[tuple[str, str, str | None]] = [
     ("POST", "/salesforce/webhook", "salesforce"),
+    ("GET", "/licenses", None),
     ("GET", "/licenses/{customer_id}", None),
     ("GET", "/customers/{customer_id}/license-history", None),
     ("POST", "/create_webhook", "create_webhook"),
     ("POST", "/normalize_merchant", "transaction"),
     ("GET", "/normalize_merchant/{request_id}", None),
+    ("GET", "/clients/{client_id}/requests", None),
     ("GET", "/deliveries/{subject_id}", None),
     ("POST", "/assistance", "assistance"),
     ("GET", "/assistance/{request_id}", None),
@@ -73,6 +74,9 @@ ROUTES: list[tuple[str, str, str | None]] = [
     ("GET", "/tables/{table}/{key}", None),
     ("GET", "/health", None),
     ("GET", "/ready", None),
+    ("GET", "/openapi.json", None),
+    ("GET", "/docs", None),
+    ("GET", "/docs/{asset}", None),
     ("GET", "/", None),
     ("POST", "/dashboard/login", None),
     ("POST", "/dashboard/logout", None),
@@ -83,6 +87,7 @@ ROUTES: list[tuple[str, str, str | None]] = [
     ("POST", "/dead-letters/{dead_letter_id}/replay", None),
     ("GET", "/deliveries", None),
 ]
+DECLARED = {(method, route) for method, route, _ in ROUTES}
 
 text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 json_values = st.recursive(
@@ -226,6 +231,7 @@ OWN_CREDENTIAL = {
     "/create_webhook": "admin",
     "/normalize_merchant": "merchant_client",
     "/normalize_merchant/{request_id}": "merchant_client",
+    "/clients/{client_id}/requests": "merchant_client",
     "/deliveries/{subject_id}": "bot",
     "/assistance": "bot",
     "/assistance/{request_id}": "bot",
@@ -254,7 +260,7 @@ def calls(draw: st.DrawFn, client_headers: dict[str, str]) -> Call:
     path = draw(path_params(route))
     query = draw(
         st.dictionaries(
-            st.sampled_from(["limit", "offset", "from", "to", "status", "token", "pipeline", "reason"]),
+            st.sampled_from(["limit", "after", "from", "to", "status", "token", "pipeline", "reason"]),
             text | times,
             max_size=3,
         )
@@ -290,18 +296,22 @@ class Tally:
     by_route: Counter[tuple[str, int]] = field(default_factory=Counter)
     by_credential: Counter[tuple[str, int]] = field(default_factory=Counter)
     server_errors: list[str] = field(default_factory=list)
+    # Answers that differ from what /openapi.json says of their route, method and status.
+    nonconforming: list[str] = field(default_factory=list)
     # Ids of what was accepted (202), by route: each must arrive where its pipeline keeps it.
     accepted: dict[str, set[str]] = field(default_factory=dict)
 
 
 def test_the_campaign_covers_every_route() -> None:
-    """A route added later must be added to the campaign too."""
-    app = create_app(
-        Settings(broker_url="kafka://127.0.0.1:1", database_url="postgresql://nobody@127.0.0.1:1/none")
-    )
-    web: Any = app.web  # Faust's aiohttp driver
-    served = {route.resource.canonical for route in web.web_app.router.routes() if route.resource}
-    assert served == {route for _, route, _ in ROUTES}
+    """A route added later must be added to the campaign too (the document lists every served
+    route and method: tests/unit/test_openapi.py)."""
+    documented = {
+        (method.upper(), path)
+        for path, item in document()["paths"].items()
+        for method in item
+        if not method.startswith("x-")
+    }
+    assert documented == {(method, route) for method, route, _ in ROUTES}
 
 
 @pytest.fixture(scope="module")
@@ -373,6 +383,8 @@ async def send(session: aiohttp.ClientSession, base: str, call: Call, gate: asyn
             headers=call.headers,
             data=call.body,
             skip_auto_headers=["Content-Type"],
+            # A redirect is the answer checked (the dashboard's login and logout answer 303).
+            allow_redirects=False,
         ) as answer,
     ):
         if answer.content_type == "text/event-stream":
@@ -387,6 +399,23 @@ async def send(session: aiohttp.ClientSession, base: str, call: Call, gate: asyn
         TALLY.accepted.setdefault(call.route, set()).add(str(json.loads(body)[ACCOUNTED[call.route][0]]))
     if answer.status >= 500:
         TALLY.server_errors.append(f"{call.method} {call.path} -> {answer.status} {body[:200]!r}")
+    # A method the route lacks gets the router's 405 (or 404 for a path that then matches
+    # nothing): answers the document describes once for every route, not per operation.
+    if (call.method, call.route) in DECLARED:
+        problem = conforms(call, answer.status, answer.content_type, body)
+        if problem is not None:
+            TALLY.nonconforming.append(f"{problem} ({call.path}: {body[:200]!r})")
+
+
+def conforms(call: Call, status: int, content_type: str, body: bytes) -> str | None:
+    """What the document says of the answer's status and body, checked (None: it conforms)."""
+    parsed: Any = body  # other content types: only whether there is one is checked
+    if content_type == "application/json":
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return f"{call.method} {call.route} -> {status}: not JSON"
+    return mismatch(call.route, call.method, status, content_type, parsed)
 
 
 async def test_no_5xx_from_any_request(
@@ -424,6 +453,8 @@ async def test_no_5xx_from_any_request(
     print(report(elapsed))
     assert TALLY.requests >= EXAMPLES * BATCH
     assert not TALLY.server_errors, TALLY.server_errors[:20]
+    kinds = sorted({problem.split(" (")[0] for problem in TALLY.nonconforming})
+    assert not kinds, "\n".join([*kinds, *TALLY.nonconforming[:5]])
     assert "Traceback" not in new_log, new_log[new_log.index("Traceback") - 2000 :][:6000]
     # Every route was reached, with and without credentials.
     assert {route for route, _ in TALLY.by_route} == {route for _, route, _ in ROUTES}

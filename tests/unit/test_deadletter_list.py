@@ -55,22 +55,50 @@ def listing(keep: int = 10_000) -> tuple[DeadLetterList, FakeReader]:
     return dead, reader
 
 
+def after(row: dict[str, object]) -> tuple[datetime, uuid.UUID]:
+    """The cursor key a route gives out after `row` (streamapp/web/paging.py)."""
+    return datetime.fromisoformat(str(row["failed_at"])), uuid.UUID(str(row["dead_letter_id"]))
+
+
 async def test_pages_are_newest_first_and_filtered_with_totals_of_every_letter() -> None:
     dead, reader = listing(keep=5)
     reader.queued = [letter(n) for n in range(6)] + [letter(6, "tasks", "rejected")]
-    page = await dead.page(None, None, offset=0, limit=3)
+    page = await dead.page(None, None, after=None, limit=3)
     assert [row["detail"] for row in page.letters] == ["letter 6", "letter 5", "letter 4"]
+    assert page.more
     # Only the newest five are kept; the total still counts all seven.
     assert page.total == 7
-    later = await dead.page(None, None, offset=3, limit=3)
+    later = await dead.page(None, None, after(page.letters[-1]), limit=3)
     assert [row["detail"] for row in later.letters] == ["letter 3", "letter 2"]
-    tasks = await dead.page("tasks", None, 0, 10)
+    assert not later.more
+    tasks = await dead.page("tasks", None, None, 10)
     assert (tasks.total, [row["detail"] for row in tasks.letters]) == (1, ["letter 6"])
-    assert (await dead.page("licenses", "rejected", 0, 10)).total == 0
+    assert (await dead.page("licenses", "rejected", None, 10)).total == 0
 
     reader.queued = [letter(7, "tasks", "rejected")]  # arrives later: read on, not from the start
-    assert (await dead.page("tasks", "rejected", 0, 10)).total == 2
+    assert (await dead.page("tasks", "rejected", None, 10)).total == 2
     assert dict(dead.counts) == {("licenses", "invalid"): 6, ("tasks", "rejected"): 2}
+
+
+async def test_letters_arriving_between_pages_neither_repeat_nor_shift_the_next_page() -> None:
+    dead, reader = listing()
+    reader.queued = [letter(n) for n in range(5)]
+    first = await dead.page(None, None, None, 2)
+    reader.queued = [letter(n) for n in range(10, 13)]  # newer letters land on top meanwhile
+    second = await dead.page(None, None, after(first.letters[-1]), 2)
+    assert [row["detail"] for row in second.letters] == ["letter 2", "letter 1"]
+
+
+async def test_letters_of_the_same_second_are_ordered_by_time_not_by_their_text() -> None:
+    """found: sorted by the text of `failed_at`, `…:00Z` (no fraction) came before `…:00.500000Z`."""
+    dead, reader = listing()
+    whole, half = letter(1), letter(2)
+    reader.queued = [
+        whole.model_copy(update={"failed_at": T0}),
+        half.model_copy(update={"failed_at": T0 + timedelta(milliseconds=500)}),
+    ]
+    page = await dead.page(None, None, None, 10)
+    assert [row["detail"] for row in page.letters] == ["letter 2", "letter 1"]
 
 
 async def test_a_replay_of_an_unknown_id_reads_no_topic() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from streamapp.app import StreamApp, create_app
+from streamapp.app import Role, StreamApp, create_app
 from streamapp.settings import Settings
 
 NOWHERE = {"broker_url": "kafka://127.0.0.1:1", "database_url": "postgresql://nobody@127.0.0.1:1/none"}
@@ -37,7 +37,9 @@ def bearer(token: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def served(**overrides: Any) -> AsyncIterator[tuple[StreamApp, TestClient[Any, Any]]]:
-    app = create_app(Settings(**{**NOWHERE, **overrides}))
+    """`role="ingest"` serves an ingest process's app; the other keywords are settings."""
+    role: Role = overrides.pop("role", "worker")
+    app = create_app(Settings(**{**NOWHERE, **overrides}), role=role)
     app.loop = asyncio.get_running_loop()
     app.finalize()
     web: Any = app.web  # Faust's aiohttp driver; its type stubs name only the abstract Web

@@ -2,7 +2,10 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { dlOffset: 0, dlLimit: 10, dlTotal: 0, deadTotal: null, feed: [] };
+// Dead letters page by cursor (`?after=` the previous page's `next`): `dlCursors` holds the
+// cursor of each page shown so far (null: the first), so "newer" goes back one.
+const state = { dlCursors: [null], dlLimit: 10, dlNext: null, deadTotal: null, feed: [] };
+const dlFirstPage = () => { state.dlCursors = [null]; };
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -104,23 +107,26 @@ function fillSelect(select, values) {
 // --- dead letters ----------------------------------------------------------------------
 
 async function loadDeadLetters() {
-  const query = new URLSearchParams({ limit: state.dlLimit, offset: state.dlOffset });
+  const query = new URLSearchParams({ limit: state.dlLimit });
+  const after = state.dlCursors[state.dlCursors.length - 1];
+  if (after) query.set("after", after);
   if ($("dl-pipeline").value) query.set("pipeline", $("dl-pipeline").value);
   if ($("dl-reason").value) query.set("reason", $("dl-reason").value);
   let body;
   try { body = await api(`/dead-letters?${query}`); } catch (err) { toast(`dead letters: ${err.message}`, true); return; }
-  state.dlTotal = body.total;
+  state.dlNext = body.next;
   fillSelect($("dl-reason"), body.by_reason.map((r) => r.reason));
   $("dl-reasons").replaceChildren(...body.by_reason.map((r) =>
-    el("button", { class: "chip", onclick: () => { $("dl-pipeline").value = r.pipeline; $("dl-reason").value = r.reason; state.dlOffset = 0; loadDeadLetters(); } },
+    el("button", { class: "chip", onclick: () => { $("dl-pipeline").value = r.pipeline; $("dl-reason").value = r.reason; dlFirstPage(); loadDeadLetters(); } },
       `${r.pipeline} · ${r.reason}`, el("b", {}, r.count))));
   const tbody = $("dl-table").tBodies[0];
   tbody.replaceChildren(...body.letters.map(letterRow));
   if (!body.letters.length) tbody.append(el("tr", {}, el("td", { colspan: 6, class: "muted empty" }, "no dead letters")));
-  const last = Math.min(body.offset + body.letters.length, body.total);
-  $("dl-count").textContent = body.total ? `${body.offset + 1}–${last} of ${body.total}` : "";
-  $("dl-prev").disabled = body.offset === 0;
-  $("dl-next").disabled = last >= body.total;
+  const first = (state.dlCursors.length - 1) * state.dlLimit;
+  const shown = body.letters.length ? `${first + 1}–${first + body.letters.length}` : "none";
+  $("dl-count").textContent = body.total ? `${shown} of ${body.total}` : "";
+  $("dl-prev").disabled = state.dlCursors.length === 1;
+  $("dl-next").disabled = body.next === null;
 }
 
 function letterRow(letter) {
@@ -197,9 +203,9 @@ function connect() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  for (const id of ["dl-pipeline", "dl-reason"]) $(id).addEventListener("change", () => { state.dlOffset = 0; loadDeadLetters(); });
-  $("dl-prev").addEventListener("click", () => { state.dlOffset = Math.max(0, state.dlOffset - state.dlLimit); loadDeadLetters(); });
-  $("dl-next").addEventListener("click", () => { state.dlOffset += state.dlLimit; loadDeadLetters(); });
+  for (const id of ["dl-pipeline", "dl-reason"]) $(id).addEventListener("change", () => { dlFirstPage(); loadDeadLetters(); });
+  $("dl-prev").addEventListener("click", () => { if (state.dlCursors.length > 1) state.dlCursors.pop(); loadDeadLetters(); });
+  $("dl-next").addEventListener("click", () => { if (state.dlNext) state.dlCursors.push(state.dlNext); loadDeadLetters(); });
   connect();
   loadDeadLetters();
   loadDeliveries();

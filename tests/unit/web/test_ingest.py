@@ -20,6 +20,8 @@ SETTINGS = Settings(
     ingest_port=7777,
 )
 WEBHOOKS = {"/salesforce/webhook", "/tasks/webhook", "/assistance", "/normalize_merchant"}
+# Probes, metrics and the API docs: every process answers them.
+EVERYWHERE = {"/health", "/ready", "/metrics", "/openapi.json", "/docs", "/docs/{asset}"}
 
 
 def service_types(app: object) -> set[type]:
@@ -33,7 +35,7 @@ async def test_an_ingest_app_runs_no_worker_services() -> None:
     assert ingest.producer_only  # Faust boots the web server and producer only
     assert {StreamGapHealer, HeuristicPool} <= service_types(worker)
     assert not {StreamGapHealer, HeuristicPool} & service_types(ingest)
-    assert ingest.ingest_paths == worker.ingest_paths == WEBHOOKS
+    assert ingest.ingest_paths == worker.ingest_paths == WEBHOOKS | EVERYWHERE
     assert ingest.conf.web_port == 7777
     assert worker.conf.web_port == SETTINGS.web_port
     ingest.loop = asyncio.get_running_loop()
@@ -44,7 +46,7 @@ async def test_the_guard_serves_ingest_routes_and_probes_only() -> None:
     async def ok(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
-    app = web.Application(middlewares=[only_ingest_routes({"/hook"})])
+    app = web.Application(middlewares=[only_ingest_routes({"/hook", "/ready"})])
     for path in ("/hook", "/ready", "/licenses/{id}"):
         app.router.add_route("*", path, ok)
     async with TestClient(TestServer(app)) as client:
