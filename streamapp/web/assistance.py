@@ -25,14 +25,14 @@ from streamapp.errors import DependencyUnavailable, NotFound, StreamappError, Un
 from streamapp.models.assistance import BOT_OWNER, AssistanceIn, AssistanceRequest, channel_report
 from streamapp.outbound import store
 from streamapp.outbound.service import DELIVERY_SERVICE
-from streamapp.publishing import publish_all
 from streamapp.readiness import TopicNotReady
 from streamapp.routes import ADMIN, BOT, BOT_OR_ADMIN, Operation, Reply, idempotency_key
 from streamapp.rules.assistance import RoutingError
 from streamapp.services.assistance import RoutingUnavailable
 from streamapp.typing import Topic, aiohttp_request
-from streamapp.web.base import JsonView, db_call, parse_json_object, read_body, validation_errors
+from streamapp.web.base import JsonView, bound, db_call, parse_json_object, validation_errors
 from streamapp.web.replies import IsoTime
+from streamapp.web.webhook import Accepted, Webhook
 
 if TYPE_CHECKING:
     from streamapp.host import Host
@@ -121,10 +121,141 @@ async def bot_principal(app: Host, request: aioweb.Request) -> Principal:
     return await authenticate(app, request)
 
 
+class Assistance(Webhook):
+    """Accept a request for help: 202 with its id once it is durable in the topic."""
+
+    routing: Routing
+    settings: AssistanceSettings
+
+    async def authorize(self, request: Request) -> None:
+        principal = await bot_principal(self.host, aiohttp_request(request))
+        if principal != BOT_PRINCIPAL:
+            raise Unauthorized("the chat bot's token is required")
+
+    async def accept(self, request: Request, body: bytes) -> Accepted:
+        raw = aiohttp_request(request)
+        data = parse_json_object(body)
+        try:
+            incoming = AssistanceIn.model_validate(
+                data, context={"max_description": self.settings.assistance_max_description}
+            )
+        except ValidationError as exc:
+            raise validation_errors(exc) from exc
+        idempotency_key = raw.headers.get("Idempotency-Key")
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            raise ValidationFailed(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+        table = await self.routing.current()
+        resolved = table.resolve(incoming.topic)
+        if resolved is None:
+            raise UnknownTopic(incoming.topic, table.known_topics)
+        topic, channels = resolved
+        # A retried POST with the same key is the same request: same id, nothing sent twice.
+        request_id = derived_id("assistance.request", idempotency_key) if idempotency_key else uuid.uuid4()
+        event = AssistanceRequest(
+            request_id=request_id,
+            received_at=utcnow(),
+            topic=topic,
+            topic_as_sent=incoming.topic,
+            description=incoming.description,
+            customer=incoming.customer,
+            conversation_url=incoming.conversation_url,
+            language=incoming.language,
+            channels=tuple(channel.name for channel in channels),
+            routing_version=table.version,
+        )
+        return Accepted(
+            [(str(request_id).encode(), event.model_dump_json().encode())],
+            {
+                "request_id": str(request_id),
+                "status": "accepted",
+                "topic": topic,
+                "channels": list(event.channels),
+            },
+            reply=AssistanceAccepted,
+        )
+
+
+class AssistanceStatus(JsonView):
+    """A request and the status of each channel it went to, with every attempt."""
+
+    async def get(self, request: Request, request_id: str) -> Response:
+        principal = await bot_principal(self.host, aiohttp_request(request))
+        try:
+            rid = uuid.UUID(request_id)
+        except ValueError as exc:
+            raise NotFound(f"no assistance request {request_id!r}") from exc
+        if not principal.may_read("bot", BOT_OWNER):
+            raise NotFound(f"no assistance request {request_id!r}")
+
+        async def fetch() -> tuple[Any, list[dict[str, Any]]]:
+            async with self.host.db.pool.acquire() as conn:
+                row = await conn.fetchrow(
+                    "SELECT topic, topic_as_sent, description, customer, conversation_url, language,"
+                    " channels, routing_version, received_at FROM assistance_requests"
+                    " WHERE request_id = $1",
+                    rid,
+                )
+                return row, await store.history(conn, str(rid))
+
+        row, deliveries = await db_call(fetch)
+        if row is None:
+            # Not recorded yet (it is on its way through the topic) or unknown.
+            raise NotFound(f"no assistance request {request_id!r} (yet)")
+        return self.reply(
+            AssistanceStatusReply,
+            {
+                "request_id": str(rid),
+                "topic": row["topic"],
+                "topic_as_sent": row["topic_as_sent"],
+                "description": row["description"],
+                "customer": json.loads(row["customer"]) if row["customer"] else None,
+                "conversation_url": row["conversation_url"],
+                "language": row["language"],
+                "received_at": row["received_at"].isoformat(),
+                "routing_version": row["routing_version"],
+                **channel_report(tuple(row["channels"]), deliveries),
+            },
+        )
+
+
+class RoutingView(JsonView):
+    """The table in force (secrets masked), when it was loaded, and the last rejected reload."""
+
+    routing: Routing
+
+    async def get(self, request: Request) -> Response:
+        require_admin(self.host, aiohttp_request(request))
+        table = self.routing.table
+        return self.reply(
+            RoutingReply,
+            {
+                "active": table.describe() if table else None,
+                "loaded_at": self.routing.loaded_at.isoformat() if self.routing.loaded_at else None,
+                "source": self.routing.source,
+                "last_error": self.routing.last_error.to_json() if self.routing.last_error else None,
+                "channel_types": self.host.provided(DELIVERY_SERVICE).channel_kinds,
+            },
+        )
+
+
+class RoutingReload(JsonView):
+    """Re-read the routing file: 200 with what changed, or 422 naming every problem (table kept)."""
+
+    routing: Routing
+
+    async def post(self, request: Request) -> Response:
+        require_admin(self.host, aiohttp_request(request))
+        try:
+            report = await self.routing.reload()
+        except RoutingError as exc:
+            kept = self.routing.table.version if self.routing.table else None
+            return self.json({**exc.to_json(), "active_version": kept}, status=exc.status)
+        return self.json(report.to_json())
+
+
 def register_assistance_views(app: Host, requests_topic: Topic, routing: Routing) -> None:
     settings = app.settings.of(AssistanceSettings)
-
-    @app.route(
+    app.route(
         "/assistance",
         tag="assistance",
         ingest=True,
@@ -136,63 +267,8 @@ def register_assistance_views(app: Host, requests_topic: Topic, routing: Routing
             headers=idempotency_key(MAX_IDEMPOTENCY_KEY, "request"),
             errors=(UnknownTopic, RoutingUnavailable, DependencyUnavailable, TopicNotReady),
         ),
-    )
-    class Assistance(JsonView):
-        """Accept a request for help: 202 with its id once it is durable in the topic."""
-
-        async def post(self, request: Request) -> Response:
-            raw = aiohttp_request(request)
-            principal = await bot_principal(app, raw)
-            if principal != BOT_PRINCIPAL:
-                raise Unauthorized("the chat bot's token is required")
-            data = parse_json_object(await read_body(request, settings.max_body_bytes))
-            try:
-                incoming = AssistanceIn.model_validate(
-                    data, context={"max_description": settings.assistance_max_description}
-                )
-            except ValidationError as exc:
-                raise validation_errors(exc) from exc
-            idempotency_key = raw.headers.get("Idempotency-Key")
-            if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-                raise ValidationFailed(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
-            table = await routing.current()
-            resolved = table.resolve(incoming.topic)
-            if resolved is None:
-                raise UnknownTopic(incoming.topic, table.known_topics)
-            topic, channels = resolved
-            # A retried POST with the same key is the same request: same id, nothing sent twice.
-            request_id = (
-                derived_id("assistance.request", idempotency_key) if idempotency_key else uuid.uuid4()
-            )
-            event = AssistanceRequest(
-                request_id=request_id,
-                received_at=utcnow(),
-                topic=topic,
-                topic_as_sent=incoming.topic,
-                description=incoming.description,
-                customer=incoming.customer,
-                conversation_url=incoming.conversation_url,
-                language=incoming.language,
-                channels=tuple(channel.name for channel in channels),
-                routing_version=table.version,
-            )
-            await publish_all(
-                requests_topic,
-                [(str(request_id).encode(), event.model_dump_json().encode())],
-                timeout=settings.ingest_ack_timeout,
-            )
-            return self.reply(
-                AssistanceAccepted,
-                {
-                    "request_id": str(request_id),
-                    "status": "accepted",
-                    "topic": topic,
-                    "channels": list(event.channels),
-                },
-                status=202,
-            )
-
-    @app.route(
+    )(bound(Assistance, topic=requests_topic, routing=routing, settings=settings))
+    app.route(
         "/assistance/{request_id}",
         tag="assistance",
         get=Operation(
@@ -201,50 +277,8 @@ def register_assistance_views(app: Host, requests_topic: Topic, routing: Routing
             {200: Reply("The request with every delivery attempt", AssistanceStatusReply)},
             errors=(NotFound, DependencyUnavailable),
         ),
-    )
-    class AssistanceStatus(JsonView):
-        """A request and the status of each channel it went to, with every attempt."""
-
-        async def get(self, request: Request, request_id: str) -> Response:
-            principal = await bot_principal(app, aiohttp_request(request))
-            try:
-                rid = uuid.UUID(request_id)
-            except ValueError as exc:
-                raise NotFound(f"no assistance request {request_id!r}") from exc
-            if not principal.may_read("bot", BOT_OWNER):
-                raise NotFound(f"no assistance request {request_id!r}")
-
-            async def fetch() -> tuple[Any, list[dict[str, Any]]]:
-                async with app.db.pool.acquire() as conn:
-                    row = await conn.fetchrow(
-                        "SELECT topic, topic_as_sent, description, customer, conversation_url, language,"
-                        " channels, routing_version, received_at FROM assistance_requests"
-                        " WHERE request_id = $1",
-                        rid,
-                    )
-                    return row, await store.history(conn, str(rid))
-
-            row, deliveries = await db_call(fetch)
-            if row is None:
-                # Not recorded yet (it is on its way through the topic) or unknown.
-                raise NotFound(f"no assistance request {request_id!r} (yet)")
-            return self.reply(
-                AssistanceStatusReply,
-                {
-                    "request_id": str(rid),
-                    "topic": row["topic"],
-                    "topic_as_sent": row["topic_as_sent"],
-                    "description": row["description"],
-                    "customer": json.loads(row["customer"]) if row["customer"] else None,
-                    "conversation_url": row["conversation_url"],
-                    "language": row["language"],
-                    "received_at": row["received_at"].isoformat(),
-                    "routing_version": row["routing_version"],
-                    **channel_report(tuple(row["channels"]), deliveries),
-                },
-            )
-
-    @app.route(
+    )(AssistanceStatus)
+    app.route(
         "/admin/assistance/routing",
         tag="assistance",
         get=Operation(
@@ -252,25 +286,8 @@ def register_assistance_views(app: Host, requests_topic: Topic, routing: Routing
             ADMIN,
             {200: Reply("The table, when it was loaded, the last rejected reload", RoutingReply)},
         ),
-    )
-    class RoutingView(JsonView):
-        """The table in force (secrets masked), when it was loaded, and the last rejected reload."""
-
-        async def get(self, request: Request) -> Response:
-            require_admin(app, aiohttp_request(request))
-            table = routing.table
-            return self.reply(
-                RoutingReply,
-                {
-                    "active": table.describe() if table else None,
-                    "loaded_at": routing.loaded_at.isoformat() if routing.loaded_at else None,
-                    "source": routing.source,
-                    "last_error": routing.last_error.to_json() if routing.last_error else None,
-                    "channel_types": app.provided(DELIVERY_SERVICE).channel_kinds,
-                },
-            )
-
-    @app.route(
+    )(bound(RoutingView, routing=routing))
+    app.route(
         "/admin/assistance/routing/reload",
         tag="assistance",
         post=Operation(
@@ -282,15 +299,4 @@ def register_assistance_views(app: Host, requests_topic: Topic, routing: Routing
             },
             errors=(DependencyUnavailable,),
         ),
-    )
-    class RoutingReload(JsonView):
-        """Re-read the routing file: 200 with what changed, or 422 naming every problem (table kept)."""
-
-        async def post(self, request: Request) -> Response:
-            require_admin(app, aiohttp_request(request))
-            try:
-                report = await routing.reload()
-            except RoutingError as exc:
-                kept = routing.table.version if routing.table else None
-                return self.json({**exc.to_json(), "active_version": kept}, status=exc.status)
-            return self.json(report.to_json())
+    )(bound(RoutingReload, routing=routing))

@@ -30,7 +30,7 @@ from streamapp.settings import Settings
 from streamapp.typing import aiohttp_request
 
 if TYPE_CHECKING:
-    from streamapp.host import Host
+    from streamapp.host import CoreHost, Host
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,6 +40,11 @@ M = TypeVar("M", bound=BaseModel)
 
 class JsonView(View):
     """Turns every `StreamappError` into `{"error": reason, "detail": ...}` with its status."""
+
+    @property
+    def core(self) -> CoreHost:
+        """The app as the core's own views see it (consumer, tables, routes): core views only."""
+        return cast("CoreHost", self.app)
 
     @property
     def host(self) -> Host:

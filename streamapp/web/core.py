@@ -126,20 +126,113 @@ class TableValue(BaseModel):
     value: Any
 
 
+class Health(JsonView):
+    """Liveness: the process answers."""
+
+    async def get(self, request: Request) -> Response:
+        return self.json({"status": "ok"})
+
+
+class Ready(JsonView):
+    """Readiness: 200 only when this process can do its job (streamapp/readiness.py).
+
+    503 otherwise, with `waiting_for` saying what it waits for. An ingest
+    process without PostgreSQL stays in service, "degraded": its webhooks
+    need only the broker, so a database outage does not turn into refused
+    webhooks at the load balancer.
+    """
+
+    async def get(self, request: Request) -> Response:
+        ready, body = await self.core.readiness.report()
+        return self.reply(ReadinessReply, body, status=200 if ready else 503)
+
+
+class Lag(JsonView):
+    """How far this worker's agents are behind, per topic and partition it holds (admin).
+
+    Workers yield the CPU to the ingest tier (STREAMAPP_WORKER_NICE), so under
+    a burst the lag grows on purpose; it must come back down after. Each worker
+    reports its own partitions: sum them for a topic's total.
+    """
+
+    async def get(self, request: Request) -> Response:
+        require_admin(self.core, aiohttp_request(request))
+        rows = await consumer_lag(self.core)
+        topics: dict[str, int] = {}
+        for row in rows:
+            topics[row["topic"]] = topics.get(row["topic"], 0) + (row["lag"] or 0)
+        return self.json({"total": sum(topics.values()), "topics": topics, "partitions": rows})
+
+
+class Tables(JsonView):
+    """Lists the tables and the partitions this worker holds for each (admin)."""
+
+    async def get(self, request: Request) -> Response:
+        require_admin(self.core, aiohttp_request(request))
+        assigned = self.core.assignor.assigned_actives() if self.core.assignor else set()
+        return self.json(
+            {
+                "tables": [
+                    {
+                        "name": name,
+                        "changelog_topic": table.changelog_topic.get_topic_name(),
+                        "local_partitions": sorted(
+                            tp.partition
+                            for tp in assigned
+                            if tp.topic == table.changelog_topic.get_topic_name()
+                        ),
+                        "local_keys": len(table),
+                    }
+                    for name, table in sorted(self.core.tables.items())
+                ]
+            }
+        )
+
+
+class TableKey(JsonView):
+    """One key's value, answered by the worker that owns the key's partition (admin).
+
+    Admin only: a table holds other callers' data (cart totals of every user);
+    each pipeline's own read routes apply its rules.
+    """
+
+    async def get(self, request: Request, table: str, key: str) -> Response:
+        require_admin(self.core, aiohttp_request(request))
+        try:
+            collection = cast("TableT[Any, Any]", self.core.tables[table])
+        except KeyError as exc:
+            raise NotFound(f"no table named {table!r}") from exc
+
+        # Raw-keyed tables (keys co-partitioned with a source topic) hold bytes.
+        raw_keys = getattr(collection, "key_serializer", None) == "raw"
+        lookup: Any = key.encode() if raw_keys else key
+
+        async def local(view: View, req: Request) -> Response:
+            if lookup not in collection:
+                raise NotFound(f"no key {key!r} in table {table!r}")
+            return self.json({"table": table, "key": key, "value": jsonable(collection[lookup])})
+
+        changelog = collection.changelog_topic.get_topic_name()
+        try:
+            async with asyncio.timeout(self.core.settings.ingest_ack_timeout):
+                await learn_topic_partitions(self.core, changelog)
+            routed = self.core.table_route(collection, match_info="key")(local)
+            response: Response = await routed(self, request)
+        except (ServiceUnavailable, NotReady, TimeoutError, KafkaError) as exc:
+            # Partitions not assigned yet (a rebalance), the producer not started,
+            # or the broker does not answer: try again later.
+            raise DependencyUnavailable(f"cannot route key of table {table!r} now: {describe(exc)}") from exc
+        return response
+
+
 def register_core_views(app: CoreHost) -> None:
-    @app.route(
+    app.route(
         "/health",
         tag="core",
         ingest=True,
         get=Operation("Liveness: the process answers", PUBLIC, {200: Reply("Alive", HealthReply)}),
-    )
-    class Health(JsonView):
-        """Liveness: the process answers."""
-
-        async def get(self, request: Request) -> Response:
-            return self.json({"status": "ok"})
-
-    @app.route(
+    )(Health)
+    app.route(
         "/ready",
         tag="core",
         ingest=True,
@@ -153,21 +246,8 @@ def register_core_views(app: CoreHost) -> None:
                 ),
             },
         ),
-    )
-    class Ready(JsonView):
-        """Readiness: 200 only when this process can do its job (streamapp/readiness.py).
-
-        503 otherwise, with `waiting_for` saying what it waits for. An ingest
-        process without PostgreSQL stays in service, "degraded": its webhooks
-        need only the broker, so a database outage does not turn into refused
-        webhooks at the load balancer.
-        """
-
-        async def get(self, request: Request) -> Response:
-            ready, body = await app.readiness.report()
-            return self.reply(ReadinessReply, body, status=200 if ready else 503)
-
-    @app.route(
+    )(Ready)
+    app.route(
         "/lag",
         tag="core",
         get=Operation(
@@ -176,55 +256,15 @@ def register_core_views(app: CoreHost) -> None:
             {200: Reply("Lag per topic and partition", LagReply)},
             errors=(DependencyUnavailable,),
         ),
-    )
-    class Lag(JsonView):
-        """How far this worker's agents are behind, per topic and partition it holds (admin).
-
-        Workers yield the CPU to the ingest tier (STREAMAPP_WORKER_NICE), so under
-        a burst the lag grows on purpose; it must come back down after. Each worker
-        reports its own partitions: sum them for a topic's total.
-        """
-
-        async def get(self, request: Request) -> Response:
-            require_admin(app, aiohttp_request(request))
-            rows = await consumer_lag(app)
-            topics: dict[str, int] = {}
-            for row in rows:
-                topics[row["topic"]] = topics.get(row["topic"], 0) + (row["lag"] or 0)
-            return self.json({"total": sum(topics.values()), "topics": topics, "partitions": rows})
-
-    @app.route(
+    )(Lag)
+    app.route(
         "/tables/",
         tag="core",
         get=Operation(
             "Tables and this worker's partitions of each", ADMIN, {200: Reply("Tables", TablesReply)}
         ),
-    )
-    class Tables(JsonView):
-        """Lists the tables and the partitions this worker holds for each (admin)."""
-
-        async def get(self, request: Request) -> Response:
-            require_admin(app, aiohttp_request(request))
-            assigned = app.assignor.assigned_actives() if app.assignor else set()
-            return self.json(
-                {
-                    "tables": [
-                        {
-                            "name": name,
-                            "changelog_topic": table.changelog_topic.get_topic_name(),
-                            "local_partitions": sorted(
-                                tp.partition
-                                for tp in assigned
-                                if tp.topic == table.changelog_topic.get_topic_name()
-                            ),
-                            "local_keys": len(table),
-                        }
-                        for name, table in sorted(app.tables.items())
-                    ]
-                }
-            )
-
-    @app.route(
+    )(Tables)
+    app.route(
         "/tables/{table}/{key}",
         tag="core",
         get=Operation(
@@ -233,40 +273,4 @@ def register_core_views(app: CoreHost) -> None:
             {200: Reply("The key's value", TableValue)},
             errors=(NotFound, DependencyUnavailable),
         ),
-    )
-    class TableKey(JsonView):
-        """One key's value, answered by the worker that owns the key's partition (admin).
-
-        Admin only: a table holds other callers' data (cart totals of every user);
-        each pipeline's own read routes apply its rules.
-        """
-
-        async def get(self, request: Request, table: str, key: str) -> Response:
-            require_admin(app, aiohttp_request(request))
-            try:
-                collection = cast("TableT[Any, Any]", app.tables[table])
-            except KeyError as exc:
-                raise NotFound(f"no table named {table!r}") from exc
-
-            # Raw-keyed tables (keys co-partitioned with a source topic) hold bytes.
-            raw_keys = getattr(collection, "key_serializer", None) == "raw"
-            lookup: Any = key.encode() if raw_keys else key
-
-            async def local(view: View, req: Request) -> Response:
-                if lookup not in collection:
-                    raise NotFound(f"no key {key!r} in table {table!r}")
-                return self.json({"table": table, "key": key, "value": jsonable(collection[lookup])})
-
-            changelog = collection.changelog_topic.get_topic_name()
-            try:
-                async with asyncio.timeout(app.settings.ingest_ack_timeout):
-                    await learn_topic_partitions(app, changelog)
-                routed = app.table_route(collection, match_info="key")(local)
-                response: Response = await routed(self, request)
-            except (ServiceUnavailable, NotReady, TimeoutError, KafkaError) as exc:
-                # Partitions not assigned yet (a rebalance), the producer not started,
-                # or the broker does not answer: try again later.
-                raise DependencyUnavailable(
-                    f"cannot route key of table {table!r} now: {describe(exc)}"
-                ) from exc
-            return response
+    )(TableKey)

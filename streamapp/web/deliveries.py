@@ -71,8 +71,44 @@ def may_read(principal: Principal, owner_kinds: Mapping[str, Kind], delivery: Ma
     return kind is not None and principal.may_read(kind, str(delivery["owner"]))
 
 
+class Deliveries(JsonView):
+    """Attempts (time, status, latency, error) per delivery; only its owner (or admin) sees it."""
+
+    async def get(self, request: Request, subject_id: str) -> Response:
+        principal = await authenticate(self.host, aiohttp_request(request))
+
+        async def fetch() -> list[dict[str, object]]:
+            async with self.host.db.pool.acquire() as conn:
+                return await store.history(conn, subject_id)
+
+        deliveries = [
+            d for d in await db_call(fetch) if may_read(principal, self.host.delivery_owner_kinds, d)
+        ]
+        if not deliveries:
+            # Someone else's subject looks exactly like an unknown one.
+            raise NotFound(f"no deliveries for {subject_id!r}")
+        return self.reply(DeliveriesReply, {"subject_id": subject_id, "deliveries": deliveries})
+
+
+class Recent(JsonView):
+    """What the dashboard shows of the outbound side: newest first, no count (it would scan)."""
+
+    async def get(self, request: Request) -> Response:
+        require_dashboard_admin(self.host, aiohttp_request(request))
+        query = parse_query(request, RecentQuery)
+        after = decode_time_cursor(query.after) if query.after else None
+
+        async def fetch() -> tuple[list[dict[str, Any]], bool]:
+            async with self.host.db.pool.acquire() as conn:
+                return await store.recent(conn, query.limit, after, query.status)
+
+        rows, more = await db_call(fetch)
+        cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["delivery_id"]) if more and rows else None
+        return self.reply(RecentDeliveries, {"deliveries": rows, "next": cursor})
+
+
 def register_delivery_views(app: Host) -> None:
-    @app.route(
+    app.route(
         "/deliveries/{subject_id}",
         tag="deliveries",
         get=Operation(
@@ -81,24 +117,8 @@ def register_delivery_views(app: Host) -> None:
             {200: Reply("The deliveries the caller owns", DeliveriesReply)},
             errors=(NotFound, DependencyUnavailable),
         ),
-    )
-    class Deliveries(JsonView):
-        """Attempts (time, status, latency, error) per delivery; only its owner (or admin) sees it."""
-
-        async def get(self, request: Request, subject_id: str) -> Response:
-            principal = await authenticate(app, aiohttp_request(request))
-
-            async def fetch() -> list[dict[str, object]]:
-                async with app.db.pool.acquire() as conn:
-                    return await store.history(conn, subject_id)
-
-            deliveries = [d for d in await db_call(fetch) if may_read(principal, app.delivery_owner_kinds, d)]
-            if not deliveries:
-                # Someone else's subject looks exactly like an unknown one.
-                raise NotFound(f"no deliveries for {subject_id!r}")
-            return self.reply(DeliveriesReply, {"subject_id": subject_id, "deliveries": deliveries})
-
-    @app.route(
+    )(Deliveries)
+    app.route(
         "/deliveries",
         tag="deliveries",
         get=Operation(
@@ -112,19 +132,4 @@ def register_delivery_views(app: Host) -> None:
             query=RecentQuery,
             errors=(DependencyUnavailable,),
         ),
-    )
-    class Recent(JsonView):
-        """What the dashboard shows of the outbound side: newest first, no count (it would scan)."""
-
-        async def get(self, request: Request) -> Response:
-            require_dashboard_admin(app, aiohttp_request(request))
-            query = parse_query(request, RecentQuery)
-            after = decode_time_cursor(query.after) if query.after else None
-
-            async def fetch() -> tuple[list[dict[str, Any]], bool]:
-                async with app.db.pool.acquire() as conn:
-                    return await store.recent(conn, query.limit, after, query.status)
-
-            rows, more = await db_call(fetch)
-            cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["delivery_id"]) if more and rows else None
-            return self.reply(RecentDeliveries, {"deliveries": rows, "next": cursor})
+    )(Recent)

@@ -20,7 +20,7 @@ from streamapp.auth import require_reader
 from streamapp.errors import NotFound
 from streamapp.routes import PUBLIC, READER, Operation, Reply
 from streamapp.typing import aiohttp_request
-from streamapp.web.base import JsonView
+from streamapp.web.base import JsonView, bound
 from streamapp.web.openapi import openapi_document
 
 if TYPE_CHECKING:
@@ -53,10 +53,38 @@ def app_version() -> str:
         return "0+unknown"
 
 
+class OpenApi(JsonView):
+    document: dict[str, Any]
+
+    async def get(self, request: Request) -> Response:
+        require_reader(self.core, aiohttp_request(request))
+        if not self.document:  # routes are all declared once the app is built: build it once
+            self.document.update(
+                openapi_document(self.core.routes.values(), title="streamapp", version=app_version())
+            )
+        return self.json(self.document)
+
+
+class Docs(JsonView):
+    async def get(self, request: Request) -> Response:
+        return self.bytes(static_file("docs.html"), content_type="text/html", headers=PAGE_HEADERS)
+
+
+class DocsAsset(JsonView):
+    async def get(self, request: Request, asset: str) -> Response:
+        if asset not in ASSETS:  # a fixed list: no path from the request reaches the file system
+            raise NotFound(f"no docs asset {asset!r}")
+        path, content_type = ASSETS[asset]
+        return self.bytes(
+            static_file(path),
+            content_type=content_type,
+            headers={**PAGE_HEADERS, "Cache-Control": "public, max-age=3600"},
+        )
+
+
 def register_docs_views(app: CoreHost) -> None:
     document: dict[str, Any] = {}
-
-    @app.route(
+    app.route(
         "/openapi.json",
         tag="docs",
         ingest=True,
@@ -65,29 +93,16 @@ def register_docs_views(app: CoreHost) -> None:
             READER,
             {200: Reply("The document, built from the route declarations and their pydantic models")},
         ),
-    )
-    class OpenApi(JsonView):
-        async def get(self, request: Request) -> Response:
-            require_reader(app, aiohttp_request(request))
-            if not document:  # routes are all declared once the app is built: build it once
-                document.update(
-                    openapi_document(app.routes.values(), title="streamapp", version=app_version())
-                )
-            return self.json(document)
-
-    @app.route(
+    )(bound(OpenApi, document=document))
+    app.route(
         "/docs",
         tag="docs",
         ingest=True,
         get=Operation(
             "Interactive API docs (Swagger UI)", PUBLIC, {200: Reply("The page", None, "text/html")}
         ),
-    )
-    class Docs(JsonView):
-        async def get(self, request: Request) -> Response:
-            return self.bytes(static_file("docs.html"), content_type="text/html", headers=PAGE_HEADERS)
-
-    @app.route(
+    )(Docs)
+    app.route(
         "/docs/{asset}",
         tag="docs",
         ingest=True,
@@ -97,14 +112,4 @@ def register_docs_views(app: CoreHost) -> None:
             {200: Reply("The file", None, "text/*")},
             errors=(NotFound,),
         ),
-    )
-    class DocsAsset(JsonView):
-        async def get(self, request: Request, asset: str) -> Response:
-            if asset not in ASSETS:  # a fixed list: no path from the request reaches the file system
-                raise NotFound(f"no docs asset {asset!r}")
-            path, content_type = ASSETS[asset]
-            return self.bytes(
-                static_file(path),
-                content_type=content_type,
-                headers={**PAGE_HEADERS, "Cache-Control": "public, max-age=3600"},
-            )
+    )(DocsAsset)

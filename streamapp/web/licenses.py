@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web as aioweb
 from faust.web import Request, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 
 from streamapp.auth import require_reader
 from streamapp.config.licenses import LicensesSettings
@@ -30,17 +30,16 @@ from streamapp.models.licenses import (
     soap_ack,
     soap_fault,
 )
-from streamapp.publishing import publish_all
 from streamapp.readiness import TopicNotReady
 from streamapp.routes import READER, WEBHOOK_SECRET, Operation, Reply, idempotency_key
 from streamapp.typing import Topic, aiohttp_request
+from streamapp.web import webhook
 from streamapp.web.base import (
     JsonView,
-    check_shared_secret,
+    bound,
     db_call,
     latest_event_time,
     parse_query,
-    read_body,
     refuse_nul,
     validation_errors,
 )
@@ -143,11 +142,199 @@ async def bind_key(app: Host, key: str, customer: CustomerRecord) -> None:
         raise IdempotencyKeyReused("this Idempotency-Key was used for a different record")
 
 
+class SalesforceWebhook(webhook.Webhook):
+    """Customer records from Salesforce: the simulator's JSON or a SOAP Outbound Message."""
+
+    settings: LicensesSettings
+
+    def received(self, request: Request, body: bytes) -> None:
+        # Before the secret check: a wrong secret is answered as SOAP to a SOAP sender.
+        aiohttp_request(request)[IS_XML] = is_xml(request, body)
+
+    def shared_secret(self) -> SecretStr | None:
+        return self.settings.salesforce_secret
+
+    async def accept(self, request: Request, body: bytes) -> webhook.Accepted:
+        if aiohttp_request(request)[IS_XML]:
+            return self.outbound_message(body)
+        return await self.json_record(request, body)
+
+    async def json_record(self, request: Request, body: bytes) -> webhook.Accepted:
+        refuse_nul(body)
+        try:
+            customer = parse_simulator_record(body)
+        except ValidationError as exc:
+            raise validation_errors(exc) from exc
+        idempotency_key = request.headers.get("Idempotency-Key")
+        if idempotency_key is not None:
+            await bind_key(self.host, idempotency_key, customer)
+        event_id = derived_id("salesforce.json", idempotency_key) if idempotency_key else uuid.uuid4()
+        envelope = Envelope(
+            event_id=event_id,
+            source="salesforce.json",
+            key=customer.id,
+            payload=customer.model_dump(mode="json"),
+        )
+        return webhook.Accepted(
+            [(customer.id.encode(), envelope.encode())],
+            {"status": "accepted", "event_ids": [str(event_id)]},
+            reply=Accepted,
+        )
+
+    def outbound_message(self, body: bytes) -> webhook.Accepted:
+        message = parse_outbound_message(body, not_after=latest_event_time(self.settings))
+        allow = self.settings.salesforce_org_allowlist
+        if allow and message.organization_id not in allow:
+            raise Forbidden(f"organization {message.organization_id!r} is not allowed")
+        seen: dict[str, Envelope] = {}
+        for notification in message.notifications:
+            # The notification Id is stable across Salesforce's resends: derive the
+            # event id from it so the agent recognises a resend as a duplicate.
+            event_id = derived_id("salesforce.soap", message.organization_id, notification.notification_id)
+            seen.setdefault(
+                str(event_id),
+                Envelope(
+                    event_id=event_id,
+                    source=f"salesforce.soap.{notification.sobject_type.lower()}",
+                    key=notification.customer.id,
+                    occurred_at=notification.occurred_at,
+                    payload=notification.customer.model_dump(mode="json"),
+                ),
+            )
+        return webhook.Accepted(
+            [(env.key.encode(), env.encode()) for env in seen.values()],
+            response=self.bytes(
+                soap_ack(True),
+                content_type="text/xml",
+                status=200,
+                headers={"X-Event-Ids": ",".join(seen)},
+            ),
+        )
+
+    def error_response(self, request: Request, exc: StreamappError) -> Response:
+        if aiohttp_request(request).get(IS_XML):
+            # Salesforce reads SOAP: a Fault (never an Ack) makes it resend later.
+            return self.bytes(
+                soap_fault(exc.reason, exc.detail),
+                content_type="text/xml",
+                status=exc.status,
+                headers={"X-Error-Reason": exc.reason},
+            )
+        return super().error_response(request, exc)
+
+
+class Customers(JsonView):
+    """Every customer with its licenses: where a person finds a customer id to look at."""
+
+    async def get(self, request: Request) -> Response:
+        require_reader(self.host, aiohttp_request(request))
+        page = parse_query(request, PageQuery)
+        after = decode_cursor(page.after, 1)[0] if page.after else None
+        customers = await query(
+            self.host,
+            "SELECT id, name, account_manager, signed_tos, updated_at FROM customers"
+            " WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2",
+            after,
+            page.limit + 1,
+        )
+        shown = customers[: page.limit]
+        licenses: dict[str, list[dict[str, Any]]] = {}
+        for row in await query(
+            self.host,
+            "SELECT customer_id, sku, active, granted_at, revoked_at FROM licenses"
+            " WHERE customer_id = ANY($1::text[]) ORDER BY customer_id, sku",
+            [c["id"] for c in shown],
+        ):
+            licenses.setdefault(row["customer_id"], []).append(_license(row))
+        return self.reply(
+            CustomersPage,
+            {
+                "customers": [
+                    {
+                        "customer_id": c["id"],
+                        "name": c["name"],
+                        "account_manager": c["account_manager"],
+                        "signed_tos": c["signed_tos"],
+                        "updated_at": _iso(c["updated_at"]),
+                        "licenses": licenses.get(c["id"], []),
+                    }
+                    for c in shown
+                ],
+                "next": next_cursor(customers, page.limit, "id"),
+            },
+        )
+
+
+class Licenses(JsonView):
+    """The customer's current licenses, one per SKU ever licensed."""
+
+    async def get(self, request: Request, customer_id: str) -> Response:
+        require_reader(self.host, aiohttp_request(request))
+        rows = await query(
+            self.host,
+            """
+            SELECT c.id AS customer, l.sku, l.active, l.granted_at, l.revoked_at
+            FROM (SELECT $1::text AS id) q
+            LEFT JOIN customers c ON c.id = q.id
+            LEFT JOIN licenses l ON l.customer_id = q.id
+            ORDER BY l.sku
+            """,
+            customer_id,
+        )
+        if rows[0]["customer"] is None and rows[0]["sku"] is None:
+            raise NotFound(f"unknown customer {customer_id!r}")
+        return self.reply(
+            CustomerLicenses,
+            {
+                "customer_id": customer_id,
+                "licenses": [_license(row) for row in rows if row["sku"] is not None],
+            },
+        )
+
+
+class LicenseHistory(JsonView):
+    """Grants and revocations, newest first (`?limit=`, default 100, at most 1000)."""
+
+    async def get(self, request: Request, customer_id: str) -> Response:
+        require_reader(self.host, aiohttp_request(request))
+        limit = parse_query(request, HistoryQuery).limit
+        rows = await query(
+            self.host,
+            """
+            SELECT update_id, sku, action, effective_at, source_event_id, recorded_at
+            FROM license_history WHERE customer_id = $1
+            ORDER BY effective_at DESC, recorded_at DESC, sku DESC
+            LIMIT $2
+            """,
+            customer_id,
+            limit,
+        )
+        if not rows:
+            known = await query(self.host, "SELECT 1 FROM customers WHERE id = $1", customer_id)
+            if not known:
+                raise NotFound(f"unknown customer {customer_id!r}")
+        return self.reply(
+            LicenseHistoryReply,
+            {
+                "customer_id": customer_id,
+                "history": [
+                    {
+                        "update_id": str(row["update_id"]),
+                        "sku": row["sku"],
+                        "action": row["action"],
+                        "effective_at": _iso(row["effective_at"]),
+                        "source_event_id": str(row["source_event_id"]),
+                        "recorded_at": _iso(row["recorded_at"]),
+                    }
+                    for row in rows
+                ],
+            },
+        )
+
+
 def register_license_views(app: Host, inbound: Topic) -> None:
     settings = app.settings.of(LicensesSettings)
-    secret = settings.salesforce_secret.get_secret_value() if settings.salesforce_secret else None
-
-    @app.route(
+    app.route(
         "/salesforce/webhook",
         tag="licenses",
         ingest=True,
@@ -163,88 +350,8 @@ def register_license_views(app: Host, inbound: Topic) -> None:
             headers=IDEMPOTENCY_KEY,
             errors=(Forbidden, IdempotencyKeyReused, DependencyUnavailable, TopicNotReady),
         ),
-    )
-    class SalesforceWebhook(JsonView):
-        """Customer records from Salesforce: the simulator's JSON or a SOAP Outbound Message."""
-
-        async def post(self, request: Request) -> Response:
-            body = await read_body(request, settings.max_body_bytes)
-            raw = aiohttp_request(request)
-            raw[IS_XML] = is_xml(request, body)
-            check_shared_secret(raw, secret)
-            if raw[IS_XML]:
-                return await self.outbound_message(body)
-            return await self.json_record(request, body)
-
-        async def json_record(self, request: Request, body: bytes) -> Response:
-            refuse_nul(body)
-            try:
-                customer = parse_simulator_record(body)
-            except ValidationError as exc:
-                raise validation_errors(exc) from exc
-            idempotency_key = request.headers.get("Idempotency-Key")
-            if idempotency_key is not None:
-                await bind_key(app, idempotency_key, customer)
-            event_id = derived_id("salesforce.json", idempotency_key) if idempotency_key else uuid.uuid4()
-            envelope = Envelope(
-                event_id=event_id,
-                source="salesforce.json",
-                key=customer.id,
-                payload=customer.model_dump(mode="json"),
-            )
-            await publish_all(
-                inbound,
-                [(customer.id.encode(), envelope.encode())],
-                timeout=settings.ingest_ack_timeout,
-            )
-            return self.reply(Accepted, {"status": "accepted", "event_ids": [str(event_id)]}, status=202)
-
-        async def outbound_message(self, body: bytes) -> Response:
-            message = parse_outbound_message(body, not_after=latest_event_time(settings))
-            allow = settings.salesforce_org_allowlist
-            if allow and message.organization_id not in allow:
-                raise Forbidden(f"organization {message.organization_id!r} is not allowed")
-            seen: dict[str, Envelope] = {}
-            for notification in message.notifications:
-                # The notification Id is stable across Salesforce's resends: derive the
-                # event id from it so the agent recognises a resend as a duplicate.
-                event_id = derived_id(
-                    "salesforce.soap", message.organization_id, notification.notification_id
-                )
-                seen.setdefault(
-                    str(event_id),
-                    Envelope(
-                        event_id=event_id,
-                        source=f"salesforce.soap.{notification.sobject_type.lower()}",
-                        key=notification.customer.id,
-                        occurred_at=notification.occurred_at,
-                        payload=notification.customer.model_dump(mode="json"),
-                    ),
-                )
-            await publish_all(
-                inbound,
-                [(env.key.encode(), env.encode()) for env in seen.values()],
-                timeout=settings.ingest_ack_timeout,
-            )
-            return self.bytes(
-                soap_ack(True),
-                content_type="text/xml",
-                status=200,
-                headers={"X-Event-Ids": ",".join(seen)},
-            )
-
-        def error_response(self, request: Request, exc: StreamappError) -> Response:
-            if aiohttp_request(request).get(IS_XML):
-                # Salesforce reads SOAP: a Fault (never an Ack) makes it resend later.
-                return self.bytes(
-                    soap_fault(exc.reason, exc.detail),
-                    content_type="text/xml",
-                    status=exc.status,
-                    headers={"X-Error-Reason": exc.reason},
-                )
-            return super().error_response(request, exc)
-
-    @app.route(
+    )(bound(SalesforceWebhook, topic=inbound, settings=settings))
+    app.route(
         "/licenses",
         tag="licenses",
         get=Operation(
@@ -254,49 +361,8 @@ def register_license_views(app: Host, inbound: Topic) -> None:
             query=PageQuery,
             errors=(DependencyUnavailable,),
         ),
-    )
-    class Customers(JsonView):
-        """Every customer with its licenses: where a person finds a customer id to look at."""
-
-        async def get(self, request: Request) -> Response:
-            require_reader(app, aiohttp_request(request))
-            page = parse_query(request, PageQuery)
-            after = decode_cursor(page.after, 1)[0] if page.after else None
-            customers = await query(
-                app,
-                "SELECT id, name, account_manager, signed_tos, updated_at FROM customers"
-                " WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2",
-                after,
-                page.limit + 1,
-            )
-            shown = customers[: page.limit]
-            licenses: dict[str, list[dict[str, Any]]] = {}
-            for row in await query(
-                app,
-                "SELECT customer_id, sku, active, granted_at, revoked_at FROM licenses"
-                " WHERE customer_id = ANY($1::text[]) ORDER BY customer_id, sku",
-                [c["id"] for c in shown],
-            ):
-                licenses.setdefault(row["customer_id"], []).append(_license(row))
-            return self.reply(
-                CustomersPage,
-                {
-                    "customers": [
-                        {
-                            "customer_id": c["id"],
-                            "name": c["name"],
-                            "account_manager": c["account_manager"],
-                            "signed_tos": c["signed_tos"],
-                            "updated_at": _iso(c["updated_at"]),
-                            "licenses": licenses.get(c["id"], []),
-                        }
-                        for c in shown
-                    ],
-                    "next": next_cursor(customers, page.limit, "id"),
-                },
-            )
-
-    @app.route(
+    )(Customers)
+    app.route(
         "/licenses/{customer_id}",
         tag="licenses",
         get=Operation(
@@ -305,34 +371,8 @@ def register_license_views(app: Host, inbound: Topic) -> None:
             {200: Reply("The licenses", CustomerLicenses)},
             errors=(NotFound, DependencyUnavailable),
         ),
-    )
-    class Licenses(JsonView):
-        """The customer's current licenses, one per SKU ever licensed."""
-
-        async def get(self, request: Request, customer_id: str) -> Response:
-            require_reader(app, aiohttp_request(request))
-            rows = await query(
-                app,
-                """
-                SELECT c.id AS customer, l.sku, l.active, l.granted_at, l.revoked_at
-                FROM (SELECT $1::text AS id) q
-                LEFT JOIN customers c ON c.id = q.id
-                LEFT JOIN licenses l ON l.customer_id = q.id
-                ORDER BY l.sku
-                """,
-                customer_id,
-            )
-            if rows[0]["customer"] is None and rows[0]["sku"] is None:
-                raise NotFound(f"unknown customer {customer_id!r}")
-            return self.reply(
-                CustomerLicenses,
-                {
-                    "customer_id": customer_id,
-                    "licenses": [_license(row) for row in rows if row["sku"] is not None],
-                },
-            )
-
-    @app.route(
+    )(Licenses)
+    app.route(
         "/customers/{customer_id}/license-history",
         tag="licenses",
         get=Operation(
@@ -342,45 +382,7 @@ def register_license_views(app: Host, inbound: Topic) -> None:
             query=HistoryQuery,
             errors=(NotFound, DependencyUnavailable),
         ),
-    )
-    class LicenseHistory(JsonView):
-        """Grants and revocations, newest first (`?limit=`, default 100, at most 1000)."""
-
-        async def get(self, request: Request, customer_id: str) -> Response:
-            require_reader(app, aiohttp_request(request))
-            limit = parse_query(request, HistoryQuery).limit
-            rows = await query(
-                app,
-                """
-                SELECT update_id, sku, action, effective_at, source_event_id, recorded_at
-                FROM license_history WHERE customer_id = $1
-                ORDER BY effective_at DESC, recorded_at DESC, sku DESC
-                LIMIT $2
-                """,
-                customer_id,
-                limit,
-            )
-            if not rows:
-                known = await query(app, "SELECT 1 FROM customers WHERE id = $1", customer_id)
-                if not known:
-                    raise NotFound(f"unknown customer {customer_id!r}")
-            return self.reply(
-                LicenseHistoryReply,
-                {
-                    "customer_id": customer_id,
-                    "history": [
-                        {
-                            "update_id": str(row["update_id"]),
-                            "sku": row["sku"],
-                            "action": row["action"],
-                            "effective_at": _iso(row["effective_at"]),
-                            "source_event_id": str(row["source_event_id"]),
-                            "recorded_at": _iso(row["recorded_at"]),
-                        }
-                        for row in rows
-                    ],
-                },
-            )
+    )(LicenseHistory)
 
 
 def _iso(value: Any) -> str | None:

@@ -16,6 +16,7 @@ from streamapp.errors import DependencyUnavailable
 from streamapp.routes import ADMIN, Operation, Reply
 from streamapp.typing import aiohttp_request
 from streamapp.web.base import JsonView
+from streamapp.web.core import consumer_lag
 
 if TYPE_CHECKING:
     from streamapp.host import CoreHost
@@ -89,10 +90,26 @@ def install(web_app: aioweb.Application) -> None:
     web_app.middlewares.insert(0, observe_requests)
 
 
-def register_metrics_view(app: CoreHost) -> None:
-    from streamapp.web.core import consumer_lag
+class Metrics(JsonView):
+    """Prometheus metrics of this process; on a worker, the consumer lag is computed now.
 
-    @app.route(
+    Who may call it: the admin, like `/lag` (it shows the same numbers, and
+    route and topic names); a Prometheus scrape sends the admin token.
+    """
+
+    async def get(self, request: Request) -> Response:
+        require_admin(self.core, aiohttp_request(request))
+        if self.core.role == "worker":
+            try:
+                metrics.set_consumer_lag(await consumer_lag(self.core))
+            except DependencyUnavailable:  # still starting: the other series are worth having
+                metrics.set_consumer_lag([])
+        body, content_type = metrics.exposition()
+        return self.bytes(body, headers={"Content-Type": content_type})
+
+
+def register_metrics_view(app: CoreHost) -> None:
+    app.route(
         "/metrics",
         tag="core",
         ingest=True,
@@ -101,20 +118,4 @@ def register_metrics_view(app: CoreHost) -> None:
             ADMIN,
             {200: Reply("Prometheus text exposition format", content_type="text/plain")},
         ),
-    )
-    class Metrics(JsonView):
-        """Prometheus metrics of this process; on a worker, the consumer lag is computed now.
-
-        Who may call it: the admin, like `/lag` (it shows the same numbers, and
-        route and topic names); a Prometheus scrape sends the admin token.
-        """
-
-        async def get(self, request: Request) -> Response:
-            require_admin(app, aiohttp_request(request))
-            if app.role == "worker":
-                try:
-                    metrics.set_consumer_lag(await consumer_lag(app))
-                except DependencyUnavailable:  # still starting: the other series are worth having
-                    metrics.set_consumer_lag([])
-            body, content_type = metrics.exposition()
-            return self.bytes(body, headers={"Content-Type": content_type})
+    )(Metrics)

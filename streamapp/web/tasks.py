@@ -7,14 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from faust.web import Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from streamapp.auth import require_reader
 from streamapp.config.tasks import TasksSettings
 from streamapp.envelope import Envelope, utcnow
 from streamapp.errors import DependencyUnavailable, NotFound, ValidationFailed
 from streamapp.models.tasks import TaskFact, TaskWebhook
-from streamapp.publishing import publish_all
 from streamapp.readiness import TopicNotReady
 from streamapp.routes import READER, WEBHOOK_SECRET, Operation, Reply
 from streamapp.rules.tasks import ReportContent, build_report
@@ -22,16 +21,16 @@ from streamapp.services.tasks import user_transitions
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import (
     JsonView,
-    check_shared_secret,
+    bound,
     db_call,
     latest_event_time,
     parse_json_object,
     parse_query,
-    read_body,
     validation_errors,
 )
 from streamapp.web.paging import PageQuery, decode_cursor, encode_cursor
 from streamapp.web.replies import AcceptedOne, IsoTime
+from streamapp.web.webhook import Accepted, Webhook
 
 if TYPE_CHECKING:
     from streamapp.host import Host
@@ -140,11 +139,180 @@ def task_json(row: Any) -> dict[str, Any]:
     }
 
 
+class TasksWebhook(Webhook):
+    """Task created / updated / deleted: 202 with the event id once durable."""
+
+    settings: TasksSettings
+
+    def shared_secret(self) -> SecretStr | None:
+        return self.settings.tasks_secret
+
+    async def accept(self, request: Request, body: bytes) -> Accepted:
+        data = parse_json_object(body)
+        try:
+            hook = TaskWebhook.model_validate(data)
+        except ValidationError as exc:
+            raise validation_errors(exc) from exc
+        if hook.timestamp > latest_event_time(self.settings):
+            raise ValidationFailed(
+                "timestamp is in the future",
+                errors=[{"field": "timestamp", "type": "in_the_future", "message": "in the future"}],
+            )
+        event_id = hook.event_id()
+        fact = TaskFact(
+            event_id=event_id,
+            event=hook.event,
+            ts=hook.timestamp,
+            user_id=hook.metadata.user_id,
+            content=hook.metadata.content,
+            completed=hook.metadata.is_completed,
+            received_at=utcnow(),
+        )
+        envelope = Envelope(
+            event_id=event_id,
+            source="todo.webhook",
+            key=hook.metadata.id,
+            occurred_at=hook.timestamp,
+            payload=fact.model_dump(mode="json"),
+        )
+        return Accepted(
+            [(hook.metadata.id.encode(), envelope.encode())],
+            {"status": "accepted", "event_id": str(event_id)},
+            reply=AcceptedOne,
+        )
+
+
+class Task(JsonView):
+    async def get(self, request: Request, task_id: str) -> Response:
+        require_reader(self.host, aiohttp_request(request))
+        row = await db_call(
+            lambda: self.host.db.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
+        )
+        if row is None or row["status"] == "unknown":
+            raise NotFound(f"unknown task {task_id!r}")
+        return self.reply(TaskReply, task_json(row))
+
+
+class TaskEvents(JsonView):
+    """Every event of the task in event-time order, with what happened to it and why."""
+
+    async def get(self, request: Request, task_id: str) -> Response:
+        require_reader(self.host, aiohttp_request(request))
+        wanted = parse_query(request, TaskEventsQuery).status
+        rows = await db_call(
+            lambda: self.host.db.pool.fetch(
+                "SELECT * FROM task_events WHERE task_id = $1 AND ($2::text IS NULL OR status = $2)"
+                " ORDER BY ts, event_id",
+                task_id,
+                wanted,
+            )
+        )
+        if not rows and wanted is None:
+            raise NotFound(f"no events for task {task_id!r}")
+        return self.reply(
+            TaskEventsReply,
+            {
+                "task_id": task_id,
+                "events": [
+                    {
+                        "event_id": str(r["event_id"]),
+                        "event": r["event"],
+                        "timestamp": iso(r["ts"]),
+                        "status": r["status"],
+                        "reason": r["reason"],
+                        "late": r["late"],
+                        "received_at": iso(r["received_at"]),
+                    }
+                    for r in rows
+                ],
+            },
+        )
+
+
+class UserTasks(JsonView):
+    """The user's tasks, optionally only `?status=open|completed|deleted`."""
+
+    async def get(self, request: Request, user_id: str) -> Response:
+        require_reader(self.host, aiohttp_request(request))
+        query = parse_query(request, UserTasksQuery)
+        # Keyset: (creation time, id) of the last task shown; never created sorts first.
+        created, after_id = decode_cursor(query.after, 2) if query.after else (None, None)
+        rows = await db_call(
+            lambda: self.host.db.pool.fetch(
+                "SELECT * FROM tasks WHERE user_id = $1 AND status <> 'unknown'"
+                " AND ($2::text IS NULL OR status = $2)"
+                " AND ($3::text IS NULL"
+                "      OR (coalesce(created_at, '-infinity'), task_id) > ($3::text::timestamptz, $4))"
+                " ORDER BY coalesce(created_at, '-infinity'), task_id LIMIT $5",
+                user_id,
+                query.status,
+                created,
+                after_id,
+                query.limit + 1,
+            )
+        )
+        more = len(rows) > query.limit
+        shown = rows[: query.limit]
+        last = shown[-1] if shown else None
+        cursor = (
+            encode_cursor(iso(last["created_at"]) or "-infinity", last["task_id"])
+            if more and last is not None
+            else None
+        )
+        return self.reply(
+            UserTasksPage, {"user_id": user_id, "tasks": [task_json(r) for r in shown], "next": cursor}
+        )
+
+
+class Reports(JsonView):
+    """Stored reports (latest revision of each interval) within [from, to)."""
+
+    async def get(self, request: Request, user_id: str) -> Response:
+        require_reader(self.host, aiohttp_request(request))
+        start, end = time_range(request)
+        rows = await db_call(
+            lambda: self.host.db.pool.fetch(
+                """
+                SELECT DISTINCT ON (start_at) start_at, end_at, revision, content, computed_at
+                FROM task_reports WHERE user_id = $1 AND start_at >= $2 AND end_at <= $3
+                ORDER BY start_at, revision DESC
+                """,
+                user_id,
+                start,
+                end,
+            )
+        )
+        reports = [
+            {
+                **json.loads(r["content"]),
+                "revision": r["revision"],
+                "generated_at": iso(r["computed_at"]),
+            }
+            for r in rows
+        ]
+        return self.reply(ReportsReply, {"user_id": user_id, "reports": reports})
+
+
+class ReportSummary(JsonView):
+    """A report computed now, for any range."""
+
+    async def get(self, request: Request, user_id: str) -> Response:
+        require_reader(self.host, aiohttp_request(request))
+        start, end = time_range(request)
+        if end - start > MAX_SUMMARY_RANGE:
+            raise ValidationFailed("the range may be at most 366 days")
+
+        async def transitions() -> Any:
+            async with self.host.db.pool.acquire() as conn:
+                return await user_transitions(conn, user_id)
+
+        report = build_report(user_id, start, end, await db_call(transitions))
+        return self.json(report.model_dump(mode="json"))
+
+
 def register_task_views(app: Host, inbound: Topic) -> None:
     settings = app.settings.of(TasksSettings)
-    secret = settings.tasks_secret.get_secret_value() if settings.tasks_secret else None
-
-    @app.route(
+    app.route(
         "/tasks/webhook",
         tag="tasks",
         ingest=True,
@@ -155,46 +323,8 @@ def register_task_views(app: Host, inbound: Topic) -> None:
             body=TaskWebhook,
             errors=(DependencyUnavailable, TopicNotReady),
         ),
-    )
-    class TasksWebhook(JsonView):
-        """Task created / updated / deleted: 202 with the event id once durable."""
-
-        async def post(self, request: Request) -> Response:
-            body = await read_body(request, settings.max_body_bytes)
-            check_shared_secret(aiohttp_request(request), secret)
-            data = parse_json_object(body)
-            try:
-                hook = TaskWebhook.model_validate(data)
-            except ValidationError as exc:
-                raise validation_errors(exc) from exc
-            if hook.timestamp > latest_event_time(settings):
-                raise ValidationFailed(
-                    "timestamp is in the future",
-                    errors=[{"field": "timestamp", "type": "in_the_future", "message": "in the future"}],
-                )
-            event_id = hook.event_id()
-            fact = TaskFact(
-                event_id=event_id,
-                event=hook.event,
-                ts=hook.timestamp,
-                user_id=hook.metadata.user_id,
-                content=hook.metadata.content,
-                completed=hook.metadata.is_completed,
-                received_at=utcnow(),
-            )
-            envelope = Envelope(
-                event_id=event_id,
-                source="todo.webhook",
-                key=hook.metadata.id,
-                occurred_at=hook.timestamp,
-                payload=fact.model_dump(mode="json"),
-            )
-            await publish_all(
-                inbound, [(hook.metadata.id.encode(), envelope.encode())], timeout=settings.ingest_ack_timeout
-            )
-            return self.reply(AcceptedOne, {"status": "accepted", "event_id": str(event_id)}, status=202)
-
-    @app.route(
+    )(bound(TasksWebhook, topic=inbound, settings=settings))
+    app.route(
         "/tasks/{task_id}",
         tag="tasks",
         get=Operation(
@@ -203,18 +333,8 @@ def register_task_views(app: Host, inbound: Topic) -> None:
             {200: Reply("The task", TaskReply)},
             errors=(NotFound, DependencyUnavailable),
         ),
-    )
-    class Task(JsonView):
-        async def get(self, request: Request, task_id: str) -> Response:
-            require_reader(app, aiohttp_request(request))
-            row = await db_call(
-                lambda: app.db.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
-            )
-            if row is None or row["status"] == "unknown":
-                raise NotFound(f"unknown task {task_id!r}")
-            return self.reply(TaskReply, task_json(row))
-
-    @app.route(
+    )(Task)
+    app.route(
         "/tasks/{task_id}/events",
         tag="tasks",
         get=Operation(
@@ -224,43 +344,8 @@ def register_task_views(app: Host, inbound: Topic) -> None:
             query=TaskEventsQuery,
             errors=(NotFound, DependencyUnavailable),
         ),
-    )
-    class TaskEvents(JsonView):
-        """Every event of the task in event-time order, with what happened to it and why."""
-
-        async def get(self, request: Request, task_id: str) -> Response:
-            require_reader(app, aiohttp_request(request))
-            wanted = parse_query(request, TaskEventsQuery).status
-            rows = await db_call(
-                lambda: app.db.pool.fetch(
-                    "SELECT * FROM task_events WHERE task_id = $1 AND ($2::text IS NULL OR status = $2)"
-                    " ORDER BY ts, event_id",
-                    task_id,
-                    wanted,
-                )
-            )
-            if not rows and wanted is None:
-                raise NotFound(f"no events for task {task_id!r}")
-            return self.reply(
-                TaskEventsReply,
-                {
-                    "task_id": task_id,
-                    "events": [
-                        {
-                            "event_id": str(r["event_id"]),
-                            "event": r["event"],
-                            "timestamp": iso(r["ts"]),
-                            "status": r["status"],
-                            "reason": r["reason"],
-                            "late": r["late"],
-                            "received_at": iso(r["received_at"]),
-                        }
-                        for r in rows
-                    ],
-                },
-            )
-
-    @app.route(
+    )(TaskEvents)
+    app.route(
         "/users/{user_id}/tasks",
         tag="tasks",
         get=Operation(
@@ -270,42 +355,8 @@ def register_task_views(app: Host, inbound: Topic) -> None:
             query=UserTasksQuery,
             errors=(DependencyUnavailable,),
         ),
-    )
-    class UserTasks(JsonView):
-        """The user's tasks, optionally only `?status=open|completed|deleted`."""
-
-        async def get(self, request: Request, user_id: str) -> Response:
-            require_reader(app, aiohttp_request(request))
-            query = parse_query(request, UserTasksQuery)
-            # Keyset: (creation time, id) of the last task shown; never created sorts first.
-            created, after_id = decode_cursor(query.after, 2) if query.after else (None, None)
-            rows = await db_call(
-                lambda: app.db.pool.fetch(
-                    "SELECT * FROM tasks WHERE user_id = $1 AND status <> 'unknown'"
-                    " AND ($2::text IS NULL OR status = $2)"
-                    " AND ($3::text IS NULL"
-                    "      OR (coalesce(created_at, '-infinity'), task_id) > ($3::text::timestamptz, $4))"
-                    " ORDER BY coalesce(created_at, '-infinity'), task_id LIMIT $5",
-                    user_id,
-                    query.status,
-                    created,
-                    after_id,
-                    query.limit + 1,
-                )
-            )
-            more = len(rows) > query.limit
-            shown = rows[: query.limit]
-            last = shown[-1] if shown else None
-            cursor = (
-                encode_cursor(iso(last["created_at"]) or "-infinity", last["task_id"])
-                if more and last is not None
-                else None
-            )
-            return self.reply(
-                UserTasksPage, {"user_id": user_id, "tasks": [task_json(r) for r in shown], "next": cursor}
-            )
-
-    @app.route(
+    )(UserTasks)
+    app.route(
         "/reports/{user_id}",
         tag="tasks",
         get=Operation(
@@ -315,36 +366,8 @@ def register_task_views(app: Host, inbound: Topic) -> None:
             query=RangeQuery,
             errors=(DependencyUnavailable,),
         ),
-    )
-    class Reports(JsonView):
-        """Stored reports (latest revision of each interval) within [from, to)."""
-
-        async def get(self, request: Request, user_id: str) -> Response:
-            require_reader(app, aiohttp_request(request))
-            start, end = time_range(request)
-            rows = await db_call(
-                lambda: app.db.pool.fetch(
-                    """
-                    SELECT DISTINCT ON (start_at) start_at, end_at, revision, content, computed_at
-                    FROM task_reports WHERE user_id = $1 AND start_at >= $2 AND end_at <= $3
-                    ORDER BY start_at, revision DESC
-                    """,
-                    user_id,
-                    start,
-                    end,
-                )
-            )
-            reports = [
-                {
-                    **json.loads(r["content"]),
-                    "revision": r["revision"],
-                    "generated_at": iso(r["computed_at"]),
-                }
-                for r in rows
-            ]
-            return self.reply(ReportsReply, {"user_id": user_id, "reports": reports})
-
-    @app.route(
+    )(Reports)
+    app.route(
         "/reports/{user_id}/summary",
         tag="tasks",
         get=Operation(
@@ -354,19 +377,4 @@ def register_task_views(app: Host, inbound: Topic) -> None:
             query=RangeQuery,
             errors=(DependencyUnavailable,),
         ),
-    )
-    class ReportSummary(JsonView):
-        """A report computed now, for any range."""
-
-        async def get(self, request: Request, user_id: str) -> Response:
-            require_reader(app, aiohttp_request(request))
-            start, end = time_range(request)
-            if end - start > MAX_SUMMARY_RANGE:
-                raise ValidationFailed("the range may be at most 366 days")
-
-            async def transitions() -> Any:
-                async with app.db.pool.acquire() as conn:
-                    return await user_transitions(conn, user_id)
-
-            report = build_report(user_id, start, end, await db_call(transitions))
-            return self.json(report.model_dump(mode="json"))
+    )(ReportSummary)

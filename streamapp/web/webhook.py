@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response
+from pydantic import BaseModel
 
 from streamapp.publishing import publish_all
 from streamapp.typing import Topic, aiohttp_request
@@ -21,6 +22,8 @@ class Accepted:
 
     messages: list[tuple[bytes, bytes]]
     body: dict[str, Any] = field(default_factory=dict)
+    # The route's declared reply model, which `body` must match (streamapp/routes.py).
+    reply: type[BaseModel] | None = None
     # A ready answer instead (Salesforce wants a SOAP acknowledgement, with 200).
     response: Response | None = None
 
@@ -62,4 +65,6 @@ class Webhook(JsonView):
             await publish_all(self.topic, accepted.messages, timeout=settings.ingest_ack_timeout)
         if accepted.response is not None:
             return accepted.response
+        if accepted.reply is not None:
+            return self.reply(accepted.reply, accepted.body, status=202)
         return self.json(accepted.body, status=202)

@@ -39,7 +39,7 @@ from streamapp.models.merchants import (
     description_key,
 )
 from streamapp.outbound import signing, store
-from streamapp.outbound.ssrf import BlockedDestination, check_address, parse_networks
+from streamapp.outbound.ssrf import BlockedDestination, IPNetwork, check_address, parse_networks
 from streamapp.publishing import publish_all
 from streamapp.ratelimit import NegativeCache, TokenBuckets
 from streamapp.readiness import TopicNotReady
@@ -53,6 +53,7 @@ from streamapp.routes import (
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import (
     JsonView,
+    bound,
     db_call,
     load_json,
     parse_json_object,
@@ -60,12 +61,15 @@ from streamapp.web.base import (
     validation_errors,
 )
 from streamapp.web.merchants.requests import Merchant, register_client_request_views
+from streamapp.web.webhook import Accepted, Webhook
 
 if TYPE_CHECKING:
     from streamapp.host import Host
 
 log = logging.getLogger(__name__)
 MAX_IDEMPOTENCY_KEY = 255
+# The client a request to normalize came from, found before its body is read.
+CLIENT_ID_KEY = aioweb.RequestKey("streamapp_merchant_client", str)
 
 
 class ClientRegistered(BaseModel):
@@ -169,11 +173,167 @@ class Clients:
         return None if client_id is None else Principal("client", client_id)
 
 
+class CreateWebhook(JsonView):
+    """Register a client (201, with its API key once) or re-point its URL (200, needs its key)."""
+
+    clients: Clients
+    settings: MerchantsSettings
+    allowed: list[IPNetwork]
+
+    async def post(self, request: Request) -> Response:
+        raw = aiohttp_request(request)
+        data = parse_json_object(await read_body(request, self.settings.max_body_bytes))
+        try:
+            registration = WebhookRegistration.model_validate(data)
+        except ValidationError as exc:
+            raise validation_errors(exc) from exc
+        host = URL(registration.url).host or ""
+        # IP literals are refused now; names are checked on the resolved address at connect time.
+        with contextlib.suppress(ValueError):  # a name, not an address
+            check_address(host, self.allowed)
+        # Creating a client needs the admin (open only in dev without an admin token;
+        # was: in every env); re-pointing one needs its API key. No token at all is
+        # neither, refused before PostgreSQL is asked.
+        admin = dev_open(self.host, self.settings.admin_token) or is_admin(self.host, raw)
+        if not admin and bearer(raw) is None:
+            raise Unauthorized("the admin token or the client's API key is required")
+        return await db_call(lambda: self.register(raw, registration, admin=admin))
+
+    async def register(
+        self, raw: aioweb.Request, registration: WebhookRegistration, *, admin: bool
+    ) -> Response:
+        client_id, url = registration.client_id, registration.url
+        endpoint = f"merchants:{client_id}"
+        async with self.host.db.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT api_key_hash FROM merchant_clients WHERE client_id = $1 FOR UPDATE", client_id
+            )
+            if row is not None:
+                key = bearer(raw)
+                if key is None or not same(hash_key(key), row["api_key_hash"]):
+                    raise Unauthorized("replacing a client's URL needs that client's API key")
+                await conn.execute(
+                    "UPDATE merchant_clients SET url = $2, updated_at = now() WHERE client_id = $1",
+                    client_id,
+                    url,
+                )
+                secret = await store.webhook_secret(conn, endpoint) or signing.new_secret()
+                await store.upsert_endpoint(conn, endpoint, url, secret)
+                key_hash, api_key, status = row["api_key_hash"], None, 200
+            else:
+                if not admin:
+                    raise Unauthorized("creating a client needs the admin token")
+                api_key = "sk_" + secrets.token_urlsafe(32)
+                key_hash, secret, status = hash_key(api_key), signing.new_secret(), 201
+                inserted = await conn.fetchval(
+                    "INSERT INTO merchant_clients (client_id, api_key_hash, url) VALUES ($1, $2, $3)"
+                    " ON CONFLICT DO NOTHING RETURNING client_id",
+                    client_id,
+                    key_hash,
+                    url,
+                )
+                if inserted is None:
+                    raise Conflict(f"client {client_id!r} was registered concurrently; retry")
+                await store.upsert_endpoint(conn, endpoint, url, secret)
+        await self.clients.publish(ClientRecord(client_id=client_id, api_key_hash=key_hash, url=url))
+        body: dict[str, Any] = {"client_id": client_id, "url": url, "signing_secret": secret}
+        if api_key is not None:
+            body["api_key"] = api_key
+        return self.reply(ClientCreated if api_key is not None else ClientRegistered, body, status=status)
+
+
+class NormalizeMerchant(Webhook):
+    """Accept a transaction: 202 with a request id once it is durable; the answer comes later."""
+
+    clients: Clients
+
+    async def authorize(self, request: Request) -> None:
+        raw = aiohttp_request(request)
+        client_id = await self.clients.authenticate(raw)
+        if client_id is None:
+            raise Unauthorized("the client-id header is required")
+        self.clients.limits.take(client_id)
+        raw[CLIENT_ID_KEY] = client_id
+
+    async def accept(self, request: Request, body: bytes) -> Accepted:
+        raw = aiohttp_request(request)
+        client_id = raw[CLIENT_ID_KEY]
+        transaction = parse_transaction(body)
+        idempotency_key = raw.headers.get("Idempotency-Key")
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            raise ValidationFailed(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+        request_id = (
+            derived_id("merchants.request", client_id, idempotency_key) if idempotency_key else uuid.uuid4()
+        )
+        stored = transaction.model_dump(mode="json")
+        must_publish = await db_call(lambda: self.remember(request_id, client_id, idempotency_key, stored))
+        messages: list[tuple[bytes, bytes]] = []
+        if must_publish:
+            message = NormalizeRequest(
+                request_id=request_id, client_id=client_id, transaction=transaction, received_at=utcnow()
+            )
+            key = description_key(transaction.description).encode()
+            messages.append((key, message.model_dump_json().encode()))
+        return Accepted(messages, {"request_id": str(request_id)}, reply=RequestAccepted)
+
+    async def remember(
+        self, request_id: uuid.UUID, client_id: str, idempotency_key: str | None, stored: dict[str, Any]
+    ) -> bool:
+        """Record the request; for a repeated key, tell whether it still needs publishing."""
+        async with self.host.db.pool.acquire() as conn:
+            inserted = await conn.fetchval(
+                "INSERT INTO merchant_requests (request_id, client_id, idempotency_key, transaction)"
+                " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT DO NOTHING RETURNING request_id",
+                request_id,
+                client_id,
+                idempotency_key,
+                json.dumps(stored),
+            )
+            if inserted is not None:
+                return True
+            row = await conn.fetchrow(
+                "SELECT transaction, status FROM merchant_requests WHERE request_id = $1", request_id
+            )
+        if row is None or json.loads(row["transaction"]) != stored:
+            raise IdempotencyKeyReused("this Idempotency-Key was used for a different transaction")
+        # Published before, unless the broker failed that time: then it is still pending.
+        return bool(row["status"] == "pending")
+
+
+class NormalizeResult(JsonView):
+    """Poll a request: pending, done (with the merchant) or failed. Others' ids are 404."""
+
+    clients: Clients
+
+    async def get(self, request: Request, request_id: str) -> Response:
+        client_id = await self.clients.authenticate(aiohttp_request(request))
+        if client_id is None:
+            raise Unauthorized("the client-id header is required")
+        try:
+            rid = uuid.UUID(request_id)
+        except ValueError as exc:
+            raise NotFound(f"no request {request_id!r}") from exc
+        row = await db_call(
+            lambda: self.host.db.pool.fetchrow(
+                "SELECT status, merchant_name FROM merchant_requests"
+                " WHERE request_id = $1 AND client_id = $2",
+                rid,
+                client_id,
+            )
+        )
+        if row is None:
+            raise NotFound(f"no request {request_id!r}")
+        merchant = {"name": row["merchant_name"]} if row["status"] == "done" else None
+        return self.reply(
+            RequestStatus, {"request_id": str(rid), "status": row["status"], "merchant": merchant}
+        )
+
+
 def register_merchant_views(app: Host, requests_topic: Topic, clients: Clients) -> None:
     settings = app.settings.of(MerchantsSettings)
     allowed = parse_networks(settings.delivery_allowed)
-
-    @app.route(
+    register_client_request_views(app, clients)
+    app.route(
         "/create_webhook",
         tag="merchants",
         post=Operation(
@@ -186,72 +346,8 @@ def register_merchant_views(app: Host, requests_topic: Topic, clients: Clients) 
             body=WebhookRegistration,
             errors=(BlockedDestination, Conflict, DependencyUnavailable),
         ),
-    )
-    class CreateWebhook(JsonView):
-        """Register a client (201, with its API key once) or re-point its URL (200, needs its key)."""
-
-        async def post(self, request: Request) -> Response:
-            raw = aiohttp_request(request)
-            data = parse_json_object(await read_body(request, settings.max_body_bytes))
-            try:
-                registration = WebhookRegistration.model_validate(data)
-            except ValidationError as exc:
-                raise validation_errors(exc) from exc
-            host = URL(registration.url).host or ""
-            # IP literals are refused now; names are checked on the resolved address at connect time.
-            with contextlib.suppress(ValueError):  # a name, not an address
-                check_address(host, allowed)
-            # Creating a client needs the admin (open only in dev without an admin token;
-            # was: in every env); re-pointing one needs its API key. No token at all is
-            # neither, refused before PostgreSQL is asked.
-            admin = dev_open(app, settings.admin_token) or is_admin(app, raw)
-            if not admin and bearer(raw) is None:
-                raise Unauthorized("the admin token or the client's API key is required")
-            return await db_call(lambda: self.register(raw, registration, admin=admin))
-
-        async def register(
-            self, raw: aioweb.Request, registration: WebhookRegistration, *, admin: bool
-        ) -> Response:
-            client_id, url = registration.client_id, registration.url
-            endpoint = f"merchants:{client_id}"
-            async with app.db.pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(
-                    "SELECT api_key_hash FROM merchant_clients WHERE client_id = $1 FOR UPDATE", client_id
-                )
-                if row is not None:
-                    key = bearer(raw)
-                    if key is None or not same(hash_key(key), row["api_key_hash"]):
-                        raise Unauthorized("replacing a client's URL needs that client's API key")
-                    await conn.execute(
-                        "UPDATE merchant_clients SET url = $2, updated_at = now() WHERE client_id = $1",
-                        client_id,
-                        url,
-                    )
-                    secret = await store.webhook_secret(conn, endpoint) or signing.new_secret()
-                    await store.upsert_endpoint(conn, endpoint, url, secret)
-                    key_hash, api_key, status = row["api_key_hash"], None, 200
-                else:
-                    if not admin:
-                        raise Unauthorized("creating a client needs the admin token")
-                    api_key = "sk_" + secrets.token_urlsafe(32)
-                    key_hash, secret, status = hash_key(api_key), signing.new_secret(), 201
-                    inserted = await conn.fetchval(
-                        "INSERT INTO merchant_clients (client_id, api_key_hash, url) VALUES ($1, $2, $3)"
-                        " ON CONFLICT DO NOTHING RETURNING client_id",
-                        client_id,
-                        key_hash,
-                        url,
-                    )
-                    if inserted is None:
-                        raise Conflict(f"client {client_id!r} was registered concurrently; retry")
-                    await store.upsert_endpoint(conn, endpoint, url, secret)
-            await clients.publish(ClientRecord(client_id=client_id, api_key_hash=key_hash, url=url))
-            body: dict[str, Any] = {"client_id": client_id, "url": url, "signing_secret": secret}
-            if api_key is not None:
-                body["api_key"] = api_key
-            return self.reply(ClientCreated if api_key is not None else ClientRegistered, body, status=status)
-
-    @app.route(
+    )(bound(CreateWebhook, clients=clients, settings=settings, allowed=allowed))
+    app.route(
         "/normalize_merchant",
         tag="merchants",
         ingest=True,
@@ -263,65 +359,8 @@ def register_merchant_views(app: Host, requests_topic: Topic, clients: Clients) 
             headers=IDEMPOTENCY_KEY,
             errors=(TooManyRequests, IdempotencyKeyReused, DependencyUnavailable, TopicNotReady),
         ),
-    )
-    class NormalizeMerchant(JsonView):
-        """Accept a transaction: 202 with a request id once it is durable; the answer comes later."""
-
-        async def post(self, request: Request) -> Response:
-            raw = aiohttp_request(request)
-            client_id = await clients.authenticate(raw)
-            if client_id is None:
-                raise Unauthorized("the client-id header is required")
-            clients.limits.take(client_id)
-            transaction = parse_transaction(await read_body(request, settings.max_body_bytes))
-            idempotency_key = raw.headers.get("Idempotency-Key")
-            if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-                raise ValidationFailed(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
-            request_id = (
-                derived_id("merchants.request", client_id, idempotency_key)
-                if idempotency_key
-                else uuid.uuid4()
-            )
-            stored = transaction.model_dump(mode="json")
-            must_publish = await db_call(
-                lambda: self.remember(request_id, client_id, idempotency_key, stored)
-            )
-            if must_publish:
-                message = NormalizeRequest(
-                    request_id=request_id, client_id=client_id, transaction=transaction, received_at=utcnow()
-                )
-                key = description_key(transaction.description).encode()
-                await publish_all(
-                    requests_topic,
-                    [(key, message.model_dump_json().encode())],
-                    timeout=settings.ingest_ack_timeout,
-                )
-            return self.reply(RequestAccepted, {"request_id": str(request_id)}, status=202)
-
-        async def remember(
-            self, request_id: uuid.UUID, client_id: str, idempotency_key: str | None, stored: dict[str, Any]
-        ) -> bool:
-            """Record the request; for a repeated key, tell whether it still needs publishing."""
-            async with app.db.pool.acquire() as conn:
-                inserted = await conn.fetchval(
-                    "INSERT INTO merchant_requests (request_id, client_id, idempotency_key, transaction)"
-                    " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT DO NOTHING RETURNING request_id",
-                    request_id,
-                    client_id,
-                    idempotency_key,
-                    json.dumps(stored),
-                )
-                if inserted is not None:
-                    return True
-                row = await conn.fetchrow(
-                    "SELECT transaction, status FROM merchant_requests WHERE request_id = $1", request_id
-                )
-            if row is None or json.loads(row["transaction"]) != stored:
-                raise IdempotencyKeyReused("this Idempotency-Key was used for a different transaction")
-            # Published before, unless the broker failed that time: then it is still pending.
-            return bool(row["status"] == "pending")
-
-    @app.route(
+    )(bound(NormalizeMerchant, topic=requests_topic, clients=clients))
+    app.route(
         "/normalize_merchant/{request_id}",
         tag="merchants",
         get=Operation(
@@ -330,31 +369,4 @@ def register_merchant_views(app: Host, requests_topic: Topic, clients: Clients) 
             {200: Reply("pending, done (with the merchant) or failed", RequestStatus)},
             errors=(NotFound, DependencyUnavailable),
         ),
-    )
-    class NormalizeResult(JsonView):
-        """Poll a request: pending, done (with the merchant) or failed. Others' ids are 404."""
-
-        async def get(self, request: Request, request_id: str) -> Response:
-            client_id = await clients.authenticate(aiohttp_request(request))
-            if client_id is None:
-                raise Unauthorized("the client-id header is required")
-            try:
-                rid = uuid.UUID(request_id)
-            except ValueError as exc:
-                raise NotFound(f"no request {request_id!r}") from exc
-            row = await db_call(
-                lambda: app.db.pool.fetchrow(
-                    "SELECT status, merchant_name FROM merchant_requests"
-                    " WHERE request_id = $1 AND client_id = $2",
-                    rid,
-                    client_id,
-                )
-            )
-            if row is None:
-                raise NotFound(f"no request {request_id!r}")
-            merchant = {"name": row["merchant_name"]} if row["status"] == "done" else None
-            return self.reply(
-                RequestStatus, {"request_id": str(rid), "status": row["status"], "merchant": merchant}
-            )
-
-    register_client_request_views(app, clients)
+    )(bound(NormalizeResult, clients=clients))

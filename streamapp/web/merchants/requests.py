@@ -13,7 +13,7 @@ from streamapp.config.merchants import MerchantsSettings
 from streamapp.errors import DependencyUnavailable, NotFound, Unauthorized
 from streamapp.routes import CLIENT_OR_ADMIN, Operation, Reply
 from streamapp.typing import aiohttp_request
-from streamapp.web.base import JsonView, db_call, parse_query
+from streamapp.web.base import JsonView, bound, db_call, parse_query
 from streamapp.web.paging import PageQuery, decode_cursor, encode_cursor
 from streamapp.web.replies import IsoTime
 
@@ -58,10 +58,60 @@ def client_request(row: Any) -> dict[str, Any]:
     }
 
 
+class ClientRequests(JsonView):
+    """Where a client (or the admin) finds a request id: its requests with their outcome."""
+
+    clients: Clients
+    settings: MerchantsSettings
+
+    async def get(self, request: Request, client_id: str) -> Response:
+        raw = aiohttp_request(request)
+        if not is_admin(self.host, raw):
+            caller = await self.clients.authenticate(raw)
+            if caller is None and not dev_open(self.host, self.settings.admin_token):
+                raise Unauthorized("the client's id and API key, or the admin token, are required")
+            if caller is not None and caller != client_id:
+                raise NotFound(f"no client {client_id!r}")  # another's looks like an unknown one
+        query = parse_query(request, ClientRequestsQuery)
+        # Keyset, newest first: (received, id) of the last request shown.
+        received, after_id = decode_cursor(query.after, 2) if query.after else (None, None)
+        rows = await db_call(
+            lambda: self.host.db.pool.fetch(
+                "SELECT request_id, status, merchant_name, error, transaction, created_at, finished_at"
+                " FROM merchant_requests WHERE client_id = $1 AND ($2::text IS NULL OR status = $2)"
+                " AND ($3::text IS NULL"
+                "      OR (created_at, request_id) < ($3::text::timestamptz, $4::text::uuid))"
+                " ORDER BY created_at DESC, request_id DESC LIMIT $5",
+                client_id,
+                query.status,
+                received,
+                after_id,
+                query.limit + 1,
+            )
+        )
+        if not rows and query.after is None:
+            known = await db_call(
+                lambda: self.host.db.pool.fetchval(
+                    "SELECT 1 FROM merchant_clients WHERE client_id = $1", client_id
+                )
+            )
+            if not known:
+                raise NotFound(f"no client {client_id!r}")
+        shown = rows[: query.limit]
+        cursor = (
+            encode_cursor(shown[-1]["created_at"].isoformat(), str(shown[-1]["request_id"]))
+            if len(rows) > query.limit
+            else None
+        )
+        return self.reply(
+            ClientRequestsPage,
+            {"client_id": client_id, "requests": [client_request(r) for r in shown], "next": cursor},
+        )
+
+
 def register_client_request_views(app: Host, clients: Clients) -> None:
     settings = app.settings.of(MerchantsSettings)
-
-    @app.route(
+    app.route(
         "/clients/{client_id}/requests",
         tag="merchants",
         get=Operation(
@@ -71,50 +121,4 @@ def register_client_request_views(app: Host, clients: Clients) -> None:
             query=ClientRequestsQuery,
             errors=(NotFound, DependencyUnavailable),
         ),
-    )
-    class ClientRequests(JsonView):
-        """Where a client (or the admin) finds a request id: its requests with their outcome."""
-
-        async def get(self, request: Request, client_id: str) -> Response:
-            raw = aiohttp_request(request)
-            if not is_admin(app, raw):
-                caller = await clients.authenticate(raw)
-                if caller is None and not dev_open(app, settings.admin_token):
-                    raise Unauthorized("the client's id and API key, or the admin token, are required")
-                if caller is not None and caller != client_id:
-                    raise NotFound(f"no client {client_id!r}")  # another's looks like an unknown one
-            query = parse_query(request, ClientRequestsQuery)
-            # Keyset, newest first: (received, id) of the last request shown.
-            received, after_id = decode_cursor(query.after, 2) if query.after else (None, None)
-            rows = await db_call(
-                lambda: app.db.pool.fetch(
-                    "SELECT request_id, status, merchant_name, error, transaction, created_at, finished_at"
-                    " FROM merchant_requests WHERE client_id = $1 AND ($2::text IS NULL OR status = $2)"
-                    " AND ($3::text IS NULL"
-                    "      OR (created_at, request_id) < ($3::text::timestamptz, $4::text::uuid))"
-                    " ORDER BY created_at DESC, request_id DESC LIMIT $5",
-                    client_id,
-                    query.status,
-                    received,
-                    after_id,
-                    query.limit + 1,
-                )
-            )
-            if not rows and query.after is None:
-                known = await db_call(
-                    lambda: app.db.pool.fetchval(
-                        "SELECT 1 FROM merchant_clients WHERE client_id = $1", client_id
-                    )
-                )
-                if not known:
-                    raise NotFound(f"no client {client_id!r}")
-            shown = rows[: query.limit]
-            cursor = (
-                encode_cursor(shown[-1]["created_at"].isoformat(), str(shown[-1]["request_id"]))
-                if len(rows) > query.limit
-                else None
-            )
-            return self.reply(
-                ClientRequestsPage,
-                {"client_id": client_id, "requests": [client_request(r) for r in shown], "next": cursor},
-            )
+    )(bound(ClientRequests, clients=clients, settings=settings))
