@@ -286,14 +286,18 @@ def use_durable_store() -> None:
 
 
 def store_local(
-    table: _Any, partition: int, key: _Any, value: _Any, raw_key: bytes, raw_value: bytes
+    table: _Any, partition: int, key: _Any, value: Callable[[], _Any], raw_key: bytes, raw_value: bytes
 ) -> None:
-    """`table[key] = value` in the local store only (the caller published the changelog)."""
+    """`table[key] = value()` in the local store only (the caller published the changelog).
+
+    `value` is called only for a store that keeps decoded values (memory): the
+    durable store keeps the changelog bytes, so nothing is decoded for it.
+    """
     store = table.data
     if isinstance(store, DurableStore):
         store.put_raw(partition, raw_key, raw_value)
     else:
-        store[key] = value
+        store[key] = value()
 
 
 class KeepLocalStateRecovery(_Recovery):

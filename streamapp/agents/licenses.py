@@ -17,7 +17,7 @@ from streamapp.models.salesforce import CustomerRecord
 from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.sink import PostgresSink
-from streamapp.tables.licenses import DecodedStates
+from streamapp.tables.licenses import DecodedStates, encode_state
 from streamapp.typing import Event, Stream, Topic
 
 if TYPE_CHECKING:
@@ -66,11 +66,11 @@ class RecordProcessor:
     def __init__(self, app: StreamApp, topics: LicenseTopics, table: TableT[bytes, Any]) -> None:
         self.topics = topics
         self.table = table
-        self.decoded = DecodedStates(table)
+        self.decoded = DecodedStates(table, lambda: app.consumer_generation_id)
         self.updates_topic = topics.updates.get_topic_name()
         self.customers_topic = topics.customers.get_topic_name()
         self.runtime: BatchRuntime[LicenseRow] = BatchRuntime(
-            app, self, write=write_license_rows, table=table
+            app, self, write=write_license_rows, table=table, after_state=self.decoded.applied
         )
 
     async def run(self, stream: Stream) -> None:
@@ -101,7 +101,7 @@ class RecordProcessor:
                 value = decision.customer.model_dump_json().encode()
                 effects.outputs.append(Output(self.customers_topic, key, value))
         effects.state = [
-            StateWrite(key, self.decoded.dump(key, state), event.message.partition)
+            StateWrite(key, state, event.message.partition, encode_state(state))
             for key, (event, state) in states.items()
         ]
         return effects

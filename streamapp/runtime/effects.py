@@ -26,11 +26,18 @@ class Output:
 
 @dataclass(frozen=True, slots=True)
 class StateWrite:
-    """`table[key] = value`, with the changelog on `partition` (the source event's, for co-partitioning)."""
+    """`table[key] = value`, with the changelog on `partition` (the source event's, for co-partitioning).
+
+    `encoded`, when given, is the changelog value already serialised with the
+    table's value codec (e.g. pydantic's `model_dump_json`), so the runtime does
+    not encode `value` again; `value` may then be the processor's own object (the
+    durable store keeps `encoded`; a memory store the codec's decoding of it).
+    """
 
     key: Any
     value: Any
     partition: int
+    encoded: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

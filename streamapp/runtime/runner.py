@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import asyncpg
@@ -69,7 +70,8 @@ class BatchRuntime(Generic[R]):
     `write` (rows into PostgreSQL, idempotent) and `table` (where `Effects.state`
     goes) are the processor's resources; `prepare` is an optional async step
     before `plan` for lookups a pure plan cannot do (the merchants heuristics pool),
-    whose results the processor keeps for `plan`.
+    whose results the processor keeps for `plan`; `after_state` is told the table
+    writes once they are applied.
     """
 
     def __init__(
@@ -80,12 +82,16 @@ class BatchRuntime(Generic[R]):
         write: Writer | None = None,
         table: TableT[Any, Any] | None = None,
         prepare: Callable[[Sequence[Event]], Awaitable[None]] | None = None,
+        after_state: Callable[[Sequence[StateWrite]], None] | None = None,
     ) -> None:
         self.app = app
         self.processor = processor
         self.write = write
         self.table = table
         self.prepare = prepare
+        # Told which table writes were applied (changelog acknowledged, local store
+        # written): the one moment a processor may cache state as the table's.
+        self.after_state = after_state
         # Called after each applied batch (e.g. to wake a scheduler up).
         self.after_apply: Callable[[], None] | None = None
 
@@ -163,14 +169,23 @@ class BatchRuntime(Generic[R]):
         await self._retry(attempt, f"write {len(rows)} rows")
 
     async def _put_state(self, table: TableT[Any, Any], writes: Sequence[StateWrite]) -> None:
-        from streamapp.tables.state import changelog_messages
+        from streamapp.tables.state import changelog_messages, local_value
 
         messages = changelog_messages(table, writes)
         await self._retry(lambda: publish(self.app, messages), f"changelog {len(messages)}")
         # Into the named partition's local store: a RocksDB store would otherwise pick
         # the partition of Faust's current event (streamapp/compat.py, DurableStore).
         for write, message in zip(writes, messages, strict=True):
-            store_local(table, write.partition, write.key, write.value, message.key or b"", message.value)
+            store_local(
+                table,
+                write.partition,
+                write.key,
+                partial(local_value, table, write),
+                message.key or b"",
+                message.value,
+            )
+        if self.after_state is not None:
+            self.after_state(writes)
 
     async def _retry(self, operation: Callable[[], Awaitable[None]], what: str) -> None:
         settings = self.app.settings

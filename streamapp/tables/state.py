@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
+from faust.serializers.codecs import get_codec
 from faust.tables.base import Collection
 from faust.types import TableT
 
@@ -33,6 +34,17 @@ def changelog_messages(table: TableT[Any, Any], writes: Sequence[StateWrite]) ->
     messages: list[Output] = []
     for write in writes:
         raw_key, _ = topic.prepare_key(write.key, codecs.key_serializer)
-        raw_value, _ = topic.prepare_value(write.value, codecs.value_serializer)
+        if write.encoded is not None:
+            raw_value = write.encoded
+        else:
+            raw_value, _ = topic.prepare_value(write.value, codecs.value_serializer)
         messages.append(Output(name, raw_key, raw_value, write.partition))
     return messages
+
+
+def local_value(table: TableT[Any, Any], write: StateWrite) -> Any:
+    """What a memory store keeps for `write`: the value as the table's codec decodes it."""
+    if write.encoded is None:
+        return write.value
+    serializer = cast(Collection, table).value_serializer
+    return get_codec(serializer).loads(write.encoded) if serializer else write.encoded
