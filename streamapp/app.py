@@ -12,7 +12,12 @@ from aiokafka.partitioner import DefaultPartitioner, murmur2
 from mode import ServiceT
 
 from streamapp.auth import Authenticator, Kind
-from streamapp.compat import use_durable_store, use_fetched_end_offsets, use_keep_local_state_recovery
+from streamapp.compat import (
+    use_batched_drain,
+    use_durable_store,
+    use_fetched_end_offsets,
+    use_keep_local_state_recovery,
+)
 from streamapp.db.migrate import Migration, pipeline_migrations
 from streamapp.db.pool import Database
 from streamapp.deadletters import DeadLetters
@@ -161,6 +166,7 @@ def create_app(
     if settings.broker_check_end_offsets:
         use_fetched_end_offsets()
     use_durable_store()
+    use_batched_drain()
     app = StreamApp(settings.app_id, **faust_options(settings, role))
     app.role = role
     # Faust's producer-only boot: web server and producer, no consumer, agents or tables.

@@ -444,3 +444,156 @@ async def record_changelog_positions(app: _Any) -> int:
             owned[tp].data.set_persisted_offset(tp, end - 1)
             recorded += 1
     return recorded
+
+
+# --- Faust's drain loop: no tasks per message (issue 10, speed) ------------------------
+#
+# `faust.transport.consumer.Consumer._drain_messages` (faust-streaming 0.15.3) hands
+# every fetched message to the conductor through
+# `await self.wait_first(callback(message), self.suspend_flow.wait())`: mode's
+# `Service.wait_first` wraps the callback, the suspend wait and the service's
+# stopped and crashed waits in four tasks and runs an `asyncio.wait` over them, for
+# every message, so that a delivery blocked on a full agent queue is given up when a
+# rebalance stops the flow. Almost every delivery never blocks (the conductor puts
+# the event in the agent's queue and returns); those tasks, their scheduling and
+# cancellation cost ~20 µs of CPU per record (py-spy, bench.peers).
+#
+# `batched_drain_messages` is the upstream loop, line for line, except for that
+# call: it runs the callback's first step itself, and only a callback that waits
+# (a full queue, flow control) is finished inside the same `wait_first` race, so
+# a blocked delivery is given up exactly as before. A callback that completes at
+# once completes first in upstream's race too (its task is scheduled first and
+# never yields), so nothing else changes. The contract test pins the upstream
+# source this was copied from: on a Faust upgrade, compare and copy again.
+
+
+async def _resume(coro: _Any, yielded: _Any) -> _Any:
+    """Drive `coro`, which yielded `yielded` at its first step, to its end, as an asyncio Task would."""
+    import asyncio
+
+    while True:
+        try:
+            if yielded is None:  # a bare yield (asyncio.sleep(0))
+                await asyncio.sleep(0)
+            else:  # a future: wait for it, then let the coroutine read its outcome
+                # What a Task does with a future a coroutine yields: take over the
+                # "blocking" mark (asyncio's future protocol), else awaiting it again fails.
+                yielded._asyncio_future_blocking = False
+                await yielded
+        except BaseException as exc:  # cancelled, or the future failed: passed into `coro`
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            continue
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            return stop.value
+
+
+async def deliver(consumer: _Any, callback: Callable[[_Any], _Any], message: _Any) -> None:
+    """`await consumer.wait_first(callback(message), consumer.suspend_flow.wait())`, cheaply."""
+    import asyncio
+
+    coro = callback(message)
+    if not asyncio.iscoroutine(coro):
+        await consumer.wait_first(coro, consumer.suspend_flow.wait())
+        return
+    try:
+        yielded = coro.send(None)
+    except StopIteration:
+        return  # delivered without waiting: the usual case
+    await consumer.wait_first(_resume(coro, yielded), consumer.suspend_flow.wait())
+
+
+async def batched_drain_messages(self: _Any, fetcher: _Any) -> None:  # pragma: no cover - the fetch loop
+    """Faust's `Consumer._drain_messages` (0.15.3) with `deliver` instead of a `wait_first` per message."""
+    import asyncio
+
+    from faust.transport.consumer import CONSUMER_FETCHING
+
+    callback = self.callback
+    getmany = self.getmany
+    consumer_should_stop = self._stopped.is_set
+    fetcher_should_stop = fetcher._stopped.is_set
+
+    get_read_offset = self._read_offset.__getitem__
+    set_read_offset = self._read_offset.__setitem__
+    flag_consumer_fetching = CONSUMER_FETCHING
+    set_flag = self.diag.set_flag
+    unset_flag = self.diag.unset_flag
+    commit_every = self._commit_every
+    acks_enabled_for = self.app.topics.acks_enabled_for
+
+    yield_every = 100
+    num_since_yield = 0
+    sleep = asyncio.sleep
+
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            set_flag(flag_consumer_fetching)
+            ait = getmany(timeout=1.0)
+
+            # Sleeping because sometimes getmany is called in a loop
+            # never releasing to the event loop
+            await self.sleep(0)
+            if not self.should_stop:
+                async for tp, message in ait:
+                    num_since_yield += 1
+                    if num_since_yield > yield_every:
+                        await sleep(0)
+                        num_since_yield = 0
+
+                    offset = message.offset
+                    r_offset = get_read_offset(tp)
+                    if r_offset is None or offset >= r_offset:
+                        gap = offset - (r_offset or 0)
+                        # We have a gap in income messages
+                        if gap > 1 and r_offset:
+                            acks_enabled = acks_enabled_for(message.topic)
+                            if acks_enabled:
+                                await self._add_gap(tp, r_offset + 1, offset)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        await deliver(self, callback, message)
+                        set_read_offset(tp, offset)
+                    else:
+                        self.log.dev(
+                            "DROPPED MESSAGE ROFF %r: k=%r v=%r",
+                            offset,
+                            message.key,
+                            message.value,
+                        )
+                unset_flag(flag_consumer_fetching)
+
+    except self.consumer_stopped_errors:
+        if self.transport.app.should_stop:
+            # we're already stopping so ignore
+            self.log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if self.transport.app.should_stop:
+            # we're already stopping so ignore
+            self.log.info("Consumer shutting down for user cancel.")
+            return
+        raise
+    except Exception as exc:
+        self.log.exception("Drain messages raised: %r", exc)
+        raise
+    finally:
+        unset_flag(flag_consumer_fetching)
+
+
+def use_batched_drain() -> None:
+    """Make Faust's consumers drain with `batched_drain_messages` (idempotent)."""
+    from faust.transport.consumer import Consumer
+
+    consumer_cls: Any = Consumer
+    if getattr(consumer_cls, "_streamapp_batched_drain", False):
+        return
+    consumer_cls._streamapp_upstream_drain = consumer_cls._drain_messages  # for the contract test
+    consumer_cls._drain_messages = batched_drain_messages
+    consumer_cls._streamapp_batched_drain = True
