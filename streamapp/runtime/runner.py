@@ -32,13 +32,14 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import asyncpg
 from faust.types import TableT
 
-from streamapp import ingest, metrics
+from streamapp import metrics
 from streamapp.compat import store_local
 from streamapp.errors import describe
 from streamapp.logs import position
 from streamapp.retry import retry_transient
 from streamapp.runtime.batches import for_each_batch
-from streamapp.runtime.effects import INVALID, REJECTED, Effects, Invalid, Output, StateWrite
+from streamapp.runtime.effects import INVALID, REJECTED, Effects, Invalid, StateWrite
+from streamapp.runtime.produce import publish
 from streamapp.typing import Event, Stream
 
 if TYPE_CHECKING:
@@ -217,11 +218,6 @@ class BatchRuntime(Generic[R]):
             event_id=refused.event_id,
         )
         lettered.add(id(event))
-
-
-async def publish(app: StreamApp, outputs: Sequence[Output]) -> None:
-    """Send every output, then wait once for all acknowledgements."""
-    await ingest.send_all(app.producer, outputs, timeout=app.settings.ingest_ack_timeout)
 
 
 def _where(event: Event) -> str:

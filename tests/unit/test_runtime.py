@@ -96,12 +96,13 @@ class Doubler:
 
 
 def runtime(journal: Journal, processor: Doubler, monkeypatch: pytest.MonkeyPatch) -> BatchRuntime[int]:
-    monkeypatch.setattr("streamapp.ingest.send_all", journal.send_all)
+    monkeypatch.setattr("streamapp.runtime.produce.send_batches", journal.send_all)
     app = SimpleNamespace(
         settings=Settings(retry_initial_backoff=0.001, retry_max_backoff=0.002),
         dead_letters=SimpleNamespace(send_event=journal.dead_letter),
         db=SimpleNamespace(pool=Pool(journal)),
         producer=None,
+        conf=SimpleNamespace(producer_partitioner=None),
     )
 
     async def write(conn: Any, rows: Sequence[int]) -> None:
