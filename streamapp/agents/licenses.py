@@ -58,9 +58,11 @@ class RecordProcessor:
 
     name = "licenses.records"
     pipeline = PIPELINE
-    # Large enough to amortise the acknowledgement wait, short enough in time that
-    # a lone record is not held back noticeably.
-    batch_size = 500
+    # Large enough to amortise the acknowledgement wait and to write each customer's
+    # state once for many of its records (a backlog over 1,000 customers: ~0.45
+    # changelog records per record at 2,000, ~0.9 at 500); `batch_within` keeps a
+    # lone record from being held back noticeably.
+    batch_size = 2000
     batch_within = 0.05
 
     def __init__(self, app: StreamApp, topics: LicenseTopics, table: TableT[bytes, Any]) -> None:
