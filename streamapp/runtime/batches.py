@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
-from streamapp.compat import ConsumerInternals
+from streamapp.compat import ConsumerInternals, decode_raw_events
 from streamapp.logs import position
 from streamapp.retry import backoff_delays
 from streamapp.typing import Event, Stream
@@ -106,6 +106,9 @@ class BatchTaker:
         self.app = app
         # `App.stream` made the channel an iterator clone subscribed to the conductor.
         self.queue: Any = cast(Any, stream.channel).queue
+        # Events without Faust's decode and Event object per message (raw-bytes topics,
+        # all of ours): the batch reads only the message, key and value.
+        decode_raw_events(stream.channel)
         self.acking_topics: set[str] = app.topics.acking_topics
         self.unacked = app.consumer.unacked
         self.internals = ConsumerInternals(app.consumer)

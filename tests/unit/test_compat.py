@@ -16,6 +16,7 @@ import aiokafka
 import aiokafka.client
 import aiokafka.consumer.subscription_state as subscription_state
 import faust
+import faust.transport.conductor
 import faust.transport.consumer
 import faust.transport.drivers.aiokafka as faust_aiokafka
 import mode
@@ -259,3 +260,51 @@ async def test_a_delivery_error_propagates_whether_or_not_it_waited() -> None:
         await deliver(consumer, at_once, "m1")
     with pytest.raises(KeyError, match="m2"):
         await deliver(consumer, after_a_wait, "m2")
+
+
+# --- raw events (compat.decode_raw_events) -----------------------------------------------
+
+
+async def test_raw_events_carry_what_fausts_decode_gives_for_our_topics(app: StreamApp) -> None:
+    from faust.types import Message
+
+    from streamapp.compat import RawEvent, decode_raw_events, is_raw_topic
+    from streamapp.topics import pipeline_topic
+
+    topic = pipeline_topic(app, "perf.raw-events")
+    faust_decode = topic.decode
+    messages = [
+        Message("perf.raw-events", 1, 7, 0.0, 0, [("trace", b"t1")], b"c1", b'{"a": 1}', None),
+        Message("perf.raw-events", 0, 8, 0.0, 0, None, None, b"not json at all", None),
+        Message("perf.raw-events", 0, 9, 0.0, 0, [], b"c2", None, None),
+    ]
+    expected = [await faust_decode(m, propagate=True) for m in messages]
+    assert is_raw_topic(topic)
+    assert decode_raw_events(topic)
+    for message, theirs in zip(messages, expected, strict=True):
+        ours = await topic.decode(message, propagate=True)
+        assert isinstance(ours, RawEvent)
+        assert (ours.key, ours.value, ours.headers, ours.message) == (
+            theirs.key,
+            theirs.value,
+            theirs.headers,
+            theirs.message,
+        )
+    # Faust's Event.ack is the message's ack by the app's consumer: RawEvent.ack does the same.
+    assert "return self.message.ack(self.app.consumer)" in inspect.getsource(faust.Event.ack)
+    # The conductor looks the decode up on the channel for every message (not bound once).
+    assert "await chan.decode(message, propagate=True)" in inspect.getsource(
+        faust.transport.conductor.ConductorCompiler.build
+    )
+
+
+def test_channels_that_are_not_raw_topics_keep_fausts_decode(app: StreamApp) -> None:
+    from streamapp.compat import decode_raw_events
+
+    typed = app.topic("perf.typed", key_type=str, value_type=bytes)
+    json_values = app.topic("perf.json", key_type=bytes, value_type=bytes, value_serializer="json")
+    channel = app.channel()
+    for other in (typed, json_values, channel):
+        before = other.decode
+        assert not decode_raw_events(other)
+        assert other.decode == before
