@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -79,6 +79,10 @@ class RecordProcessor:
         await self.runtime.run(stream)
 
     def plan(self, events: Sequence[Event]) -> Effects[LicenseRow]:
+        return self.plan_after(events, {})
+
+    def plan_after(self, events: Sequence[Event], pending: Mapping[Any, StateWrite]) -> Effects[LicenseRow]:
+        """`plan`, with the states of `pending` (written by a plan not applied yet) taken as the table's."""
         effects: Effects[LicenseRow] = Effects()
         states: dict[bytes, tuple[Event, LicenseState]] = {}
         for event in events:
@@ -87,7 +91,12 @@ class RecordProcessor:
                 envelope = Envelope.decode(event.value)
                 record = CustomerRecord.model_validate(envelope.payload)
                 key = record.id.encode()
-                current = states[key][1] if key in states else self.decoded.get(key)
+                if key in states:
+                    current: LicenseState | None = states[key][1]
+                elif key in pending:
+                    current = pending[key].value
+                else:
+                    current = self.decoded.get(key)
                 decision = decide(current, envelope, record)
             except Exception as exc:
                 event_id = str(envelope.event_id) if envelope else None
