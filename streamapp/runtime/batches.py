@@ -91,6 +91,9 @@ async def for_each_batch(
             if not handling.cancelled() and handling.exception() is None:
                 for event in batch:
                     event.ack()
+            # A batch taken ahead is never handled now: no longer held by this agent
+            # (a stop or rebalance must not wait for it; its next owner reads it again).
+            taker.release(following)
             raise
         for event in batch:
             event.ack()
@@ -213,6 +216,14 @@ class BatchTaker:
             self.dropped = 0
         await self._seek_back()
         return batch
+
+    def release(self, events: Sequence[Event]) -> None:
+        """Stop tracking taken `events` that will not be handled (unacked, so read again later)."""
+        for event in events:
+            message = event.message
+            if message.tracked:
+                message.tracked = False
+                self.unacked.discard(message)
 
     async def _seek_back(self) -> None:
         to_seek, self.to_seek = self.to_seek, {}

@@ -295,3 +295,27 @@ async def test_with_ahead_a_batch_is_acked_once_handled_while_no_next_events_com
     stream.channel.queue.put_nowait(Stop())
     with pytest.raises(Stop):
         await asyncio.wait_for(task, 5)
+
+
+async def test_a_batch_taken_ahead_is_released_when_the_agent_stops() -> None:
+    stream = FakeStream(FakeQueue(), committed=0)
+    planning = asyncio.Event()
+
+    async def handle(events: Sequence[Any]) -> None:
+        await asyncio.Event().wait()  # still waiting for PostgreSQL when the agent stops
+
+    async def ahead(current: Sequence[Any], following: Sequence[Any]) -> None:
+        planning.set()
+        await asyncio.Event().wait()
+
+    for n in range(6):
+        stream.channel.queue.put_nowait(Item(n, stream))
+    task = asyncio.create_task(for_each_batch(stream, 3, 0.05, handle, "test", ahead=ahead))  # type: ignore[arg-type]
+    await asyncio.wait_for(planning.wait(), 5)
+    assert sorted(m.offset for m in stream.unacked) == [0, 1, 2, 3, 4, 5]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The batch being handled stays held (not applied, not acked); the one taken ahead is let go.
+    assert sorted(m.offset for m in stream.unacked) == [0, 1, 2]
+    assert stream.acked == []
