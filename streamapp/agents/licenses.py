@@ -72,7 +72,12 @@ class RecordProcessor:
         self.updates_topic = topics.updates.get_topic_name()
         self.customers_topic = topics.customers.get_topic_name()
         self.runtime: BatchRuntime[LicenseRow] = BatchRuntime(
-            app, self, write=write_license_rows, table=table, after_state=self.decoded.applied
+            app,
+            self,
+            write=write_license_rows,
+            table=table,
+            after_state=self.decoded.applied,
+            encode_state=encode_state,
         )
 
     async def run(self, stream: Stream) -> None:
@@ -112,8 +117,7 @@ class RecordProcessor:
                 value = decision.customer.model_dump_json().encode()
                 effects.outputs.append(Output(self.customers_topic, key, value))
         effects.state = [
-            StateWrite(key, state, event.message.partition, encode_state(state))
-            for key, (event, state) in states.items()
+            StateWrite(key, state, event.message.partition) for key, (event, state) in states.items()
         ]
         return effects
 

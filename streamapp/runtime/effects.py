@@ -28,16 +28,13 @@ class Output:
 class StateWrite:
     """`table[key] = value`, with the changelog on `partition` (the source event's, for co-partitioning).
 
-    `encoded`, when given, is the changelog value already serialised with the
-    table's value codec (e.g. pydantic's `model_dump_json`), so the runtime does
-    not encode `value` again; `value` may then be the processor's own object (the
-    durable store keeps `encoded`; a memory store the codec's decoding of it).
+    With a runtime given `encode_state`, `value` is the processor's own object and
+    `encode_state(value)` the changelog value (see `BatchRuntime`).
     """
 
     key: Any
     value: Any
     partition: int
-    encoded: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

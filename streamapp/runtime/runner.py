@@ -74,7 +74,8 @@ class BatchRuntime(Generic[R]):
     goes) are the processor's resources; `prepare` is an optional async step
     before `plan` for lookups a pure plan cannot do (the merchants heuristics pool),
     whose results the processor keeps for `plan`; `after_state` is told the table
-    writes once they are applied.
+    writes once they are applied; `encode_state` encodes a state write's value for
+    the changelog (else the table's codec does).
     """
 
     def __init__(
@@ -86,6 +87,7 @@ class BatchRuntime(Generic[R]):
         table: TableT[Any, Any] | None = None,
         prepare: Callable[[Sequence[Event]], Awaitable[None]] | None = None,
         after_state: Callable[[Sequence[StateWrite]], None] | None = None,
+        encode_state: Callable[[Any], bytes] | None = None,
     ) -> None:
         self.app = app
         self.processor = processor
@@ -95,6 +97,9 @@ class BatchRuntime(Generic[R]):
         # Told which table writes were applied (changelog acknowledged, local store
         # written): the one moment a processor may cache state as the table's.
         self.after_state = after_state
+        # The processor's own encoding of its state objects into the table's value codec
+        # (e.g. pydantic's JSON): once per write applied, not per plan made.
+        self.encode_state = encode_state
         # Called after each applied batch (e.g. to wake a scheduler up).
         self.after_apply: Callable[[], None] | None = None
         # Planning ahead (see `plan_ahead`): the batch whose first plan the future
@@ -251,7 +256,8 @@ class BatchRuntime(Generic[R]):
     async def _put_state(self, table: TableT[Any, Any], writes: Sequence[StateWrite]) -> None:
         from streamapp.tables.state import changelog_messages, local_value
 
-        messages = changelog_messages(table, writes)
+        encode = self.encode_state
+        messages = changelog_messages(table, writes, encode)
         await self._retry(lambda: publish(self.app, messages), f"changelog {len(messages)}")
         # Into the named partition's local store: a RocksDB store would otherwise pick
         # the partition of Faust's current event (streamapp/compat.py, DurableStore).
@@ -260,7 +266,7 @@ class BatchRuntime(Generic[R]):
                 table,
                 write.partition,
                 write.key,
-                partial(local_value, table, write),
+                partial(local_value, table, write, message.value, encode is not None),
                 message.key or b"",
                 message.value,
             )

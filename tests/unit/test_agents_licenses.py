@@ -182,7 +182,7 @@ def test_decoded_states_trust_applied_states_until_a_rebalance(monkeypatch: pyte
 
     applied, other = state_of("SKU1"), state_of("SKU2")
     table[b"c1"] = json.loads(encode_state(applied))
-    decoded.applied([StateWrite(b"c1", applied, 0, encode_state(applied))])
+    decoded.applied([StateWrite(b"c1", applied, 0)])
     validations: list[Any] = []
     real = LicenseState.model_validate
 
