@@ -308,3 +308,17 @@ def test_channels_that_are_not_raw_topics_keep_fausts_decode(app: StreamApp) -> 
         before = other.decode
         assert not decode_raw_events(other)
         assert other.decode == before
+
+
+def test_the_producer_names_the_record_batch_sends_use() -> None:
+    """`compat.kafka_producer` and `runtime/produce.py` against the installed Faust and aiokafka."""
+    assert params(faust_aiokafka.Producer._ensure_producer) == ["self"]
+    assert "return self._producer" in inspect.getsource(faust_aiokafka.Producer._ensure_producer)
+    producer = aiokafka.AIOKafkaProducer
+    assert params(producer.create_batch) == ["self"]
+    assert params(producer.send_batch) == ["self", "batch", "topic", "partition"]
+    assert inspect.iscoroutinefunction(producer.partitions_for)
+    # What `send` hands the partitioner: the topic's partitions as listed from the metadata set.
+    assert "all_partitions = list(self._metadata.partitions_for_topic(topic))" in inspect.getsource(
+        producer._partition
+    )
