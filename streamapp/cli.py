@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -180,6 +181,8 @@ def run_worker(
 
     if role == "worker" and settings.worker_nice:
         yield_cpu(settings.worker_nice)
+    if role == "worker":
+        gc.set_threshold(*settings.worker_gc_thresholds)
     worker = Worker(
         app,
         loglevel=settings.log_level,

@@ -26,7 +26,11 @@ class Output:
 
 @dataclass(frozen=True, slots=True)
 class StateWrite:
-    """`table[key] = value`, with the changelog on `partition` (the source event's, for co-partitioning)."""
+    """`table[key] = value`, with the changelog on `partition` (the source event's, for co-partitioning).
+
+    With a runtime given `encode_state`, `value` is the processor's own object and
+    `encode_state(value)` the changelog value (see `BatchRuntime`).
+    """
 
     key: Any
     value: Any
