@@ -56,6 +56,7 @@ from streamapp.app import StreamApp, create_app
 from streamapp.embedded import free_port
 from streamapp.envelope import Envelope
 from streamapp.models.licenses import CustomerRecord
+from streamapp.runtime import produce
 from streamapp.runtime.effects import Output
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.settings import Settings
@@ -128,7 +129,7 @@ async def no_publish_all(topic: Any, messages: Sequence[tuple[bytes, bytes]], *,
     return None
 
 
-async def no_publish(producer: Any, outputs: Sequence[Output], *, timeout: float) -> None:
+async def no_publish(producer: Any, outputs: Sequence[Output], **_: Any) -> None:
     return None
 
 
@@ -270,6 +271,7 @@ def web_variants(
 
 async def main_async(args: argparse.Namespace, broker: str | None) -> str:
     publishing.send_all = no_publish
+    cast(Any, produce).send_batches = no_publish  # what the batch runtime sends with
     server = Server(broker)
     try:
         variants = {

@@ -14,6 +14,7 @@ from mode import ServiceT
 from streamapp.activity import RecentEvents
 from streamapp.auth import Authenticator, Kind
 from streamapp.compat import (
+    use_batched_drain,
     use_durable_store,
     use_fetched_end_offsets,
     use_keep_local_state_recovery,
@@ -223,6 +224,10 @@ def faust_options(settings: Settings, role: Role = "worker") -> dict[str, Any]:
         )
         / 1000.0,
         "producer_max_request_size": settings.producer_max_request_bytes,
+        # A worker sends each batch's outputs as record batches (runtime/produce.py) and
+        # waits for them: Faust's default of 16 KiB cut a batch's changelog (~3 KB per
+        # license state) into one produce request per 5 records and partition.
+        "producer_max_batch_size": settings.producer_max_request_bytes // 4 if role == "worker" else 16384,
         "key_serializer": "raw",
         "value_serializer": "raw",
         # Faust binds to web_bind (its default: 0.0.0.0, every interface), not web_host.
@@ -267,4 +272,5 @@ def create_app(
     if settings.broker_check_end_offsets:
         use_fetched_end_offsets()
     use_durable_store()
+    use_batched_drain()
     return StreamApp(settings, pipelines, role=role)

@@ -141,8 +141,7 @@ async def learn_topic_partitions(app: Any, topic: str) -> None:
     TypeError (a 500 found by the fuzz campaign). `partitions_for` (public) fetches
     the topic's metadata; Faust offers no public way to the aiokafka producer.
     """
-    producer = app.producer._ensure_producer()
-    await producer.partitions_for(topic)
+    await kafka_producer(app.producer).partitions_for(topic)
 
 
 # --- Readiness: GET /ready and the webhook gate (streamapp/readiness.py) -------------
@@ -278,14 +277,18 @@ def use_durable_store() -> None:
 
 
 def store_local(
-    table: _Any, partition: int, key: _Any, value: _Any, raw_key: bytes, raw_value: bytes
+    table: _Any, partition: int, key: _Any, value: Callable[[], _Any], raw_key: bytes, raw_value: bytes
 ) -> None:
-    """`table[key] = value` in the local store only (the caller published the changelog)."""
+    """`table[key] = value()` in the local store only (the caller published the changelog).
+
+    `value` is called only for a store that keeps decoded values (memory): the
+    durable store keeps the changelog bytes, so nothing is decoded for it.
+    """
     store = table.data
     if isinstance(store, DurableStore):
         store.put_raw(partition, raw_key, raw_value)
     else:
-        store[key] = value
+        store[key] = value()
 
 
 class KeepLocalStateRecovery(_Recovery):
@@ -405,3 +408,230 @@ async def record_changelog_positions(app: _Any) -> int:
             owned[tp].data.set_persisted_offset(tp, end - 1)
             recorded += 1
     return recorded
+
+
+# --- Faust's drain loop: no tasks per message (issue 10, speed) ------------------------
+#
+# `faust.transport.consumer.Consumer._drain_messages` (faust-streaming 0.15.3) hands
+# every fetched message to the conductor through
+# `await self.wait_first(callback(message), self.suspend_flow.wait())`: mode's
+# `Service.wait_first` wraps the callback, the suspend wait and the service's
+# stopped and crashed waits in four tasks and runs an `asyncio.wait` over them, for
+# every message, so that a delivery blocked on a full agent queue is given up when a
+# rebalance stops the flow. Almost every delivery never blocks (the conductor puts
+# the event in the agent's queue and returns); those tasks, their scheduling and
+# cancellation cost ~20 µs of CPU per record (py-spy, bench.peers).
+#
+# `batched_drain_messages` is the upstream loop, line for line, except for that
+# call: it runs the callback's first step itself, and only a callback that waits
+# (a full queue, flow control) is finished inside the same `wait_first` race, so
+# a blocked delivery is given up exactly as before. A callback that completes at
+# once completes first in upstream's race too (its task is scheduled first and
+# never yields), so nothing else changes. The contract test pins the upstream
+# source this was copied from: on a Faust upgrade, compare and copy again.
+
+
+async def _resume(coro: _Any, yielded: _Any) -> _Any:
+    """Drive `coro`, which yielded `yielded` at its first step, to its end, as an asyncio Task would."""
+    import asyncio
+
+    while True:
+        try:
+            if yielded is None:  # a bare yield (asyncio.sleep(0))
+                await asyncio.sleep(0)
+            else:  # a future: wait for it, then let the coroutine read its outcome
+                # What a Task does with a future a coroutine yields: take over the
+                # "blocking" mark (asyncio's future protocol), else awaiting it again fails.
+                yielded._asyncio_future_blocking = False
+                await yielded
+        except BaseException as exc:  # cancelled, or the future failed: passed into `coro`
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            continue
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            return stop.value
+
+
+async def deliver(consumer: _Any, callback: Callable[[_Any], _Any], message: _Any) -> None:
+    """`await consumer.wait_first(callback(message), consumer.suspend_flow.wait())`, cheaply."""
+    import asyncio
+
+    coro = callback(message)
+    if not asyncio.iscoroutine(coro):
+        await consumer.wait_first(coro, consumer.suspend_flow.wait())
+        return
+    try:
+        yielded = coro.send(None)
+    except StopIteration:
+        return  # delivered without waiting: the usual case
+    await consumer.wait_first(_resume(coro, yielded), consumer.suspend_flow.wait())
+
+
+async def batched_drain_messages(self: _Any, fetcher: _Any) -> None:  # pragma: no cover - the fetch loop
+    """Faust's `Consumer._drain_messages` (0.15.3) with `deliver` instead of a `wait_first` per message."""
+    import asyncio
+
+    from faust.transport.consumer import CONSUMER_FETCHING
+
+    callback = self.callback
+    getmany = self.getmany
+    consumer_should_stop = self._stopped.is_set
+    fetcher_should_stop = fetcher._stopped.is_set
+
+    get_read_offset = self._read_offset.__getitem__
+    set_read_offset = self._read_offset.__setitem__
+    flag_consumer_fetching = CONSUMER_FETCHING
+    set_flag = self.diag.set_flag
+    unset_flag = self.diag.unset_flag
+    commit_every = self._commit_every
+    acks_enabled_for = self.app.topics.acks_enabled_for
+
+    yield_every = 100
+    num_since_yield = 0
+    sleep = asyncio.sleep
+
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            set_flag(flag_consumer_fetching)
+            ait = getmany(timeout=1.0)
+
+            # Sleeping because sometimes getmany is called in a loop
+            # never releasing to the event loop
+            await self.sleep(0)
+            if not self.should_stop:
+                async for tp, message in ait:
+                    num_since_yield += 1
+                    if num_since_yield > yield_every:
+                        await sleep(0)
+                        num_since_yield = 0
+
+                    offset = message.offset
+                    r_offset = get_read_offset(tp)
+                    if r_offset is None or offset >= r_offset:
+                        gap = offset - (r_offset or 0)
+                        # We have a gap in income messages
+                        if gap > 1 and r_offset:
+                            acks_enabled = acks_enabled_for(message.topic)
+                            if acks_enabled:
+                                await self._add_gap(tp, r_offset + 1, offset)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        await deliver(self, callback, message)
+                        set_read_offset(tp, offset)
+                    else:
+                        self.log.dev(
+                            "DROPPED MESSAGE ROFF %r: k=%r v=%r",
+                            offset,
+                            message.key,
+                            message.value,
+                        )
+                unset_flag(flag_consumer_fetching)
+
+    except self.consumer_stopped_errors:
+        if self.transport.app.should_stop:
+            # we're already stopping so ignore
+            self.log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if self.transport.app.should_stop:
+            # we're already stopping so ignore
+            self.log.info("Consumer shutting down for user cancel.")
+            return
+        raise
+    except Exception as exc:
+        self.log.exception("Drain messages raised: %r", exc)
+        raise
+    finally:
+        unset_flag(flag_consumer_fetching)
+
+
+def use_batched_drain() -> None:
+    """Make Faust's consumers drain with `batched_drain_messages` (idempotent)."""
+    from faust.transport.consumer import Consumer
+
+    consumer_cls: Any = Consumer
+    if getattr(consumer_cls, "_streamapp_batched_drain", False):
+        return
+    consumer_cls._streamapp_upstream_drain = consumer_cls._drain_messages  # for the contract test
+    consumer_cls._drain_messages = batched_drain_messages
+    consumer_cls._streamapp_batched_drain = True
+
+
+# --- Faust's producer: the aiokafka producer under it (issue 10, speed) ----------------
+
+
+def kafka_producer(producer: Any) -> Any:
+    """The `AIOKafkaProducer` of Faust's started producer (`Producer._ensure_producer`).
+
+    Faust's `Producer` has no public way to it; the runtime sends its outputs as
+    record batches (`create_batch` / `send_batch`, aiokafka's public API), which
+    Faust's producer does not offer. Raises Faust's `NotReady` before the producer started.
+    """
+    return producer._ensure_producer()
+
+
+# --- Faust's events on the batch runtime's channels (issue 10, speed) ------------------
+#
+# For every message the conductor calls the channel's `decode` (a closure
+# `faust.serializers.schemas.Schema.compile` builds on each Topic): the key and the
+# value through the serializer registry's codec lookup, then `App.create_event`
+# builds a `faust.Event` (headers copied into a dict). For a topic whose key and
+# value are raw bytes both lookups return the message's own bytes; the batch
+# runtime reads `message`, `key`, `value` and calls `ack()` and nothing else of an
+# event (no `Event.send`/`forward`, no current-event context). `RawEvent` is that
+# much; `decode_raw_events` gives it to a raw topic's channel only. The contract
+# test checks that Faust's decode and this one agree on the installed Faust.
+
+
+class RawEvent:
+    """What the batch runtime uses of a `faust.Event`, for a message of raw bytes."""
+
+    __slots__ = ("app", "key", "message", "value")
+
+    def __init__(self, app: Any, message: Any) -> None:
+        self.app = app
+        self.message = message
+        self.key = message.key
+        self.value = message.value
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        return dict(self.message.headers or ())
+
+    def ack(self) -> bool:
+        """As `faust.Event.ack`: the consumer marks the offset committable at the last reference."""
+        acked: bool = self.message.ack(self.app.consumer)
+        return acked
+
+
+def is_raw_topic(channel: Any) -> bool:
+    """True if Faust's decode hands a channel's message key and value over as they are (bytes)."""
+    import faust
+
+    if not isinstance(channel, faust.Topic):
+        return False
+    conf = channel.app.conf
+    # The codec Faust's serializer registry picks: the topic's own, else the app's default
+    # (`Registry.loads_key` / `Registry._serializer`); `bytes` types keep the payload as is.
+    key_codec = channel.key_serializer or conf.key_serializer
+    value_codec = channel.value_serializer or conf.value_serializer
+    return channel.key_type is bytes and channel.value_type is bytes and key_codec == value_codec == "raw"
+
+
+def decode_raw_events(channel: Any) -> bool:
+    """Make a raw topic's channel decode messages into `RawEvent`s; False (left alone) for any other."""
+    if not is_raw_topic(channel):
+        return False
+    app = channel.app
+
+    async def decode(message: Any, *, propagate: bool = False) -> RawEvent:
+        return RawEvent(app, message)
+
+    channel.decode = decode
+    return True

@@ -107,6 +107,10 @@ class Host(Protocol):
     @property
     def producer(self) -> Any: ...
 
+    # Faust's consumer generation: a rebalance changes it (decoded-state caches, plans ahead).
+    @property
+    def consumer_generation_id(self) -> int: ...
+
     @property
     def conf(self) -> Any: ...
 

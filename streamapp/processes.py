@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import subprocess
@@ -76,6 +77,8 @@ def run_worker(
 
     if role == "worker" and settings.worker_nice:
         yield_cpu(settings.worker_nice)
+    if role == "worker":
+        gc.set_threshold(*settings.worker_gc_thresholds)
     worker = Worker(
         app,
         loglevel=settings.log_level,

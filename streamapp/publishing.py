@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -90,14 +90,23 @@ async def send_all(producer: Any, outputs: Sequence[Output], *, timeout: float) 
     """
     if not outputs:
         return
+
+    async def send() -> None:
+        # The values are bytes already: hand them to the producer. Topic.send would add
+        # a FutureMessage, codecs, sensors and a callback per message (118 vs 47 us of
+        # CPU each, bench/publish_path.py); partitioning is the same (by key).
+        send = producer.send
+        futures = [await send(o.topic, o.key, o.value, o.partition, None, None) for o in outputs]
+        await asyncio.gather(*futures)
+
+    await acknowledged(send(), len(outputs), timeout=timeout)
+
+
+async def acknowledged(sending: Awaitable[None], count: int, *, timeout: float) -> None:
+    """Await `sending` (it sends `count` messages and waits for their acks); errors as in `send_all`."""
     try:
         async with asyncio.timeout(timeout):
-            # The values are bytes already: hand them to the producer. Topic.send would add
-            # a FutureMessage, codecs, sensors and a callback per message (118 vs 47 us of
-            # CPU each, bench/publish_path.py); partitioning is the same (by key).
-            send = producer.send
-            futures = [await send(o.topic, o.key, o.value, o.partition, None, None) for o in outputs]
-            await asyncio.gather(*futures)
+            await sending
     except TimeoutError as exc:
         raise DependencyUnavailable("the broker did not acknowledge the write in time") from exc
     except Exception as exc:
@@ -107,5 +116,5 @@ async def send_all(producer: Any, outputs: Sequence[Output], *, timeout: float) 
             raise PayloadTooLarge("a message is larger than the broker takes") from exc
         if not is_retriable(exc):
             raise
-        log.warning("publish of %d messages failed: %r", len(outputs), exc)
+        log.warning("publish of %d messages failed: %r", count, exc)
         raise DependencyUnavailable(f"the broker did not take the write: {type(exc).__name__}") from exc

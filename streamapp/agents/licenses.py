@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,7 +17,7 @@ from streamapp.rules.licenses import CustomerSnapshot, LicenseState, LicenseUpda
 from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.sink import PostgresSink
-from streamapp.tables.licenses import DecodedStates
+from streamapp.tables.licenses import DecodedStates, encode_state
 from streamapp.typing import Event, Topic
 
 if TYPE_CHECKING:
@@ -58,22 +58,33 @@ class RecordProcessor:
 
     name = "licenses.records"
     pipeline = PIPELINE
-    # Large enough to amortise the acknowledgement wait, short enough in time that
-    # a lone record is not held back noticeably.
-    batch_size = 500
+    # Large enough to amortise the acknowledgement wait and to write each customer's
+    # state once for many of its records (a backlog over 1,000 customers: ~0.45
+    # changelog records per record at 2,000, ~0.9 at 500); `batch_within` keeps a
+    # lone record from being held back noticeably.
+    batch_size = 2000
     batch_within = 0.05
 
     def __init__(self, app: Host, topics: LicenseTopics, table: TableT[bytes, Any]) -> None:
         self.topics = topics
         self.table = table
-        self.decoded = DecodedStates(table)
+        self.decoded = DecodedStates(table, lambda: app.consumer_generation_id)
         self.updates_topic = topics.updates.get_topic_name()
         self.customers_topic = topics.customers.get_topic_name()
         self.runtime: BatchRuntime[LicenseRow] = BatchRuntime(
-            app, self, write=write_license_rows, table=table
+            app,
+            self,
+            write=write_license_rows,
+            table=table,
+            after_state=self.decoded.applied,
+            encode_state=encode_state,
         )
 
     def plan(self, events: Sequence[Event]) -> Effects[LicenseRow]:
+        return self.plan_after(events, {})
+
+    def plan_after(self, events: Sequence[Event], pending: Mapping[Any, StateWrite]) -> Effects[LicenseRow]:
+        """`plan`, with the states of `pending` (written by a plan not applied yet) taken as the table's."""
         effects: Effects[LicenseRow] = Effects()
         states: dict[bytes, tuple[Event, LicenseState]] = {}
         for event in events:
@@ -82,7 +93,12 @@ class RecordProcessor:
                 envelope = Envelope.decode(event.value)
                 record = CustomerRecord.model_validate(envelope.payload)
                 key = record.id.encode()
-                current = states[key][1] if key in states else self.decoded.get(key)
+                if key in states:
+                    current: LicenseState | None = states[key][1]
+                elif key in pending:
+                    current = pending[key].value
+                else:
+                    current = self.decoded.get(key)
                 decision = decide(current, envelope, record)
             except Exception as exc:
                 event_id = str(envelope.event_id) if envelope else None
@@ -98,8 +114,7 @@ class RecordProcessor:
                 value = decision.customer.model_dump_json().encode()
                 effects.outputs.append(Output(self.customers_topic, key, value))
         effects.state = [
-            StateWrite(key, self.decoded.dump(key, state), event.message.partition)
-            for key, (event, state) in states.items()
+            StateWrite(key, state, event.message.partition) for key, (event, state) in states.items()
         ]
         return effects
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
-from streamapp.compat import ConsumerInternals
+from streamapp.compat import ConsumerInternals, decode_raw_events
 from streamapp.logs import position
 from streamapp.retry import backoff_delays
 from streamapp.typing import Event, Stream
@@ -25,6 +26,7 @@ async def for_each_batch(
     retry_initial: float = 0.2,
     retry_max: float = 30.0,
     contiguous: bool = True,
+    ahead: Callable[[Sequence[Event], Sequence[Event]], Awaitable[None]] | None = None,
 ) -> None:
     """Feed `handle` batches of up to `size` events, waiting at most `within` s for a partial one.
 
@@ -45,32 +47,88 @@ async def for_each_batch(
     to it again after a backoff, for as long as it takes. Acking it would commit
     events that were never applied (they were lost this way before); stopping
     the agent would stall the partition until a restart. The lag shows the stall.
+
+    With `ahead`, the next batch is taken while `handle` works on the current one
+    (mostly waiting for PostgreSQL and the broker) and `ahead(current, next)` is
+    awaited then, so the runtime can plan it in the meantime. Batches are still
+    handled one after the other, in order, and each acked only after its `handle`.
     """
     taker = BatchTaker(stream, contiguous=contiguous)
-    while not taker.ended:
-        batch = await taker.next_batch(size, within)
+    batch: list[Event] = []
+    while True:
         if not batch:
-            continue
-        delays = backoff_delays(retry_initial, retry_max)
-        while True:
-            try:
-                await handle(batch)
+            if taker.ended:
                 break
-            except Exception:
-                first = batch[0].message
-                where = position(first.topic, first.partition, first.offset)
-                delay = next(delays)
-                log.exception(
-                    "%s: a batch of %d from %s was not applied (nothing of it acked), retrying in %.1fs",
-                    name,
-                    len(batch),
-                    where,
-                    delay,
-                    extra={"position": where},
-                )
-                await asyncio.sleep(delay)
+            batch = await taker.next_batch(size, within)
+            continue
+        following: list[Event] = []
+        handling = asyncio.ensure_future(_handle(handle, batch, name, retry_initial, retry_max))
+        # The next batch, taken while this one is handled. Never cancelled once started
+        # (events it took would be tracked, and neither handled nor acked): awaited after
+        # this batch's ack, so a batch is acked as soon as it is handled, next events or not.
+        taking: asyncio.Future[list[Event]] | None = None
+        try:
+            if ahead is not None and not taker.ended:
+                await asyncio.sleep(0)  # `handle` starts (and plans) first
+                if not handling.done():
+                    taking = asyncio.ensure_future(taker.next_batch(size, within))
+                    await asyncio.wait((handling, taking), return_when=asyncio.FIRST_COMPLETED)
+                    if not handling.done() and not taking.cancelled() and taking.exception() is None:
+                        following = taking.result()
+                        if following:
+                            try:
+                                await ahead(batch, following)
+                            except Exception:  # only a head start: `handle` plans the batch then
+                                log.exception("%s: planning the next batch ahead failed", name)
+            await handling
+        except BaseException:
+            # Stopping (cancelled): this batch is acked only if its handling finished.
+            for task in (handling, taking):
+                if task is not None and not task.done():
+                    task.cancel()
+            with contextlib.suppress(BaseException):
+                await handling
+            if not handling.cancelled() and handling.exception() is None:
+                for event in batch:
+                    event.ack()
+            # A batch taken ahead is never handled now: no longer held by this agent
+            # (a stop or rebalance must not wait for it; its next owner reads it again).
+            taker.release(following)
+            raise
         for event in batch:
             event.ack()
+        if taking is not None:
+            # An error thrown into the channel is raised here, after this batch's ack.
+            following = await taking
+        batch = following
+
+
+async def _handle(
+    handle: Callable[[Sequence[Event]], Awaitable[None]],
+    batch: list[Event],
+    name: str,
+    retry_initial: float,
+    retry_max: float,
+) -> None:
+    """`handle(batch)` until it returns (see `for_each_batch`)."""
+    delays = backoff_delays(retry_initial, retry_max)
+    while True:
+        try:
+            await handle(batch)
+            return
+        except Exception:
+            first = batch[0].message
+            where = position(first.topic, first.partition, first.offset)
+            delay = next(delays)
+            log.exception(
+                "%s: a batch of %d from %s was not applied (nothing of it acked), retrying in %.1fs",
+                name,
+                len(batch),
+                where,
+                delay,
+                extra={"position": where},
+            )
+            await asyncio.sleep(delay)
 
 
 # How often the taker seeks back to the same missing offset before it takes the
@@ -106,6 +164,9 @@ class BatchTaker:
         self.app = app
         # `App.stream` made the channel an iterator clone subscribed to the conductor.
         self.queue: Any = cast(Any, stream.channel).queue
+        # Events without Faust's decode and Event object per message (raw-bytes topics,
+        # all of ours): the batch reads only the message, key and value.
+        decode_raw_events(stream.channel)
         self.acking_topics: set[str] = app.topics.acking_topics
         self.unacked = app.consumer.unacked
         self.internals = ConsumerInternals(app.consumer)
@@ -155,6 +216,14 @@ class BatchTaker:
             self.dropped = 0
         await self._seek_back()
         return batch
+
+    def release(self, events: Sequence[Event]) -> None:
+        """Stop tracking taken `events` that will not be handled (unacked, so read again later)."""
+        for event in events:
+            message = event.message
+            if message.tracked:
+                message.tracked = False
+                self.unacked.discard(message)
 
     async def _seek_back(self) -> None:
         to_seek, self.to_seek = self.to_seek, {}

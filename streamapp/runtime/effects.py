@@ -19,7 +19,11 @@ REJECTED = "rejected"  # applying the event's effects failed for good (PostgreSQ
 
 @dataclass(frozen=True, slots=True)
 class StateWrite:
-    """`table[key] = value`, with the changelog on `partition` (the source event's, for co-partitioning)."""
+    """`table[key] = value`, with the changelog on `partition` (the source event's, for co-partitioning).
+
+    With a runtime given `encode_state`, `value` is the processor's own object and
+    `encode_state(value)` the changelog value (see `BatchRuntime`).
+    """
 
     key: Any
     value: Any

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
+from faust.serializers.codecs import get_codec
 from faust.tables.base import Collection
 from faust.types import TableT
 
 from streamapp.runtime.effects import Output, StateWrite
 
 
-def changelog_messages(table: TableT[Any, Any], writes: Sequence[StateWrite]) -> list[Output]:
+def changelog_messages(
+    table: TableT[Any, Any],
+    writes: Sequence[StateWrite],
+    encode: Callable[[Any], bytes] | None = None,
+) -> list[Output]:
     """The changelog records of `writes`, each on its source event's partition.
 
     Two things a plain `table[key] = value` gets wrong here, which is why the
@@ -33,6 +38,17 @@ def changelog_messages(table: TableT[Any, Any], writes: Sequence[StateWrite]) ->
     messages: list[Output] = []
     for write in writes:
         raw_key, _ = topic.prepare_key(write.key, codecs.key_serializer)
-        raw_value, _ = topic.prepare_value(write.value, codecs.value_serializer)
+        if encode is not None:  # the processor's encoding, in the table's value codec
+            raw_value = encode(write.value)
+        else:
+            raw_value, _ = topic.prepare_value(write.value, codecs.value_serializer)
         messages.append(Output(name, raw_key, raw_value, write.partition))
     return messages
+
+
+def local_value(table: TableT[Any, Any], write: StateWrite, raw_value: bytes, encoded: bool) -> Any:
+    """What a memory store keeps for `write`: the value as the table's codec reads `raw_value` back."""
+    if not encoded:
+        return write.value
+    serializer = cast(Collection, table).value_serializer
+    return get_codec(serializer).loads(raw_value) if serializer else raw_value

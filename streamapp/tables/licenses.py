@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from faust.types import TableT
 
 from streamapp.rules.licenses import LicenseState
+from streamapp.runtime.effects import StateWrite
 
 if TYPE_CHECKING:
     from streamapp.host import Host
@@ -35,38 +37,57 @@ def dump_state(state: LicenseState) -> dict[str, Any]:
 
 
 class DecodedStates:
-    """Decoded states in front of the table, so a record does not re-validate its customer's state.
+    """Each customer's state as last applied, decoded, in front of the table.
 
-    Loading a state with pydantic cost ~30 us per record, the largest single cost
-    of the records agent's plan. An entry is used only while the table still
-    holds exactly what it was decoded from (`is`, else `==`): a recovery, a
-    rebalance or a plan whose effects were never applied (a narrowed batch)
-    simply misses. Bounded: cleared when full (the next records re-fill it).
+    Reading a state through the table (RocksDB get, JSON decode, Faust's sensors)
+    and validating it with pydantic cost ~20-30 us per record, the largest single
+    cost of the records agent's plan. The records agent is the only writer of
+    this table, so a state it applied is the table's value until something else
+    changes the table, and then only:
+
+    - a rebalance (a new consumer generation): another worker may have written
+      keys of a partition this one held before, and recovery rewrites the table;
+      every entry is dropped then and the next reads go to the table again;
+    - a plan whose effects were never applied (a narrowed batch): `remember` is
+      called by the runtime only after a state's changelog was acknowledged and
+      the local store written (`BatchRuntime`'s `after_state`), never by the plan.
+
+    Bounded: cleared when full (the next records read the table again).
     """
 
-    def __init__(self, table: Any, capacity: int = 100_000) -> None:
+    def __init__(self, table: Any, generation: Callable[[], int], capacity: int = 100_000) -> None:
         self.table = table
+        self.generation = generation
         self.capacity = capacity
-        self.entries: dict[bytes, tuple[Any, LicenseState]] = {}
+        self.entries: dict[bytes, LicenseState] = {}
+        self.seen_generation = generation()
 
     def get(self, key: bytes) -> LicenseState | None:
+        generation = self.generation()
+        if generation != self.seen_generation:
+            self.entries.clear()
+            self.seen_generation = generation
+        hit = self.entries.get(key)
+        if hit is not None:
+            return hit
         raw = self.table.get(key)
         if raw is None:
             return None
-        hit = self.entries.get(key)
-        if hit is not None and (hit[0] is raw or hit[0] == raw):
-            return hit[1]
         state = LicenseState.model_validate(raw)
-        self.remember(key, raw, state)
+        self.remember(key, state)
         return state
 
-    def dump(self, key: bytes, state: LicenseState) -> dict[str, Any]:
-        """`state` as the table stores it, remembered decoded."""
-        raw = dump_state(state)
-        self.remember(key, raw, state)
-        return raw
-
-    def remember(self, key: bytes, raw: Any, state: LicenseState) -> None:
+    def remember(self, key: bytes, state: LicenseState) -> None:
         if len(self.entries) >= self.capacity:
             self.entries.clear()
-        self.entries[key] = (raw, state)
+        self.entries[key] = state
+
+    def applied(self, writes: Sequence[StateWrite]) -> None:
+        """The runtime wrote `writes` (changelog acknowledged, local store written)."""
+        for write in writes:
+            self.remember(write.key, write.value)
+
+
+def encode_state(state: LicenseState) -> bytes:
+    """`state` as its changelog record's value: JSON, what `dump_state` gives after a JSON round trip."""
+    return state.model_dump_json().encode()

@@ -14,7 +14,7 @@ from streamapp.runtime.runner import BatchRuntime
 
 
 class Recorder:
-    """Records what the runtime sends (`ingest.send_all`), dead-letters and writes to PostgreSQL.
+    """Records what the runtime sends (`runtime.produce.send_batches`), dead-letters and writes to PostgreSQL.
 
     A writer refuses (raises `refuse`) any batch holding an item for which
     `refuse_when(item)` is true, as PostgreSQL refuses a whole transaction.
@@ -28,7 +28,7 @@ class Recorder:
         self.refuse: Exception = Exception("refused")
 
     def install(self, app: StreamApp, monkeypatch: pytest.MonkeyPatch) -> Recorder:
-        monkeypatch.setattr("streamapp.publishing.send_all", self.publish)
+        monkeypatch.setattr("streamapp.runtime.produce.send_batches", self.publish)
         monkeypatch.setattr(app.dead_letters, "send_event", self.dead_letter)
         monkeypatch.setattr(app.dead_letters, "send", self.dead_letter_message)
         # Installed on the class, so it is called as a method of every runtime.

@@ -8,6 +8,7 @@ this file and in `streamapp/compat.py` only (ruff SLF001 everywhere else).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Any
 
@@ -15,8 +16,10 @@ import aiokafka
 import aiokafka.client
 import aiokafka.consumer.subscription_state as subscription_state
 import faust
+import faust.transport.conductor
 import faust.transport.consumer
 import faust.transport.drivers.aiokafka as faust_aiokafka
+import mode
 import pytest
 from faust.types import TP
 
@@ -140,3 +143,182 @@ def test_the_consumer_thread_still_asks_highwaters_this_way() -> None:
     assert callable(faust_aiokafka.server_list)
     assert callable(faust_aiokafka.credentials_to_aiokafka_auth)
     assert inspect.iscoroutinefunction(thread_cls.highwaters)
+
+
+# --- the drain loop (compat.batched_drain_messages) -------------------------------------
+
+# sha256 of `inspect.getsource(faust.transport.consumer.Consumer._drain_messages)` in
+# faust-streaming 0.15.3, the loop `compat.batched_drain_messages` copies. Changed:
+# compare the new upstream loop with the copy, carry the changes over, update this.
+UPSTREAM_DRAIN_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+
+
+def test_the_drain_loop_replaced_is_the_one_copied() -> None:
+    import hashlib
+
+    from streamapp import compat
+
+    consumer = faust.transport.consumer.Consumer
+    compat.use_batched_drain()
+    compat.use_batched_drain()  # idempotent
+    upstream = consumer._streamapp_upstream_drain  # type: ignore[attr-defined]
+    assert consumer._drain_messages is compat.batched_drain_messages
+    source = inspect.getsource(upstream)
+    assert hashlib.sha256(source.encode()).hexdigest() == UPSTREAM_DRAIN_SHA256
+    # The one call replaced, and the names the copy reads.
+    assert (
+        "await self.wait_first(\n                                callback(message), self.suspend_flow.wait()"
+        in source
+    )
+    for name in ("_read_offset", "_commit_every", "_n_acked", "suspend_flow", "diag"):
+        assert f"self.{name}" in inspect.getsource(consumer), name
+    assert faust.transport.consumer.CONSUMER_FETCHING == "FETCHING"
+    # Faust's fetcher calls it on the consumer instance's class attribute.
+    assert "await consumer._drain_messages(self)" in inspect.getsource(faust.transport.consumer.Fetcher)
+    assert params(mode.Service.wait_first) == ["self", "coros", "timeout"]
+
+
+class Draining(mode.Service):
+    """What `compat.deliver` uses of a consumer: `wait_first` and `suspend_flow`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.suspend_flow = asyncio.Event()
+        self.races = 0
+
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:
+        self.races += 1
+        return await super().wait_first(*coros, timeout=timeout)
+
+
+async def test_a_delivery_that_does_not_wait_runs_no_race() -> None:
+    from streamapp.compat import deliver
+
+    consumer, delivered = Draining(), []
+
+    async def callback(message: str) -> None:
+        delivered.append(message)
+
+    await deliver(consumer, callback, "m1")
+    assert delivered == ["m1"]
+    assert consumer.races == 0
+
+
+async def test_a_delivery_that_waits_is_finished_in_the_race() -> None:
+    from streamapp.compat import deliver
+
+    consumer, room = Draining(), asyncio.get_running_loop().create_future()
+    delivered: list[str] = []
+
+    async def callback(message: str) -> str:
+        await asyncio.sleep(0)  # a bare yield first
+        delivered.append(await room)  # a full queue: waits for room
+        return message
+
+    task = asyncio.ensure_future(deliver(consumer, callback, "m1"))
+    await asyncio.sleep(0.01)
+    assert not task.done()
+    room.set_result("room")
+    await asyncio.wait_for(task, 1)
+    assert delivered == ["room"]
+    assert consumer.races == 1
+
+
+async def test_a_waiting_delivery_is_given_up_when_the_flow_stops() -> None:
+    from streamapp.compat import deliver
+
+    consumer, outcome = Draining(), []
+
+    async def callback(message: str) -> None:
+        try:
+            await asyncio.get_running_loop().create_future()  # never room
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    task = asyncio.ensure_future(deliver(consumer, callback, "m1"))
+    await asyncio.sleep(0.01)
+    consumer.suspend_flow.set()  # a rebalance
+    await asyncio.wait_for(task, 1)
+    await asyncio.sleep(0)
+    assert outcome == ["cancelled"]
+
+
+async def test_a_delivery_error_propagates_whether_or_not_it_waited() -> None:
+    from streamapp.compat import deliver
+
+    consumer = Draining()
+
+    async def at_once(message: str) -> None:
+        raise ValueError(message)
+
+    async def after_a_wait(message: str) -> None:
+        await asyncio.sleep(0.001)
+        raise KeyError(message)
+
+    with pytest.raises(ValueError, match="m1"):
+        await deliver(consumer, at_once, "m1")
+    with pytest.raises(KeyError, match="m2"):
+        await deliver(consumer, after_a_wait, "m2")
+
+
+# --- raw events (compat.decode_raw_events) -----------------------------------------------
+
+
+async def test_raw_events_carry_what_fausts_decode_gives_for_our_topics(app: StreamApp) -> None:
+    from faust.types import Message
+
+    from streamapp.compat import RawEvent, decode_raw_events, is_raw_topic
+    from streamapp.topics import pipeline_topic
+
+    topic = pipeline_topic(app, "perf.raw-events")
+    faust_decode = topic.decode
+    messages = [
+        Message("perf.raw-events", 1, 7, 0.0, 0, [("trace", b"t1")], b"c1", b'{"a": 1}', None),
+        Message("perf.raw-events", 0, 8, 0.0, 0, None, None, b"not json at all", None),
+        Message("perf.raw-events", 0, 9, 0.0, 0, [], b"c2", None, None),
+    ]
+    expected = [await faust_decode(m, propagate=True) for m in messages]
+    assert is_raw_topic(topic)
+    assert decode_raw_events(topic)
+    for message, theirs in zip(messages, expected, strict=True):
+        ours = await topic.decode(message, propagate=True)
+        assert isinstance(ours, RawEvent)
+        assert (ours.key, ours.value, ours.headers, ours.message) == (
+            theirs.key,
+            theirs.value,
+            theirs.headers,
+            theirs.message,
+        )
+    # Faust's Event.ack is the message's ack by the app's consumer: RawEvent.ack does the same.
+    assert "return self.message.ack(self.app.consumer)" in inspect.getsource(faust.Event.ack)
+    # The conductor looks the decode up on the channel for every message (not bound once).
+    assert "await chan.decode(message, propagate=True)" in inspect.getsource(
+        faust.transport.conductor.ConductorCompiler.build
+    )
+
+
+def test_channels_that_are_not_raw_topics_keep_fausts_decode(app: StreamApp) -> None:
+    from streamapp.compat import decode_raw_events
+
+    typed = app.topic("perf.typed", key_type=str, value_type=bytes)
+    json_values = app.topic("perf.json", key_type=bytes, value_type=bytes, value_serializer="json")
+    channel = app.channel()
+    for other in (typed, json_values, channel):
+        before = other.decode
+        assert not decode_raw_events(other)
+        assert other.decode == before
+
+
+def test_the_producer_names_the_record_batch_sends_use() -> None:
+    """`compat.kafka_producer` and `runtime/produce.py` against the installed Faust and aiokafka."""
+    assert params(faust_aiokafka.Producer._ensure_producer) == ["self"]
+    assert "return self._producer" in inspect.getsource(faust_aiokafka.Producer._ensure_producer)
+    producer = aiokafka.AIOKafkaProducer
+    assert params(producer.create_batch) == ["self"]
+    assert params(producer.send_batch) == ["self", "batch", "topic", "partition"]
+    assert inspect.iscoroutinefunction(producer.partitions_for)
+    # What `send` hands the partitioner: the topic's partitions as listed from the metadata set.
+    assert "all_partitions = list(self._metadata.partitions_for_topic(topic))" in inspect.getsource(
+        producer._partition
+    )

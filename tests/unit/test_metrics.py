@@ -192,3 +192,25 @@ async def test_metrics_are_served_with_requests_counted_by_route_pattern(
     # Every unknown path shares one series.
     assert sample("streamapp_http_requests_total", **unmatched) - before_unmatched == 2
     assert "/nope/1" not in text
+
+
+def test_the_end_offset_gauge_follows_the_end_set_once_per_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    from faust.types import TP
+
+    monitor = metrics.monitor_class()(metrics=metrics.faust_metrics())
+    assert isinstance(monitor, PrometheusMonitor)
+    gauge = metrics.faust_metrics().topic_partition_end_offset
+    lookups: list[dict[str, Any]] = []
+    labels = gauge.labels
+
+    def counted(**kw: Any) -> Any:
+        lookups.append(kw)
+        return labels(**kw)
+
+    monkeypatch.setattr(gauge, "labels", counted)
+    tp = TP("perf.end-offsets", 0)
+    for end in (5, 5, 5, 9, 9):  # Faust reports the high watermark for every record fetched
+        monitor.track_tp_end_offset(tp, end)
+    assert sample("faust_topic_partition_end_offset", topic="perf.end-offsets", partition="0") == 9
+    assert monitor.tp_end_offsets[tp] == 9
+    assert len(lookups) == 2

@@ -221,3 +221,11 @@ def test_incomplete_broker_security_is_refused(
 def test_unknown_broker_protocol_is_refused() -> None:
     with pytest.raises(ValidationError):
         Settings(broker_security_protocol="TLS")
+
+
+def test_worker_gc_thresholds_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().worker_gc_thresholds == (50_000, 20, 20)
+    monkeypatch.setenv("STREAMAPP_WORKER_GC_THRESHOLDS", "[700, 10, 10]")
+    assert load_settings().worker_gc_thresholds == (700, 10, 10)
+    with pytest.raises(ValidationError):
+        Settings(worker_gc_thresholds=(-1, 10, 10))

@@ -36,7 +36,7 @@ class Recorder:
 @pytest.fixture
 def recorder(app: StreamApp, monkeypatch: pytest.MonkeyPatch) -> Recorder:
     rec = Recorder()
-    monkeypatch.setattr("streamapp.publishing.send_all", rec.publish)
+    monkeypatch.setattr("streamapp.runtime.produce.send_batches", rec.publish)
     monkeypatch.setattr(app.dead_letters, "send_event", rec.dead_letter)
     return rec
 

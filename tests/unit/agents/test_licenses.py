@@ -160,24 +160,29 @@ def test_rounds_never_hold_a_key_twice_and_keep_each_keys_order() -> None:
     assert rounds([], lambda i: i) == []
 
 
-def test_decoded_states_are_used_only_while_the_table_holds_what_they_came_from(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_decoded_states_trust_applied_states_until_a_rebalance(monkeypatch: pytest.MonkeyPatch) -> None:
     from streamapp.rules.licenses import LicenseState
-    from streamapp.tables.licenses import DecodedStates
+    from streamapp.runtime.effects import StateWrite
+    from streamapp.tables.licenses import DecodedStates, encode_state
 
     table: dict[bytes, Any] = {}
-    decoded = DecodedStates(table, capacity=2)
+    generation = [1]
+    decoded = DecodedStates(table, lambda: generation[0], capacity=2)
     customer = envelope("c1", SKU1=True).payload
-    state = LicenseState.model_validate(
-        {
-            "customer": customer,
-            "licensed": ["SKU1"],
-            "last_event_id": str(uuid.uuid4()),
-            "effective_at": "2026-01-01T00:00:00Z",
-        }
-    )
-    table[b"c1"] = decoded.dump(b"c1", state)
+
+    def state_of(*licensed: str) -> LicenseState:
+        return LicenseState.model_validate(
+            {
+                "customer": customer,
+                "licensed": list(licensed),
+                "last_event_id": str(uuid.uuid4()),
+                "effective_at": "2026-01-01T00:00:00Z",
+            }
+        )
+
+    applied, other = state_of("SKU1"), state_of("SKU2")
+    table[b"c1"] = json.loads(encode_state(applied))
+    decoded.applied([StateWrite(b"c1", applied, 0)])
     validations: list[Any] = []
     real = LicenseState.model_validate
 
@@ -186,11 +191,31 @@ def test_decoded_states_are_used_only_while_the_table_holds_what_they_came_from(
         return real(raw)
 
     monkeypatch.setattr(LicenseState, "model_validate", counted)
-    assert decoded.get(b"c1") is state
-    assert validations == []  # no pydantic for a hit
-    # A recovery (or a plan never applied) leaves other contents: decoded again.
-    changed = {**table[b"c1"], "licensed": ["SKU2"]}
-    table[b"c1"] = changed
-    assert decoded.get(b"c1") == real(changed)
-    assert validations == [changed]
+    table[b"c1"] = {"not": "read"}  # a hit does not read the table at all
+    assert decoded.get(b"c1") is applied
+    assert validations == []
+    # A rebalance: another worker may have changed the key; the table is read again.
+    table[b"c1"] = json.loads(encode_state(other))
+    generation[0] = 2
+    assert decoded.get(b"c1") == other
+    assert len(validations) == 1
+    assert decoded.get(b"c1") == other  # and remembered
+    assert len(validations) == 1
     assert decoded.get(b"missing") is None
+
+
+def test_encoded_state_is_what_the_table_codec_reads_back() -> None:
+    from streamapp.rules.licenses import LicenseState
+    from streamapp.tables.licenses import dump_state, encode_state
+
+    state = LicenseState.model_validate(
+        {
+            "customer": envelope("c1", SKU1=True, SKU3=True).payload,
+            "licensed": ["SKU1", "SKU3"],
+            "last_event_id": str(uuid.uuid4()),
+            "effective_at": "2026-01-01T00:00:00+02:00",
+            "recent_event_ids": [str(uuid.uuid4()) for _ in range(3)],
+        }
+    )
+    assert json.loads(encode_state(state)) == dump_state(state)
+    assert LicenseState.model_validate(json.loads(encode_state(state))) == state

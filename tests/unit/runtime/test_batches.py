@@ -242,3 +242,80 @@ async def test_a_never_committed_partition_starts_at_its_beginning() -> None:
     with pytest.raises(Stop):
         await asyncio.wait_for(task, 5)
     assert handled == [0, 1, 2]
+
+
+async def test_the_next_batch_is_handed_ahead_while_the_current_one_is_handled() -> None:
+    stream = FakeStream(FakeQueue(), committed=0)
+    log: list[str] = []
+    release = asyncio.Event()
+
+    async def handle(events: Sequence[Any]) -> None:
+        log.append(f"handle {[e.n for e in events]} acked={sorted(stream.acked)}")
+        if events[0].n == 0:
+            await release.wait()  # the first batch waits (PostgreSQL, the broker ...)
+
+    async def ahead(current: Sequence[Any], following: Sequence[Any]) -> None:
+        log.append(f"ahead {[e.n for e in current]} -> {[e.n for e in following]}")
+        release.set()
+
+    for n in range(6):
+        stream.channel.queue.put_nowait(Item(n, stream))
+    task = asyncio.create_task(for_each_batch(stream, 3, 0.05, handle, "test", ahead=ahead))  # type: ignore[arg-type]
+    await asyncio.sleep(0.3)
+    stream.channel.queue.put_nowait(Stop())
+    with pytest.raises(Stop):
+        await asyncio.wait_for(task, 5)
+    assert log == [
+        "handle [0, 1, 2] acked=[]",
+        "ahead [0, 1, 2] -> [3, 4, 5]",
+        "handle [3, 4, 5] acked=[0, 1, 2]",  # in order, each after the one before was acked
+    ]
+    assert sorted(stream.acked) == [0, 1, 2, 3, 4, 5]
+
+
+async def test_with_ahead_a_batch_is_acked_once_handled_while_no_next_events_come() -> None:
+    """Found: taking the next batch ahead held the current batch's ack until more events came
+    (a worker idle after a backlog never committed its last batch and hung at shutdown)."""
+    stream = FakeStream(FakeQueue(), committed=0)
+
+    async def handle(events: Sequence[Any]) -> None:
+        await asyncio.sleep(0.01)
+
+    async def ahead(current: Sequence[Any], following: Sequence[Any]) -> None:
+        return None
+
+    for n in range(3):
+        stream.channel.queue.put_nowait(Item(n, stream))
+    task = asyncio.create_task(for_each_batch(stream, 3, 0.05, handle, "test", ahead=ahead))  # type: ignore[arg-type]
+    await asyncio.sleep(0.3)
+    assert sorted(stream.acked) == [0, 1, 2]  # no further event arrived, the batch is acked all the same
+    stream.channel.queue.put_nowait(Item(3, stream))
+    await asyncio.sleep(0.3)
+    assert sorted(stream.acked) == [0, 1, 2, 3]
+    stream.channel.queue.put_nowait(Stop())
+    with pytest.raises(Stop):
+        await asyncio.wait_for(task, 5)
+
+
+async def test_a_batch_taken_ahead_is_released_when_the_agent_stops() -> None:
+    stream = FakeStream(FakeQueue(), committed=0)
+    planning = asyncio.Event()
+
+    async def handle(events: Sequence[Any]) -> None:
+        await asyncio.Event().wait()  # still waiting for PostgreSQL when the agent stops
+
+    async def ahead(current: Sequence[Any], following: Sequence[Any]) -> None:
+        planning.set()
+        await asyncio.Event().wait()
+
+    for n in range(6):
+        stream.channel.queue.put_nowait(Item(n, stream))
+    task = asyncio.create_task(for_each_batch(stream, 3, 0.05, handle, "test", ahead=ahead))  # type: ignore[arg-type]
+    await asyncio.wait_for(planning.wait(), 5)
+    assert sorted(m.offset for m in stream.unacked) == [0, 1, 2, 3, 4, 5]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The batch being handled stays held (not applied, not acked); the one taken ahead is let go.
+    assert sorted(m.offset for m in stream.unacked) == [0, 1, 2]
+    assert stream.acked == []

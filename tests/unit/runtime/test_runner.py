@@ -13,7 +13,7 @@ import pytest
 
 from streamapp.activity import RecentEvents
 from streamapp.app import StreamApp
-from streamapp.runtime.effects import INVALID, REJECTED, Effects, Invalid, Output
+from streamapp.runtime.effects import INVALID, REJECTED, Effects, Invalid, Output, StateWrite
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.settings import Settings
 from streamapp.typing import Event
@@ -98,13 +98,15 @@ class Doubler:
 
 
 def runtime(journal: Journal, processor: Doubler, monkeypatch: pytest.MonkeyPatch) -> BatchRuntime[int]:
-    monkeypatch.setattr("streamapp.publishing.send_all", journal.send_all)
+    monkeypatch.setattr("streamapp.runtime.produce.send_batches", journal.send_all)
     app = SimpleNamespace(
         settings=Settings(retry_initial_backoff=0.001, retry_max_backoff=0.002),
         dead_letters=SimpleNamespace(send_event=journal.dead_letter),
         db=SimpleNamespace(pool=Pool(journal)),
         producer=None,
         recent_events=RecentEvents(),
+        conf=SimpleNamespace(producer_partitioner=None),
+        consumer_generation_id=1,
     )
 
     async def write(conn: Any, rows: Sequence[int]) -> None:
@@ -198,3 +200,73 @@ async def test_a_message_too_large_behind_faust_s_wrapper_is_still_permanent() -
 
     with pytest.raises(DependencyUnavailable):
         await send_all(Producer(aiokafka.errors.KafkaTimeoutError()), out, timeout=1)
+
+
+class Ahead(Doubler):
+    """A Doubler that plans ahead: each event also writes state (its key: n % 3), and the plan
+    records which pending states it was given."""
+
+    def __init__(self, poison: set[int], invalid: set[int], big: set[int] | None = None) -> None:
+        super().__init__(poison, invalid, big)
+        self.ahead: list[tuple[list[int], dict[Any, int]]] = []
+
+    def plan(self, events: Sequence[Any]) -> Effects[int]:
+        effects = super().plan(events)
+        effects.state = [StateWrite(e.n % 3, e.n, 0) for e in events]
+        return effects
+
+    def plan_after(self, events: Sequence[Any], pending: Any) -> Effects[int]:
+        self.ahead.append(([e.n for e in events], {k: w.value for k, w in pending.items()}))
+        effects = Doubler.plan(self, events)
+        self.plans -= 1  # counted apart
+        effects.state = [StateWrite(e.n % 3, e.n, 0) for e in events]
+        return effects
+
+
+async def two_batches(rt: BatchRuntime[int], first: list[Event], second: list[Event]) -> None:
+    """What `for_each_batch` does with `ahead`: the second batch planned while the first is applied."""
+    handling = asyncio.ensure_future(rt.process(first))
+    await rt.plan_ahead(first, second)
+    await handling
+    await rt.process(second)
+
+
+async def test_the_next_batch_planned_ahead_is_used_after_a_clean_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    journal, processor = Journal(), Ahead(poison=set(), invalid=set())
+    rt = runtime(journal, processor, monkeypatch)
+    first, second = items(range(0, 4)), items(range(4, 8))
+    await two_batches(rt, first, second)
+    assert processor.plans == 1  # the second batch was not planned again
+    # Planned against the states the first batch's plan left (keys n % 3, last writer wins).
+    assert processor.ahead == [([4, 5, 6, 7], {0: 3, 1: 1, 2: 2})]
+    assert [n for kind, n in journal.log if kind == "out"] == list(range(8))
+    assert [n for kind, n in journal.log if kind == "row"] == list(range(8))
+
+
+async def test_a_plan_ahead_is_thrown_away_when_the_batch_before_was_narrowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    journal, processor = Journal(), Ahead(poison=set(), invalid=set(), big={2})
+    rt = runtime(journal, processor, monkeypatch)
+    first, second = items(range(0, 4)), items(range(4, 8))
+    await two_batches(rt, first, second)
+    assert processor.ahead  # it was planned ahead ...
+    # ... but the first batch's message 2 was too big: narrowed, so the second is planned again.
+    assert ("dead:rejected", 2) in journal.log
+    assert processor.plans == 6  # 1 + 4 narrowing the first batch, then the second batch its own
+    assert [n for kind, n in journal.log if kind == "out"] == [0, 1, 3, 4, 5, 6, 7]
+
+
+async def test_a_plan_ahead_is_thrown_away_after_a_rebalance(monkeypatch: pytest.MonkeyPatch) -> None:
+    journal, processor = Journal(), Ahead(poison=set(), invalid=set())
+    rt = runtime(journal, processor, monkeypatch)
+    first, second = items(range(0, 4)), items(range(4, 8))
+    handling = asyncio.ensure_future(rt.process(first))
+    await rt.plan_ahead(first, second)
+    await handling
+    cast(Any, rt.app).consumer_generation_id = 2  # another worker may have changed the states
+    await rt.process(second)
+    assert processor.plans == 2
+    assert [n for kind, n in journal.log if kind == "out"] == list(range(8))
