@@ -23,8 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
+from streamapp.errors import InvalidSettings
 from streamapp.settings import load_settings
 
 # Long enough for every length check (the carts key needs 32 bytes).
@@ -44,9 +43,9 @@ def _check(label: str, env: dict[str, str], files: dict[str, str]) -> bool:
                 os.environ["STREAMAPP_SECRETS_DIR"] = folder
             try:
                 settings = load_settings()
-            except ValidationError as exc:
-                # The messages only: the input would print the secrets.
-                print(f"FAIL {label}: {'; '.join(e['msg'] for e in exc.errors())}", file=sys.stderr)
+            except InvalidSettings as exc:
+                # One line per problem, naming the variable and never its value (it may be a secret).
+                print(f"FAIL {label}: {'; '.join(exc.problems)}", file=sys.stderr)
                 return False
         print(f"ok   {label}: env={settings.env}, {len(files)} secret file(s)")
         return True

@@ -60,12 +60,13 @@ async def test_dev_simulates_every_system_and_stops_cleanly(tmp_path: Path) -> N
         assert terminal_lines_only(output), output
 
         async with aiohttp.ClientSession() as session:
-            # Every address the banner prints answers (/docs may still be another change's 404).
+            # Every address the banner prints answers; webhooks are POST-only (a JSON 405 to GET).
             for url in urls:
                 async with session.get(url) as response:
                     assert response.status < 500, (url, response.status)
-            async with session.get(worker) as response:
-                assert response.status == 200
+            for page in (worker, f"{stack.worker_url}/docs"):
+                async with session.get(page) as response:
+                    assert response.status == 200, (page, response.status)
 
             async def counts() -> dict[str, int]:
                 return {name: (await stack.fetch(sql))[0][0] for name, sql in ROWS.items()}

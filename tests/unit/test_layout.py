@@ -87,7 +87,7 @@ def covered_module(test: Path) -> list[Path]:
     area, name = parts[:-1], parts[-1].removeprefix("test_").removesuffix(".py")
     bases = (
         [ROOT / Path(*area)]
-        if area and area[0] in ("bench", "simulator")
+        if area and area[0] in ("bench", "deploy", "simulator")
         else [ROOT / "streamapp" / Path(*area)]
     )
     return [base / f"{name}.py" for base in bases] + [base / name / "__init__.py" for base in bases]
