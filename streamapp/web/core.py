@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, cast
-from urllib.parse import urlsplit
 
 from aiokafka.errors import KafkaError
 from faust.exceptions import NotReady
@@ -19,45 +17,13 @@ from streamapp.auth import require_admin
 from streamapp.compat import ConsumerInternals, learn_topic_partitions
 from streamapp.errors import DependencyUnavailable, NotFound, describe
 from streamapp.gaps import acked_assignment
+from streamapp.lag import partition_lags
 from streamapp.routes import ADMIN, PUBLIC, Operation, Reply
 from streamapp.typing import aiohttp_request
 from streamapp.web.base import JsonView
 
 if TYPE_CHECKING:
     from streamapp.host import CoreHost
-
-
-async def broker_reachable(broker_url: str, timeout: float = 2.0) -> bool:
-    """Can we open a TCP connection to at least one bootstrap server?"""
-    for server in broker_url.split(";"):
-        for host_port in server.split(","):
-            parts = urlsplit(host_port if "://" in host_port else f"kafka://{host_port}")
-            try:
-                async with asyncio.timeout(timeout):
-                    _, writer = await asyncio.open_connection(parts.hostname, parts.port or 9092)
-                writer.close()
-                await writer.wait_closed()
-                return True
-            except (OSError, TimeoutError):
-                continue
-    return False
-
-
-def partition_lags(
-    assigned: Iterable[Any], committed: Mapping[Any, int | None], ends: Mapping[Any, int]
-) -> list[dict[str, Any]]:
-    """Per partition: the end offset, the committed offset and the events between them.
-
-    The committed offset is where a restart resumes, so the lag is also what a
-    crash would replay. Never committed: everything up to the end counts.
-    """
-    rows = []
-    for tp in sorted(assigned, key=lambda tp: (tp.topic, tp.partition)):
-        end = ends.get(tp)
-        done = committed.get(tp)
-        lag = None if end is None else max(0, end - (done or 0))
-        rows.append({"topic": tp.topic, "partition": tp.partition, "committed": done, "end": end, "lag": lag})
-    return rows
 
 
 async def consumer_lag(app: CoreHost) -> list[dict[str, Any]]:
