@@ -308,23 +308,25 @@ async def history(conn: asyncpg.Connection, subject_id: str) -> list[dict[str, A
         """,
         subject_id,
     )
-    return [
-        {
-            "delivery_id": str(row["delivery_id"]),
-            "pipeline": row["pipeline"],
-            "owner": row["owner"],
-            "endpoint_id": row["endpoint_id"],
-            "channel": row["channel"],
-            "status": row["status"],
-            "attempt_count": row["attempts"],
-            "next_attempt_at": row["next_attempt_at"].isoformat() if row["status"] == "pending" else None,
-            "last_error": row["last_error"],
-            "created_at": row["created_at"].isoformat(),
-            "updated_at": row["updated_at"].isoformat(),
-            "attempts": json.loads(row["attempts_json"]),
-        }
-        for row in rows
-    ]
+    return [_delivery(row) for row in rows]
+
+
+def _delivery(row: asyncpg.Record) -> dict[str, Any]:
+    """A delivery row as the API shows it (history by subject and the newest deliveries)."""
+    return {
+        "delivery_id": str(row["delivery_id"]),
+        "pipeline": row["pipeline"],
+        "owner": row["owner"],
+        "endpoint_id": row["endpoint_id"],
+        "channel": row["channel"],
+        "status": row["status"],
+        "attempt_count": row["attempts"],
+        "next_attempt_at": row["next_attempt_at"].isoformat() if row["status"] == "pending" else None,
+        "last_error": row["last_error"],
+        "created_at": row["created_at"].isoformat(),
+        "updated_at": row["updated_at"].isoformat(),
+        "attempts": json.loads(row["attempts_json"]),
+    }
 
 
 async def recent(
@@ -366,21 +368,4 @@ async def recent(
         after[0] if after else None,
         after[1] if after else None,
     )
-    return [
-        {
-            "delivery_id": str(row["delivery_id"]),
-            "pipeline": row["pipeline"],
-            "subject_id": row["subject_id"],
-            "owner": row["owner"],
-            "endpoint_id": row["endpoint_id"],
-            "channel": row["channel"],
-            "status": row["status"],
-            "attempt_count": row["attempts"],
-            "next_attempt_at": row["next_attempt_at"].isoformat() if row["status"] == "pending" else None,
-            "last_error": row["last_error"],
-            "created_at": row["created_at"].isoformat(),
-            "updated_at": row["updated_at"].isoformat(),
-            "attempts": json.loads(row["attempts_json"]),
-        }
-        for row in rows[:limit]
-    ], len(rows) > limit
+    return [{**_delivery(row), "subject_id": row["subject_id"]} for row in rows[:limit]], len(rows) > limit
