@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from streamapp.errors import describe
-from streamapp.models.assistance import PIPELINE, AssistanceRequest, deliveries_for
+from streamapp.models.assistance import PIPELINE, AssistanceRequest
+from streamapp.rules.assistance import deliveries_for
 from streamapp.runtime.effects import Effects, Invalid, Output
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.typing import Event, Topic

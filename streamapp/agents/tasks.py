@@ -18,6 +18,7 @@ from streamapp.models.tasks import (
     facts_from_table,
     facts_to_table,
 )
+from streamapp.rules.tasks import task_snapshot
 from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.sink import PostgresSink
@@ -68,7 +69,7 @@ class TaskProcessor:
                 event_id = str(envelope.event_id) if envelope else None
                 effects.invalid.append(Invalid(event, describe(exc), event_id))
         for key, (event, facts) in changed.items():
-            snapshot = TaskSnapshot.of(key.decode(), facts).model_dump_json().encode()
+            snapshot = task_snapshot(key.decode(), facts).model_dump_json().encode()
             if len(snapshot) > self.max_snapshot:
                 # Found: such a snapshot was refused by the producer and retried forever,
                 # stalling every task behind it. Raised, the runtime narrows the batch

@@ -22,12 +22,12 @@ from streamapp.auth import (
 from streamapp.config.assistance import AssistanceSettings
 from streamapp.envelope import derived_id, utcnow
 from streamapp.errors import DependencyUnavailable, NotFound, StreamappError, Unauthorized, ValidationFailed
-from streamapp.models.assistance import BOT_OWNER, AssistanceIn, AssistanceRequest, channel_report
+from streamapp.models.assistance import BOT_OWNER, AssistanceIn, AssistanceRequest
 from streamapp.outbound import store
 from streamapp.outbound.service import DELIVERY_SERVICE
 from streamapp.readiness import TopicNotReady
 from streamapp.routes import ADMIN, BOT, BOT_OR_ADMIN, Operation, Reply, idempotency_key
-from streamapp.rules.assistance import RoutingError
+from streamapp.rules.assistance import RoutingError, channel_report
 from streamapp.services.assistance import RoutingUnavailable
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import JsonView, bound, db_call, parse_json_object, validation_errors
