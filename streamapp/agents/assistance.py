@@ -24,7 +24,7 @@ class RequestProcessor:
     channel; rows are keyed by request id), so a replayed batch changes nothing.
     """
 
-    name = "assistance.requests"
+    name = "assistance.notify"
     pipeline = PIPELINE
 
     def __init__(self, app: Host, deliveries: Topic) -> None:

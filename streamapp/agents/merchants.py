@@ -92,7 +92,7 @@ class Triage:
 
 
 class Heavy:
-    """Agent `merchants.heavy`: runs the heuristic for cache misses in the process pool, then answers.
+    """Agent `merchants.heuristic`: runs the heuristic for cache misses in the process pool, then answers.
 
     The cache is checked again (an earlier batch may have answered the same
     description); the distinct uncached descriptions run in parallel, one per
@@ -100,7 +100,7 @@ class Heavy:
     The runtime acknowledges the answers before it writes the cache.
     """
 
-    name = "merchants.heavy"
+    name = "merchants.heuristic"
     pipeline = PIPELINE
     batch_within = 0.05
     # Concurrent actors share the partitions' events, and requests are independent:
@@ -166,9 +166,9 @@ class Heavy:
 
 
 class ClientUpdates:
-    """Agent `merchants.clients`: API client records into the global client cache."""
+    """Agent `merchants.client-cache`: API client records into the global client cache."""
 
-    name = "merchants.clients"
+    name = "merchants.client-cache"
     pipeline = PIPELINE
     batch_size = 500
     batch_within = 0.05

@@ -38,7 +38,7 @@ class TaskProcessor:
     acknowledges the snapshots before it writes the table.
     """
 
-    name = "tasks.events"
+    name = "tasks.fold"
     pipeline = PIPELINE
     batch_size = 500
     batch_within = 0.05

@@ -29,7 +29,7 @@ def register(app: Host) -> None:
     sink = snapshot_sink(app)
     app.add_worker_service(ReportService(app))
 
-    app.run_agent(inbound, "tasks.events", processor)
+    app.run_agent(inbound, "tasks.fold", processor)
     app.run_agent(snapshots, "tasks.snapshots-sink", sink)
 
     register_task_views(app, inbound)
