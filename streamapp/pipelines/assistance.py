@@ -36,6 +36,6 @@ def register(app: Host) -> None:
 pipeline = Pipeline(
     name="assistance",
     register=register,
-    migrations="streamapp.db.migrations.assistance",
+    migrations="streamapp.stores.assistance.migrations",
     settings=AssistanceSettings,
 )

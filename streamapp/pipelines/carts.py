@@ -55,7 +55,7 @@ def start_carts_services(app: Host, topics: CartTopics) -> None:
 pipeline = Pipeline(
     name="carts",
     register=register,
-    migrations="streamapp.db.migrations.carts",
+    migrations="streamapp.stores.carts.migrations",
     settings=CartsSettings,
     ports=grpc_ports,
     dev=DEV,

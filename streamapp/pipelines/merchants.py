@@ -59,6 +59,6 @@ def register(app: Host) -> None:
 pipeline = Pipeline(
     name="merchants",
     register=register,
-    migrations="streamapp.db.migrations.merchants",
+    migrations="streamapp.stores.merchants.migrations",
     settings=MerchantsSettings,
 )

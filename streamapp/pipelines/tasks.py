@@ -38,7 +38,7 @@ def register(app: Host) -> None:
 pipeline = Pipeline(
     name="tasks",
     register=register,
-    migrations="streamapp.db.migrations.tasks",
+    migrations="streamapp.stores.tasks.migrations",
     rebuild=Rebuild(TABLE_NAME, task_facts),
     settings=TasksSettings,
 )
