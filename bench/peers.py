@@ -224,7 +224,7 @@ async def prepare(bench: Bench) -> None:
     conn = await asyncpg.connect(bench.dsn)
     try:
         migrations = load_migrations("core", "streamapp.db.migrations.core")
-        migrations += load_migrations("licenses", "streamapp.db.migrations.licenses")
+        migrations += load_migrations("licenses", "streamapp.stores.licenses.migrations")
         await apply_migrations(conn, migrations)
     finally:
         await conn.close()

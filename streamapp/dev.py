@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import secrets
@@ -12,26 +11,21 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-import jwt
-
-from streamapp.config.carts import CartsSettings
+from streamapp.pipeline import DevOffer, Pipeline
 from streamapp.settings import Settings
-
-CARTS_TOKEN_VARIABLE = "STREAMAPP_DEV_CARTS_TOKEN"
-# A dev token lives a little less than the longest lifetime the server takes by default.
-CARTS_TOKEN_LIFETIME = 23 * 3600.0
 
 
 @dataclass(frozen=True)
 class DevCredentials:
-    carts_token: str
-    carts_user: str
+    """The admin token (when there is one) and the pipelines' dev secrets, kept across restarts."""
+
     admin_token: str | None
+    kept: dict[str, str]
 
 
 def _stored(path: Path) -> dict[str, str]:
@@ -42,48 +36,34 @@ def _stored(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
-def prepare_credentials(data_dir: Path, *, mint_admin: bool) -> DevCredentials:
-    """Set the dev secrets in our environment (children inherit them) and mint a carts token.
+def prepare_credentials(data_dir: Path, pipelines: Sequence[Pipeline], *, mint_admin: bool) -> DevCredentials:
+    """Set the dev secrets in our environment (children inherit them): the admin token, the pipelines'.
 
     Secrets the user set win. Minted ones are kept in `<data dir>/dev-secrets.json`
     (mode 0600), so a token printed by one run still works after a restart.
     """
     path = data_dir / "dev-secrets.json"
     stored = _stored(path)
-    stored.setdefault("carts_jwt_secret", secrets.token_urlsafe(48))
-    stored.setdefault("carts_user", str(uuid.uuid4()))
+    for pipeline in pipelines:
+        if pipeline.dev is not None:
+            pipeline.dev.keep(stored)
     if mint_admin:
         stored.setdefault("admin_token", "dev_" + secrets.token_urlsafe(24))
     data_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         json.dump(stored, out)
-    os.environ.setdefault("STREAMAPP_CARTS_JWT_SECRET", stored["carts_jwt_secret"])
     admin = None
     if mint_admin:
         os.environ.setdefault("STREAMAPP_ADMIN_TOKEN", stored["admin_token"])
     if os.environ.get("STREAMAPP_ADMIN_TOKEN"):
         admin = os.environ["STREAMAPP_ADMIN_TOKEN"]
-    return DevCredentials("", stored["carts_user"], admin)
+    return DevCredentials(admin, stored)
 
 
-def mint_carts_token(settings: Settings, user: str, now: float | None = None) -> str:
-    """A token the carts server takes: the dev user, with the admin role (it may edit the catalogue)."""
-    carts = settings.of(CartsSettings)  # the carts pipeline's own settings
-    assert carts.carts_jwt_secret is not None
-    issued = int(time.time() if now is None else now)
-    lifetime = min(CARTS_TOKEN_LIFETIME, carts.carts_jwt_max_lifetime)
-    claims: dict[str, object] = {"sub": user, "roles": ["admin"], "iat": issued}
-    claims["exp"] = issued + int(lifetime)
-    if carts.carts_jwt_audience:
-        claims["aud"] = carts.carts_jwt_audience
-    if carts.carts_jwt_issuer:
-        claims["iss"] = carts.carts_jwt_issuer
-    return jwt.encode(claims, carts.carts_jwt_secret.get_secret_value(), algorithm="HS256")
-
-
-def with_carts_token(settings: Settings, credentials: DevCredentials) -> DevCredentials:
-    return dataclasses.replace(credentials, carts_token=mint_carts_token(settings, credentials.carts_user))
+def offers(settings: Settings, credentials: DevCredentials, pipelines: Sequence[Pipeline]) -> list[DevOffer]:
+    """What each pipeline shows and hands on, from the settings reloaded with its dev secrets."""
+    return [p.dev.offer(settings, credentials.kept) for p in pipelines if p.dev is not None]
 
 
 def simulator_options(args: argparse.Namespace) -> list[str]:
@@ -173,6 +153,7 @@ class Launcher:
 def banner(
     settings: Settings,
     credentials: DevCredentials,
+    offered: Sequence[DevOffer],
     *,
     ingest: bool,
     standins: str | None,
@@ -180,7 +161,6 @@ def banner(
     simulate: bool,
 ) -> str:
     """The block `streamapp dev` prints once everything answers: where to look and how to stop."""
-    carts = settings.of(CartsSettings)  # the carts pipeline's own settings
     worker = f"http://{settings.web_host}:{settings.web_port}"
     hooks = f"http://{settings.web_host}:{settings.ingest_port if ingest else settings.web_port}"
     admin = (
@@ -193,12 +173,7 @@ def banner(
         ("API docs", f"{worker}/docs"),
         ("webhooks", f"{hooks}/salesforce/webhook  /tasks/webhook  /normalize_merchant  /assistance"),
         ("reads", f"{worker}/licenses/<customer>  /reports/<user>  /assistance/<id>  (and /create_webhook)"),
-        (
-            "carts gRPC",
-            f"{carts.carts_grpc_host}:{carts.carts_grpc_port}",
-        ),
-        ("carts token", f"{credentials.carts_token}"),
-        ("", f"(user {credentials.carts_user}, role admin; ${CARTS_TOKEN_VARIABLE} in dev.env)"),
+        *(row for offer in offered for row in offer.rows),
         ("admin token", admin),
     ]
     if standins:
@@ -214,19 +189,20 @@ def banner(
     return "\n".join(lines)
 
 
-def write_dev_env(settings: Settings, credentials: DevCredentials, standins: str | None) -> Path:
+def write_dev_env(
+    settings: Settings, credentials: DevCredentials, offered: Sequence[DevOffer], standins: str | None
+) -> Path:
     """`<data dir>/dev.env`: what the README's commands read (`. .streamapp/dev.env`)."""
-    carts = settings.of(CartsSettings)  # the carts pipeline's own settings
     values = {
-        CARTS_TOKEN_VARIABLE: credentials.carts_token,
         "STREAMAPP_DEV_WORKER_URL": f"http://{settings.web_host}:{settings.web_port}",
         "STREAMAPP_DEV_INGEST_URL": f"http://{settings.web_host}:{settings.ingest_port}"
         if settings.ingest_processes
         else f"http://{settings.web_host}:{settings.web_port}",
-        "STREAMAPP_DEV_GRPC": f"{carts.carts_grpc_host}:{carts.carts_grpc_port}",
         "STREAMAPP_DEV_STANDINS_URL": standins or "",
         "STREAMAPP_DEV_ADMIN_TOKEN": credentials.admin_token or "",
     }
+    for offer in offered:
+        values.update(offer.env)
     path = settings.data_dir / "dev.env"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:

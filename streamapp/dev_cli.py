@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from streamapp import console
-from streamapp.config.carts import CartsSettings
 from streamapp.dev import Launcher
 from streamapp.errors import CannotStart
+from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.processes import READY_LINE, run_worker, setup_logging, spawn, stop
 from streamapp.settings import Settings, load_settings
 
@@ -45,10 +45,10 @@ def _see_log() -> str:
     return f"see {_log_file}" if _log_file is not None else "see the lines above"
 
 
-def _dev_preflight(settings: Settings) -> None:
+def _dev_preflight(settings: Settings, pipelines: Sequence[Pipeline]) -> None:
     from streamapp.preflight import check_broker, check_ports, server_ports
 
-    ports = server_ports(settings, ingest=settings.ingest_processes > 0, worker=True)
+    ports = server_ports(settings, ingest=settings.ingest_processes > 0, worker=True, pipelines=pipelines)
     if settings.broker_url is None:
         host, port = settings.embedded_broker_host, settings.embedded_broker_port
         ports.append(("STREAMAPP_EMBEDDED_BROKER_PORT", host, port))
@@ -68,7 +68,8 @@ def run_dev(args: argparse.Namespace) -> int:
         console.send_logs_to(_log_file)
         print(f"--- streamapp dev starting at {time.strftime('%Y-%m-%d %H:%M:%S')}", flush=True)
     setup_logging(settings)
-    _dev_preflight(settings)
+    pipelines = discover_pipelines()
+    _dev_preflight(settings, pipelines)
     services: subprocess.Popen[str] | None = None
     standins: subprocess.Popen[str] | None = None
     ingest: list[subprocess.Popen[str]] = []
@@ -81,22 +82,24 @@ def run_dev(args: argparse.Namespace) -> int:
         standins_url = None
         if args.standins:
             standins = spawn([sys.executable, "-m", "streamapp", "standins"], stdout=subprocess.PIPE)
-            offered = _read_ready(standins, "dev stand-ins")
-            standins_url = offered.pop("STREAMAPP_DEV_STANDINS_URL")
+            channels = _read_ready(standins, "dev stand-ins")
+            standins_url = channels.pop("STREAMAPP_DEV_STANDINS_URL")
             # Only what the user has not configured: a real Slack URL or relay wins.
-            for key, value in offered.items():
+            for key, value in channels.items():
                 os.environ.setdefault(key, value)
-        credentials = dev.prepare_credentials(settings.data_dir, mint_admin=args.admin_token)
+        credentials = dev.prepare_credentials(settings.data_dir, pipelines, mint_admin=args.admin_token)
         settings = load_settings()
-        credentials = dev.with_carts_token(settings, credentials)
-        os.environ[dev.CARTS_TOKEN_VARIABLE] = credentials.carts_token
-        dev.write_dev_env(settings, credentials, standins_url)
+        offered = dev.offers(settings, credentials, pipelines)
+        for offer in offered:
+            os.environ.update(offer.environment)
+        dev.write_dev_env(settings, credentials, offered, standins_url)
         ingest = [
             spawn([sys.executable, "-m", "streamapp", "ingest"]) for _ in range(settings.ingest_processes)
         ]
         text = dev.banner(
             settings,
             credentials,
+            offered,
             ingest=bool(ingest),
             standins=standins_url,
             log_file=_log_file,
@@ -106,7 +109,6 @@ def run_dev(args: argparse.Namespace) -> int:
         if args.simulate:
             # Webhooks go where production sends them: to the ingest tier, if there is one.
             hooks = settings.ingest_port if ingest else settings.web_port
-            carts = settings.of(CartsSettings)  # the carts pipeline's gRPC address
             simulator_argv = [
                 sys.executable,
                 "-m",
@@ -115,8 +117,7 @@ def run_dev(args: argparse.Namespace) -> int:
                 f"http://{settings.web_host}:{settings.web_port}",
                 "--ingest",
                 f"http://{settings.web_host}:{hooks}",
-                "--grpc",
-                f"{carts.carts_grpc_host}:{carts.carts_grpc_port}",
+                *(option for offer in offered for option in offer.simulator),
                 *dev.simulator_options(args),
                 *args.simulator_args,
             ]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
-from streamapp.config.carts import CartsSettings
 from streamapp.errors import CannotStart
+from streamapp.pipeline import Pipeline, discover_pipelines
 from streamapp.settings import Settings
 
 # How long one connection attempt to the broker may take, s.
@@ -45,19 +45,16 @@ def check_ports(ports: Iterable[tuple[str, str, int]]) -> None:
             )
 
 
-def server_ports(settings: Settings, *, ingest: bool, worker: bool) -> list[tuple[str, str, int]]:
-    """The ports a worker / an ingest process will listen on."""
-    carts = settings.of(CartsSettings)  # the carts pipeline's own settings
+def server_ports(
+    settings: Settings, *, ingest: bool, worker: bool, pipelines: Sequence[Pipeline] | None = None
+) -> list[tuple[str, str, int]]:
+    """The ports a worker / an ingest process will listen on (a worker's: the pipelines' too)."""
     ports: list[tuple[str, str, int]] = []
     if worker:
         ports.append(("STREAMAPP_WEB_PORT", settings.web_bind, settings.web_port))
-        ports.append(
-            (
-                "STREAMAPP_CARTS_GRPC_PORT",
-                carts.carts_grpc_host,
-                carts.carts_grpc_port,
-            )
-        )
+        for pipeline in discover_pipelines() if pipelines is None else pipelines:
+            if pipeline.ports is not None:
+                ports += [(p.variable, p.host, p.port) for p in pipeline.ports(settings)]
     if ingest:
         ports.append(("STREAMAPP_INGEST_PORT", settings.web_bind, settings.ingest_port))
     return ports

@@ -2,47 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import asyncpg
-
 from streamapp.errors import describe
-from streamapp.models.assistance import PIPELINE, AssistanceRequest, deliveries_for
+from streamapp.models.assistance import PIPELINE, AssistanceRequest
+from streamapp.rules.assistance import deliveries_for
 from streamapp.runtime.effects import Effects, Invalid, Output
 from streamapp.runtime.runner import BatchRuntime
+from streamapp.stores.assistance import write_requests
 from streamapp.typing import Event, Topic
 
 if TYPE_CHECKING:
     from streamapp.host import Host
-
-
-async def write_requests(conn: asyncpg.Connection, requests: Sequence[AssistanceRequest]) -> None:
-    # Keyed by request id: a redelivered or replayed event adds nothing.
-    await conn.executemany(
-        """
-        INSERT INTO assistance_requests (request_id, topic, topic_as_sent, description, customer,
-            conversation_url, language, channels, routing_version, received_at)
-        VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10)
-        ON CONFLICT (request_id) DO NOTHING
-        """,
-        [
-            (
-                r.request_id,
-                r.topic,
-                r.topic_as_sent,
-                r.description,
-                json.dumps(r.customer.model_dump()) if r.customer else None,
-                r.conversation_url,
-                r.language,
-                list(r.channels),
-                r.routing_version,
-                r.received_at,
-            )
-            for r in requests
-        ],
-    )
 
 
 class RequestProcessor:
@@ -52,7 +24,7 @@ class RequestProcessor:
     channel; rows are keyed by request id), so a replayed batch changes nothing.
     """
 
-    name = "assistance.requests"
+    name = "assistance.notify"
     pipeline = PIPELINE
 
     def __init__(self, app: Host, deliveries: Topic) -> None:

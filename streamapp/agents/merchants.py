@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from faust.types import TableT
 
 from streamapp.config.merchants import MerchantsSettings
@@ -22,6 +21,7 @@ from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.services.merchants import HeuristicPool
 from streamapp.sink import PostgresSink, event_position
+from streamapp.stores.merchants import write_results
 from streamapp.typing import Event, Topic
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class Triage:
 
 
 class Heavy:
-    """Agent `merchants.heavy`: runs the heuristic for cache misses in the process pool, then answers.
+    """Agent `merchants.heuristic`: runs the heuristic for cache misses in the process pool, then answers.
 
     The cache is checked again (an earlier batch may have answered the same
     description); the distinct uncached descriptions run in parallel, one per
@@ -100,7 +100,7 @@ class Heavy:
     The runtime acknowledges the answers before it writes the cache.
     """
 
-    name = "merchants.heavy"
+    name = "merchants.heuristic"
     pipeline = PIPELINE
     batch_within = 0.05
     # Concurrent actors share the partitions' events, and requests are independent:
@@ -166,9 +166,9 @@ class Heavy:
 
 
 class ClientUpdates:
-    """Agent `merchants.clients`: API client records into the global client cache."""
+    """Agent `merchants.client-cache`: API client records into the global client cache."""
 
-    name = "merchants.clients"
+    name = "merchants.client-cache"
     pipeline = PIPELINE
     batch_size = 500
     batch_within = 0.05
@@ -247,18 +247,6 @@ def answer(
         delivery = delivery_for(result)
         outputs.append(Output(deliveries, delivery.endpoint_id.encode(), delivery.model_dump_json().encode()))
     return outputs
-
-
-async def write_results(conn: asyncpg.Connection, results: Sequence[MerchantResult]) -> None:
-    # Only a pending request changes: a redelivered result is a no-op.
-    await conn.executemany(
-        """
-        UPDATE merchant_requests SET status = $2, merchant_name = $3, cache_hit = $4, error = $5,
-            finished_at = $6
-        WHERE request_id = $1 AND status = 'pending'
-        """,
-        [(r.request_id, r.status, r.merchant, r.cache_hit, r.error, r.finished_at) for r in results],
-    )
 
 
 def result_sink(app: Host) -> PostgresSink[MerchantResult]:

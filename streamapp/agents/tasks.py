@@ -6,7 +6,6 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from faust.types import TableT
 
 from streamapp.envelope import Envelope
@@ -18,9 +17,11 @@ from streamapp.models.tasks import (
     facts_from_table,
     facts_to_table,
 )
+from streamapp.rules.tasks import task_snapshot
 from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
 from streamapp.runtime.runner import BatchRuntime
 from streamapp.sink import PostgresSink
+from streamapp.stores.tasks import write_snapshots
 from streamapp.typing import Event, Topic
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class TaskProcessor:
     acknowledges the snapshots before it writes the table.
     """
 
-    name = "tasks.events"
+    name = "tasks.fold"
     pipeline = PIPELINE
     batch_size = 500
     batch_within = 0.05
@@ -68,7 +69,7 @@ class TaskProcessor:
                 event_id = str(envelope.event_id) if envelope else None
                 effects.invalid.append(Invalid(event, describe(exc), event_id))
         for key, (event, facts) in changed.items():
-            snapshot = TaskSnapshot.of(key.decode(), facts).model_dump_json().encode()
+            snapshot = task_snapshot(key.decode(), facts).model_dump_json().encode()
             if len(snapshot) > self.max_snapshot:
                 # Found: such a snapshot was refused by the producer and retried forever,
                 # stalling every task behind it. Raised, the runtime narrows the batch
@@ -77,81 +78,6 @@ class TaskProcessor:
             effects.outputs.append(Output(self.snapshots, key, snapshot))
             effects.state.append(StateWrite(key, facts_to_table(facts), event.message.partition))
         return effects
-
-
-UPSERT_TASKS = """
-INSERT INTO tasks AS t (task_id, user_id, content, status, created_at, completed_at, deleted_at,
-                        last_event_at, fact_count)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
-                     $7::timestamptz[], $8::timestamptz[], $9::int[])
-ON CONFLICT (task_id) DO UPDATE SET
-    user_id = excluded.user_id, content = excluded.content, status = excluded.status,
-    created_at = excluded.created_at, completed_at = excluded.completed_at,
-    deleted_at = excluded.deleted_at, last_event_at = excluded.last_event_at,
-    fact_count = excluded.fact_count, changed_at = clock_timestamp()
--- Facts only accumulate: a snapshot with fewer of them is an old one being replayed.
-WHERE t.fact_count < excluded.fact_count
-RETURNING task_id
-"""
-
-INSERT_TRANSITIONS = """
-INSERT INTO task_transitions (task_id, seq, user_id, kind, at, content, event_id)
-SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::uuid[])
-"""
-
-UPSERT_EVENTS = """
-INSERT INTO task_events AS e (event_id, task_id, event, ts, status, reason, late, received_at)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
-                     $7::bool[], $8::timestamptz[])
-ON CONFLICT (event_id) DO UPDATE SET status = excluded.status, reason = excluded.reason, late = excluded.late
-WHERE (e.status, e.reason, e.late) IS DISTINCT FROM (excluded.status, excluded.reason, excluded.late)
-"""
-
-
-def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    return [[row[i] for row in rows] for i in range(width)] if rows else [[] for _ in range(width)]
-
-
-async def write_snapshots(conn: asyncpg.Connection, snapshots: Sequence[TaskSnapshot]) -> None:
-    """Set-based: four statements per batch whatever its size."""
-    latest: dict[str, TaskSnapshot] = {}
-    for snap in snapshots:
-        if snap.task_id not in latest or latest[snap.task_id].fact_count < snap.fact_count:
-            latest[snap.task_id] = snap
-    task_rows = [
-        (
-            s.task_id,
-            s.state.user_id,
-            s.state.content,
-            s.state.status,
-            s.state.created_at,
-            s.state.completed_at,
-            s.state.deleted_at,
-            s.state.last_event_at,
-            s.fact_count,
-        )
-        for s in latest.values()
-    ]
-    changed = {row["task_id"] for row in await conn.fetch(UPSERT_TASKS, *_columns(task_rows, 9))}
-    if not changed:
-        return
-    await conn.execute("DELETE FROM task_transitions WHERE task_id = ANY($1::text[])", list(changed))
-    transitions = [
-        (s.task_id, seq, s.state.user_id or "", t.kind, t.at, t.content, t.event_id)
-        for s in latest.values()
-        if s.task_id in changed
-        for seq, t in enumerate(s.transitions)
-    ]
-    if transitions:
-        await conn.execute(INSERT_TRANSITIONS, *_columns(transitions, 7))
-    events = [
-        (o.event_id, s.task_id, o.event, o.ts, o.status, o.reason, o.late, s.received[str(o.event_id)])
-        for s in latest.values()
-        if s.task_id in changed
-        for o in s.outcomes
-    ]
-    if events:
-        await conn.execute(UPSERT_EVENTS, *_columns(events, 8))
 
 
 def snapshot_sink(app: Host) -> PostgresSink[TaskSnapshot]:

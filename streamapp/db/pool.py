@@ -16,6 +16,9 @@ from streamapp.retry import backoff_delays
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# What runs a store's statement: a connection (inside a transaction), or the pool (a view's
+# single read on whichever connection is free); both have fetch/fetchrow/fetchval/execute.
+Executor = asyncpg.Connection | asyncpg.Pool
 
 
 class Database(Service):

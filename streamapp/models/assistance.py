@@ -1,22 +1,17 @@
-"""Assistance requests: what the chat bot sends, the event we keep, and the notifications it becomes."""
+"""Assistance requests: what the chat bot sends and the event we keep (rules/assistance.py: where it goes)."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from streamapp.envelope import derived_id
-from streamapp.outbound.models import DeliveryRequest, Link, Message, MessageField
-
 PIPELINE = "assistance"
 # The owner of assistance deliveries: what the bot's token authenticates as.
 BOT_OWNER = "assistance-bot"
-ENDPOINT_PREFIX = "assistance:"
 DEFAULT_MAX_DESCRIPTION = 8000
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,4}$")
 
@@ -113,96 +108,3 @@ class AssistanceRequest(BaseModel):
     # Routed when accepted, so a replay or a reload later cannot change where it goes.
     channels: tuple[str, ...]
     routing_version: str
-
-
-def payload_for(request: AssistanceRequest) -> dict[str, Any]:
-    """What a webhook channel receives."""
-    return {
-        "request_id": str(request.request_id),
-        "topic": request.topic,
-        "description": request.description,
-        "customer": request.customer.model_dump() if request.customer else None,
-        "conversation_url": request.conversation_url,
-        "language": request.language,
-        "received_at": request.received_at.isoformat(),
-    }
-
-
-def message_for(request: AssistanceRequest) -> Message:
-    """What people read in Slack or an e-mail."""
-    fields = [MessageField(label="Topic", value=request.topic)]
-    customer = request.customer.display() if request.customer else None
-    if customer:
-        fields.append(MessageField(label="Customer", value=customer))
-    if request.language:
-        fields.append(MessageField(label="Language", value=request.language))
-    return Message(
-        title=f"Assistance needed: {request.topic}",
-        body=request.description,
-        fields=tuple(fields),
-        link=Link(url=request.conversation_url, text="Open the conversation")
-        if request.conversation_url
-        else None,
-        footer=f"Request {request.request_id} · received {request.received_at:%Y-%m-%d %H:%M:%S %Z}".strip(),
-        reply_to=customer if request.customer and request.customer.email else None,
-    )
-
-
-def endpoint_id(channel: str) -> str:
-    return ENDPOINT_PREFIX + channel
-
-
-def deliveries_for(request: AssistanceRequest) -> list[DeliveryRequest]:
-    """One delivery per channel; ids derive from the request, so a redelivered event changes nothing."""
-    payload = payload_for(request)
-    message = message_for(request)
-    return [
-        DeliveryRequest(
-            delivery_id=derived_id("assistance.delivery", str(request.request_id), channel),
-            pipeline=PIPELINE,
-            subject_id=str(request.request_id),
-            owner=BOT_OWNER,
-            endpoint_id=endpoint_id(channel),
-            payload=payload,
-            message=message,
-        )
-        for channel in request.channels
-    ]
-
-
-def channel_report(channels: tuple[str, ...], deliveries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Status per channel, and overall, from the delivery history of one request.
-
-    A channel with no delivery row yet is `queued` (on its way through the topic).
-    Overall: `delivered` when every channel succeeded, `in_progress` while any is
-    still being tried, else `partially_delivered` or `failed`.
-    """
-    by_endpoint = {d["endpoint_id"]: d for d in deliveries}
-    report: list[dict[str, Any]] = []
-    for name in channels:
-        delivery = by_endpoint.get(endpoint_id(name))
-        if delivery is None:
-            report.append({"channel": name, "type": None, "status": "queued", "attempts": []})
-            continue
-        report.append(
-            {
-                "channel": name,
-                "type": delivery["channel"],
-                "status": delivery["status"],
-                "delivery_id": delivery["delivery_id"],
-                "attempt_count": delivery["attempt_count"],
-                "next_attempt_at": delivery["next_attempt_at"],
-                "last_error": delivery["last_error"],
-                "attempts": delivery["attempts"],
-            }
-        )
-    statuses = {entry["status"] for entry in report}
-    if statuses <= {"succeeded"}:
-        overall = "delivered"
-    elif statuses & {"queued", "pending", "delivering"}:
-        overall = "in_progress"
-    elif "succeeded" in statuses:
-        overall = "partially_delivered"
-    else:
-        overall = "failed"
-    return {"status": overall, "channels": report}

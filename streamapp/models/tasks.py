@@ -1,9 +1,7 @@
-"""Task events from the TODO app, and the fold that turns a task's events into its state.
+"""Task events from the TODO app, the facts the table keeps, and the state folded from them.
 
-A task's state is a pure function of the *set* of its events, folded in event-time
-order (timestamp, then event id). Arrival order, redeliveries and replays after a
-crash therefore cannot change the outcome: the table stores the set (facts), never
-counters, and every derived value (state, rejections, transitions) is recomputed.
+The fold itself is a rule (streamapp/rules/tasks.py): the table stores the set of a
+task's events (facts), never counters, and every derived value is recomputed from it.
 """
 
 from __future__ import annotations
@@ -11,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -118,117 +115,6 @@ class EventOutcome(BaseModel):
     late: bool = False
 
 
-@dataclass(frozen=True)
-class Fold:
-    state: TaskState
-    transitions: list[Transition] = field(default_factory=list)
-    outcomes: list[EventOutcome] = field(default_factory=list)
-
-
-def fold(task_id: str, facts: list[TaskFact]) -> Fold:
-    """Replay the task's events in event-time order.
-
-    Rules, applied in that order:
-    - the earliest `created` creates the task; any other `created` is rejected
-      (`duplicate_created`);
-    - `updated`/`deleted` before the task exists wait (`pending`, reason
-      `unknown_task`): an out-of-order `created` may still arrive and place them;
-      ones older than an existing `created` are rejected (`before_created`);
-    - nothing applies after `deleted` (`after_deleted`); a second delete is one of these;
-    - `updated` sets content and completion: false->true completes, true->false reopens.
-    """
-    ordered = sorted(facts, key=lambda f: f.order)
-    created = next((f for f in ordered if f.event == "created"), None)
-    arrival = sorted(facts, key=lambda f: f.received_at)
-    latest_seen: datetime | None = None
-    late: set[uuid.UUID] = set()
-    for fact in arrival:
-        if latest_seen is not None and fact.ts < latest_seen:
-            late.add(fact.event_id)
-        latest_seen = fact.ts if latest_seen is None else max(latest_seen, fact.ts)
-
-    outcomes: list[EventOutcome] = []
-    transitions: list[Transition] = []
-    user_id = content = None
-    created_at = completed_at = deleted_at = last_at = None
-    last_id: uuid.UUID | None = None
-    completed = False
-
-    def outcome(
-        fact: TaskFact, status: Literal["applied", "rejected", "pending"], reason: str | None = None
-    ) -> None:
-        outcomes.append(
-            EventOutcome(
-                event_id=fact.event_id,
-                event=fact.event,
-                ts=fact.ts,
-                status=status,
-                reason=reason,
-                late=fact.event_id in late,
-            )
-        )
-
-    for fact in ordered:
-        if fact.event == "created":
-            if fact is not created:
-                outcome(fact, "rejected", "duplicate_created")
-                continue
-            user_id, content, created_at = fact.user_id, fact.content, fact.ts
-            completed = fact.completed
-            completed_at = fact.ts if completed else None
-            transitions.append(
-                Transition(kind="created", at=fact.ts, content=fact.content, event_id=fact.event_id)
-            )
-            if completed:
-                transitions.append(
-                    Transition(kind="completed", at=fact.ts, content=fact.content, event_id=fact.event_id)
-                )
-        elif created is None:
-            outcome(fact, "pending", "unknown_task")
-            continue
-        elif fact.order < created.order:
-            outcome(fact, "rejected", "before_created")
-            continue
-        elif deleted_at is not None:
-            outcome(fact, "rejected", "after_deleted")
-            continue
-        elif fact.event == "deleted":
-            deleted_at = fact.ts
-            transitions.append(
-                Transition(kind="deleted", at=fact.ts, content=content or "", event_id=fact.event_id)
-            )
-        else:
-            content = fact.content
-            if fact.completed and not completed:
-                completed, completed_at = True, fact.ts
-                transitions.append(
-                    Transition(kind="completed", at=fact.ts, content=content, event_id=fact.event_id)
-                )
-            elif completed and not fact.completed:
-                completed, completed_at = False, None
-                transitions.append(
-                    Transition(kind="reopened", at=fact.ts, content=content, event_id=fact.event_id)
-                )
-            else:
-                transitions.append(
-                    Transition(kind="updated", at=fact.ts, content=content, event_id=fact.event_id)
-                )
-        outcome(fact, "applied")
-        last_at, last_id = fact.ts, fact.event_id
-
-    state = TaskState(
-        task_id=task_id,
-        user_id=user_id if user_id is not None else (ordered[0].user_id if ordered else None),
-        content=content,
-        created_at=created_at,
-        completed_at=completed_at,
-        deleted_at=deleted_at,
-        last_event_at=last_at,
-        last_event_id=last_id,
-    )
-    return Fold(state=state, transitions=transitions, outcomes=outcomes)
-
-
 class TaskSnapshot(BaseModel):
     """What the tasks agent emits after every change: the task's whole derived picture.
 
@@ -244,18 +130,6 @@ class TaskSnapshot(BaseModel):
     transitions: list[Transition]
     outcomes: list[EventOutcome]
     received: dict[str, datetime]
-
-    @classmethod
-    def of(cls, task_id: str, facts: list[TaskFact]) -> TaskSnapshot:
-        folded = fold(task_id, facts)
-        return cls(
-            task_id=task_id,
-            fact_count=len(facts),
-            state=folded.state,
-            transitions=folded.transitions,
-            outcomes=folded.outcomes,
-            received={str(f.event_id): f.received_at for f in facts},
-        )
 
 
 def facts_from_table(raw: Any) -> list[TaskFact]:

@@ -28,7 +28,7 @@ def register(app: Host) -> None:
     app.authenticators.append(bot_authenticator(app))
     app.delivery_owner_kinds["assistance"] = "bot"
 
-    app.run_agent(requests, "assistance.requests", processor)
+    app.run_agent(requests, "assistance.notify", processor)
 
     register_assistance_views(app, requests, routing)
 
@@ -36,6 +36,6 @@ def register(app: Host) -> None:
 pipeline = Pipeline(
     name="assistance",
     register=register,
-    migrations="streamapp.db.migrations.assistance",
+    migrations="streamapp.stores.assistance.migrations",
     settings=AssistanceSettings,
 )

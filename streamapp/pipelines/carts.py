@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from streamapp.agents.carts import ByUser, CartTopics, TotalsKeeper
 from streamapp.config.carts import CartsSettings
 from streamapp.pipeline import Pipeline
+from streamapp.rpc.carts.dev import DEV, grpc_ports
 from streamapp.tables.carts import declare_cart_totals
 from streamapp.topics import pipeline_topic
 
@@ -52,5 +53,10 @@ def start_carts_services(app: Host, topics: CartTopics) -> None:
 
 
 pipeline = Pipeline(
-    name="carts", register=register, migrations="streamapp.db.migrations.carts", settings=CartsSettings
+    name="carts",
+    register=register,
+    migrations="streamapp.stores.carts.migrations",
+    settings=CartsSettings,
+    ports=grpc_ports,
+    dev=DEV,
 )

@@ -41,4 +41,4 @@ def register(app: Host) -> None:
     register_delivery_views(app)
 
 
-pipeline = Pipeline(name="deliveries", register=register, migrations="streamapp.db.migrations.deliveries")
+pipeline = Pipeline(name="deliveries", register=register, migrations="streamapp.stores.deliveries.migrations")

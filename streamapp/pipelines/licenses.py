@@ -54,7 +54,7 @@ def register(app: Host) -> None:
 pipeline = Pipeline(
     name="licenses",
     register=register,
-    migrations="streamapp.db.migrations.licenses",
+    migrations="streamapp.stores.licenses.migrations",
     rebuild=Rebuild(TABLE_NAME, license_states),
     settings=LicensesSettings,
 )

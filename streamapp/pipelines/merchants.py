@@ -48,10 +48,10 @@ def register(app: Host) -> None:
     # Several actors: while one waits for the pool, the others take the next misses.
     # Requests are independent, so sharing a partition's events is fine; Faust
     # commits only up to the lowest unacknowledged offset.
-    app.run_agent(topics.heavy, "merchants.heavy", heavy, concurrency=pool.processes)
+    app.run_agent(topics.heavy, "merchants.heuristic", heavy, concurrency=pool.processes)
     app.run_agent(topics.results, "merchants.results-sink", sink)
 
-    app.run_agent(topics.clients, "merchants.clients", ClientUpdates(app, client_cache))
+    app.run_agent(topics.clients, "merchants.client-cache", ClientUpdates(app, client_cache))
 
     register_merchant_views(app, topics.requests, clients)
 
@@ -59,6 +59,6 @@ def register(app: Host) -> None:
 pipeline = Pipeline(
     name="merchants",
     register=register,
-    migrations="streamapp.db.migrations.merchants",
+    migrations="streamapp.stores.merchants.migrations",
     settings=MerchantsSettings,
 )

@@ -29,7 +29,7 @@ def register(app: Host) -> None:
     sink = snapshot_sink(app)
     app.add_worker_service(ReportService(app))
 
-    app.run_agent(inbound, "tasks.events", processor)
+    app.run_agent(inbound, "tasks.fold", processor)
     app.run_agent(snapshots, "tasks.snapshots-sink", sink)
 
     register_task_views(app, inbound)
@@ -38,7 +38,7 @@ def register(app: Host) -> None:
 pipeline = Pipeline(
     name="tasks",
     register=register,
-    migrations="streamapp.db.migrations.tasks",
+    migrations="streamapp.stores.tasks.migrations",
     rebuild=Rebuild(TABLE_NAME, task_facts),
     settings=TasksSettings,
 )

@@ -1,4 +1,4 @@
-"""The assistance routing table: topic -> channels, read from TOML and checked before it is used.
+"""The assistance rules: the routing table (topic -> channels) and the deliveries a request becomes.
 
 The document has two tables. `routes` maps a topic to one channel name or a
 list of them; `channels` defines each channel as a `type` plus that type's
@@ -19,10 +19,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from streamapp.envelope import derived_id
 from streamapp.errors import StreamappError
-from streamapp.models.assistance import endpoint_id
+from streamapp.models.assistance import BOT_OWNER, PIPELINE, AssistanceRequest
 from streamapp.outbound.channels import Channel, ChannelConfig, stored
+from streamapp.outbound.models import DeliveryRequest, Link, Message, MessageField
 
+ENDPOINT_PREFIX = "assistance:"
 CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 MAX_TOPIC = 100
 _REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -246,3 +249,96 @@ def build_table(
     used = {name for names in routes.values() for name in names}
     warnings = tuple(f"channel {name!r} is not used by any route" for name in sorted(set(channels) - used))
     return RoutingTable(routes=routes, channels=channels, source=source, warnings=warnings)
+
+
+def payload_for(request: AssistanceRequest) -> dict[str, Any]:
+    """What a webhook channel receives."""
+    return {
+        "request_id": str(request.request_id),
+        "topic": request.topic,
+        "description": request.description,
+        "customer": request.customer.model_dump() if request.customer else None,
+        "conversation_url": request.conversation_url,
+        "language": request.language,
+        "received_at": request.received_at.isoformat(),
+    }
+
+
+def message_for(request: AssistanceRequest) -> Message:
+    """What people read in Slack or an e-mail."""
+    fields = [MessageField(label="Topic", value=request.topic)]
+    customer = request.customer.display() if request.customer else None
+    if customer:
+        fields.append(MessageField(label="Customer", value=customer))
+    if request.language:
+        fields.append(MessageField(label="Language", value=request.language))
+    return Message(
+        title=f"Assistance needed: {request.topic}",
+        body=request.description,
+        fields=tuple(fields),
+        link=Link(url=request.conversation_url, text="Open the conversation")
+        if request.conversation_url
+        else None,
+        footer=f"Request {request.request_id} · received {request.received_at:%Y-%m-%d %H:%M:%S %Z}".strip(),
+        reply_to=customer if request.customer and request.customer.email else None,
+    )
+
+
+def endpoint_id(channel: str) -> str:
+    return ENDPOINT_PREFIX + channel
+
+
+def deliveries_for(request: AssistanceRequest) -> list[DeliveryRequest]:
+    """One delivery per channel; ids derive from the request, so a redelivered event changes nothing."""
+    payload = payload_for(request)
+    message = message_for(request)
+    return [
+        DeliveryRequest(
+            delivery_id=derived_id("assistance.delivery", str(request.request_id), channel),
+            pipeline=PIPELINE,
+            subject_id=str(request.request_id),
+            owner=BOT_OWNER,
+            endpoint_id=endpoint_id(channel),
+            payload=payload,
+            message=message,
+        )
+        for channel in request.channels
+    ]
+
+
+def channel_report(channels: tuple[str, ...], deliveries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Status per channel, and overall, from the delivery history of one request.
+
+    A channel with no delivery row yet is `queued` (on its way through the topic).
+    Overall: `delivered` when every channel succeeded, `in_progress` while any is
+    still being tried, else `partially_delivered` or `failed`.
+    """
+    by_endpoint = {d["endpoint_id"]: d for d in deliveries}
+    report: list[dict[str, Any]] = []
+    for name in channels:
+        delivery = by_endpoint.get(endpoint_id(name))
+        if delivery is None:
+            report.append({"channel": name, "type": None, "status": "queued", "attempts": []})
+            continue
+        report.append(
+            {
+                "channel": name,
+                "type": delivery["channel"],
+                "status": delivery["status"],
+                "delivery_id": delivery["delivery_id"],
+                "attempt_count": delivery["attempt_count"],
+                "next_attempt_at": delivery["next_attempt_at"],
+                "last_error": delivery["last_error"],
+                "attempts": delivery["attempts"],
+            }
+        )
+    statuses = {entry["status"] for entry in report}
+    if statuses <= {"succeeded"}:
+        overall = "delivered"
+    elif statuses & {"queued", "pending", "delivering"}:
+        overall = "in_progress"
+    elif "succeeded" in statuses:
+        overall = "partially_delivered"
+    else:
+        overall = "failed"
+    return {"status": overall, "channels": report}

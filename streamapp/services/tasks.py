@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +14,6 @@ from mode import Service
 
 from streamapp.config.tasks import TasksSettings
 from streamapp.errors import describe
-from streamapp.models.tasks import Transition
 from streamapp.rules.tasks import (
     ReportContent,
     build_report,
@@ -23,6 +21,7 @@ from streamapp.rules.tasks import (
     report_document,
     report_filename,
 )
+from streamapp.stores import tasks as store
 
 if TYPE_CHECKING:
     from streamapp.host import Host
@@ -32,27 +31,6 @@ log = logging.getLogger(__name__)
 _REPORT_LOCK = 0x5441_534B_5250  # "TASKRP"
 # Longer than a sink transaction takes to commit (a retried one stamps anew).
 VISIBILITY_MARGIN = timedelta(seconds=5)
-
-
-async def users_transitions(
-    conn: asyncpg.Connection, users: list[str]
-) -> dict[str, dict[str, list[Transition]]]:
-    """user -> task -> its transitions in order."""
-    rows = await conn.fetch(
-        "SELECT user_id, task_id, kind, at, content, event_id FROM task_transitions"
-        " WHERE user_id = ANY($1::text[]) ORDER BY user_id, task_id, seq",
-        users,
-    )
-    result: dict[str, dict[str, list[Transition]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        result[row["user_id"]][row["task_id"]].append(
-            Transition(kind=row["kind"], at=row["at"], content=row["content"], event_id=row["event_id"])
-        )
-    return result
-
-
-async def user_transitions(conn: asyncpg.Connection, user_id: str) -> dict[str, list[Transition]]:
-    return (await users_transitions(conn, [user_id])).get(user_id, {})
 
 
 class ReportService(Service):
@@ -95,15 +73,15 @@ class ReportService(Service):
     async def tick(self) -> int:
         """Returns how many report revisions were written."""
         async with self.app.db.pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _REPORT_LOCK):
+            if not await store.try_lock(conn, _REPORT_LOCK):
                 return 0
             try:
-                now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+                now = await store.clock(conn)
                 written = await self._scan(conn, now)
                 self._since = now
                 return written
             finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", _REPORT_LOCK)
+                await store.unlock(conn, _REPORT_LOCK)
 
     async def _scan(self, conn: asyncpg.Connection, now: datetime) -> int:
         """Three queries and one batch of inserts per tick, however many users changed."""
@@ -118,27 +96,12 @@ class ReportService(Service):
             # An interval closed since the last scan: its report is due now for every user
             # active in it, also those who have changed nothing since (once per interval).
             since = min(since, self._closed_end - VISIBILITY_MARGIN)
-        users = [
-            r["user_id"]
-            for r in await conn.fetch(
-                "SELECT DISTINCT user_id FROM tasks WHERE user_id IS NOT NULL AND changed_at > $1", since
-            )
-        ]
+        users = await store.users_changed_since(conn, since)
         if not users:
             self._closed_end = closed_end
             return 0
-        transitions = await users_transitions(conn, users)
-        latest = {
-            (r["user_id"], r["start_at"]): r
-            for r in await conn.fetch(
-                """
-                SELECT DISTINCT ON (user_id, start_at) user_id, start_at, end_at, revision, digest
-                FROM task_reports WHERE user_id = ANY($1::text[])
-                ORDER BY user_id, start_at, revision DESC
-                """,
-                users,
-            )
-        }
+        transitions = await store.users_transitions(conn, users)
+        latest = await store.latest_report_revisions(conn, users)
         due: list[tuple[ReportContent, int]] = []
         for user_id in users:
             tasks = transitions.get(user_id, {})
@@ -166,21 +129,7 @@ class ReportService(Service):
     async def _store(self, conn: asyncpg.Connection, due: list[tuple[ReportContent, int]]) -> None:
         if not due:
             return
-        rows = await conn.fetch(
-            """
-            INSERT INTO task_reports (user_id, start_at, end_at, revision, digest, content)
-            SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int[], $5::text[],
-                                 $6::jsonb[])
-            ON CONFLICT DO NOTHING RETURNING user_id, start_at, revision, computed_at
-            """,
-            [c.user_id for c, _ in due],
-            [c.start for c, _ in due],
-            [c.end for c, _ in due],
-            [rev for _, rev in due],
-            [c.digest() for c, _ in due],
-            [c.model_dump_json() for c, _ in due],
-        )
-        stored = {(r["user_id"], r["start_at"], r["revision"]): r["computed_at"] for r in rows}
+        stored = await store.insert_reports(conn, due)
         files = [
             (
                 self.app.settings.of(TasksSettings).reports_path / report_filename(c.user_id, c.start, c.end),

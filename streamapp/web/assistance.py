@@ -22,13 +22,14 @@ from streamapp.auth import (
 from streamapp.config.assistance import AssistanceSettings
 from streamapp.envelope import derived_id, utcnow
 from streamapp.errors import DependencyUnavailable, NotFound, StreamappError, Unauthorized, ValidationFailed
-from streamapp.models.assistance import BOT_OWNER, AssistanceIn, AssistanceRequest, channel_report
+from streamapp.models.assistance import BOT_OWNER, AssistanceIn, AssistanceRequest
 from streamapp.outbound import store
 from streamapp.outbound.service import DELIVERY_SERVICE
 from streamapp.readiness import TopicNotReady
 from streamapp.routes import ADMIN, BOT, BOT_OR_ADMIN, Operation, Reply, idempotency_key
-from streamapp.rules.assistance import RoutingError
+from streamapp.rules.assistance import RoutingError, channel_report
 from streamapp.services.assistance import RoutingUnavailable
+from streamapp.stores.assistance import assistance_request
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import JsonView, bound, db_call, parse_json_object, validation_errors
 from streamapp.web.replies import IsoTime
@@ -189,12 +190,7 @@ class AssistanceStatus(JsonView):
 
         async def fetch() -> tuple[Any, list[dict[str, Any]]]:
             async with self.host.db.pool.acquire() as conn:
-                row = await conn.fetchrow(
-                    "SELECT topic, topic_as_sent, description, customer, conversation_url, language,"
-                    " channels, routing_version, received_at FROM assistance_requests"
-                    " WHERE request_id = $1",
-                    rid,
-                )
+                row = await assistance_request(conn, rid)
                 return row, await store.history(conn, str(rid))
 
         row, deliveries = await db_call(fetch)

@@ -32,6 +32,7 @@ from streamapp.models.licenses import (
 )
 from streamapp.readiness import TopicNotReady
 from streamapp.routes import READER, WEBHOOK_SECRET, Operation, Reply, idempotency_key
+from streamapp.stores import licenses as store
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web import webhook
 from streamapp.web.base import (
@@ -114,11 +115,6 @@ def is_xml(request: Request, body: bytes) -> bool:
     return body.lstrip()[:1] == b"<"
 
 
-async def query(app: Host, sql: str, *args: Any) -> list[Any]:
-    """Run a read query; a database that is down is a 503, not a 500."""
-    return list(await db_call(lambda: app.db.pool.fetch(sql, *args)))
-
-
 async def bind_key(app: Host, key: str, customer: CustomerRecord) -> None:
     """Bind an Idempotency-Key to its record; the same key with another record is a 422.
 
@@ -128,16 +124,7 @@ async def bind_key(app: Host, key: str, customer: CustomerRecord) -> None:
     if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
         raise ValidationFailed(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
     digest = hashlib.sha256(json.dumps(customer.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-    stored = await db_call(
-        lambda: app.db.pool.fetchval(
-            "WITH new AS (INSERT INTO salesforce_idempotency_keys (idempotency_key, record_sha256)"
-            " VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING record_sha256)"
-            " SELECT record_sha256 FROM new UNION ALL"
-            " SELECT record_sha256 FROM salesforce_idempotency_keys WHERE idempotency_key = $1",
-            key,
-            digest,
-        )
-    )
+    stored = await db_call(lambda: store.bind_idempotency_key(app.db.pool, key, digest))
     if stored != digest:
         raise IdempotencyKeyReused("this Idempotency-Key was used for a different record")
 
@@ -230,21 +217,10 @@ class Customers(JsonView):
         require_reader(self.host, aiohttp_request(request))
         page = parse_query(request, PageQuery)
         after = decode_cursor(page.after, 1)[0] if page.after else None
-        customers = await query(
-            self.host,
-            "SELECT id, name, account_manager, signed_tos, updated_at FROM customers"
-            " WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2",
-            after,
-            page.limit + 1,
-        )
+        customers = await db_call(lambda: store.customers(self.host.db.pool, after, page.limit + 1))
         shown = customers[: page.limit]
         licenses: dict[str, list[dict[str, Any]]] = {}
-        for row in await query(
-            self.host,
-            "SELECT customer_id, sku, active, granted_at, revoked_at FROM licenses"
-            " WHERE customer_id = ANY($1::text[]) ORDER BY customer_id, sku",
-            [c["id"] for c in shown],
-        ):
+        for row in await db_call(lambda: store.licenses_of(self.host.db.pool, [c["id"] for c in shown])):
             licenses.setdefault(row["customer_id"], []).append(_license(row))
         return self.reply(
             CustomersPage,
@@ -270,17 +246,7 @@ class Licenses(JsonView):
 
     async def get(self, request: Request, customer_id: str) -> Response:
         require_reader(self.host, aiohttp_request(request))
-        rows = await query(
-            self.host,
-            """
-            SELECT c.id AS customer, l.sku, l.active, l.granted_at, l.revoked_at
-            FROM (SELECT $1::text AS id) q
-            LEFT JOIN customers c ON c.id = q.id
-            LEFT JOIN licenses l ON l.customer_id = q.id
-            ORDER BY l.sku
-            """,
-            customer_id,
-        )
+        rows = await db_call(lambda: store.customer_licenses(self.host.db.pool, customer_id))
         if rows[0]["customer"] is None and rows[0]["sku"] is None:
             raise NotFound(f"unknown customer {customer_id!r}")
         return self.reply(
@@ -298,19 +264,9 @@ class LicenseHistory(JsonView):
     async def get(self, request: Request, customer_id: str) -> Response:
         require_reader(self.host, aiohttp_request(request))
         limit = parse_query(request, HistoryQuery).limit
-        rows = await query(
-            self.host,
-            """
-            SELECT update_id, sku, action, effective_at, source_event_id, recorded_at
-            FROM license_history WHERE customer_id = $1
-            ORDER BY effective_at DESC, recorded_at DESC, sku DESC
-            LIMIT $2
-            """,
-            customer_id,
-            limit,
-        )
+        rows = await db_call(lambda: store.license_history(self.host.db.pool, customer_id, limit))
         if not rows:
-            known = await query(self.host, "SELECT 1 FROM customers WHERE id = $1", customer_id)
+            known = await db_call(lambda: store.customer_exists(self.host.db.pool, customer_id))
             if not known:
                 raise NotFound(f"unknown customer {customer_id!r}")
         return self.reply(

@@ -17,7 +17,7 @@ from streamapp.models.tasks import TaskFact, TaskWebhook
 from streamapp.readiness import TopicNotReady
 from streamapp.routes import READER, WEBHOOK_SECRET, Operation, Reply
 from streamapp.rules.tasks import ReportContent, build_report
-from streamapp.services.tasks import user_transitions
+from streamapp.stores import tasks as store
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import (
     JsonView,
@@ -185,9 +185,7 @@ class TasksWebhook(Webhook):
 class Task(JsonView):
     async def get(self, request: Request, task_id: str) -> Response:
         require_reader(self.host, aiohttp_request(request))
-        row = await db_call(
-            lambda: self.host.db.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
-        )
+        row = await db_call(lambda: store.task(self.host.db.pool, task_id))
         if row is None or row["status"] == "unknown":
             raise NotFound(f"unknown task {task_id!r}")
         return self.reply(TaskReply, task_json(row))
@@ -199,14 +197,7 @@ class TaskEvents(JsonView):
     async def get(self, request: Request, task_id: str) -> Response:
         require_reader(self.host, aiohttp_request(request))
         wanted = parse_query(request, TaskEventsQuery).status
-        rows = await db_call(
-            lambda: self.host.db.pool.fetch(
-                "SELECT * FROM task_events WHERE task_id = $1 AND ($2::text IS NULL OR status = $2)"
-                " ORDER BY ts, event_id",
-                task_id,
-                wanted,
-            )
-        )
+        rows = await db_call(lambda: store.task_events(self.host.db.pool, task_id, wanted))
         if not rows and wanted is None:
             raise NotFound(f"no events for task {task_id!r}")
         return self.reply(
@@ -238,17 +229,8 @@ class UserTasks(JsonView):
         # Keyset: (creation time, id) of the last task shown; never created sorts first.
         created, after_id = decode_cursor(query.after, 2) if query.after else (None, None)
         rows = await db_call(
-            lambda: self.host.db.pool.fetch(
-                "SELECT * FROM tasks WHERE user_id = $1 AND status <> 'unknown'"
-                " AND ($2::text IS NULL OR status = $2)"
-                " AND ($3::text IS NULL"
-                "      OR (coalesce(created_at, '-infinity'), task_id) > ($3::text::timestamptz, $4))"
-                " ORDER BY coalesce(created_at, '-infinity'), task_id LIMIT $5",
-                user_id,
-                query.status,
-                created,
-                after_id,
-                query.limit + 1,
+            lambda: store.user_tasks(
+                self.host.db.pool, user_id, query.status, created, after_id, query.limit + 1
             )
         )
         more = len(rows) > query.limit
@@ -270,18 +252,7 @@ class Reports(JsonView):
     async def get(self, request: Request, user_id: str) -> Response:
         require_reader(self.host, aiohttp_request(request))
         start, end = time_range(request)
-        rows = await db_call(
-            lambda: self.host.db.pool.fetch(
-                """
-                SELECT DISTINCT ON (start_at) start_at, end_at, revision, content, computed_at
-                FROM task_reports WHERE user_id = $1 AND start_at >= $2 AND end_at <= $3
-                ORDER BY start_at, revision DESC
-                """,
-                user_id,
-                start,
-                end,
-            )
-        )
+        rows = await db_call(lambda: store.user_reports(self.host.db.pool, user_id, start, end))
         reports = [
             {
                 **json.loads(r["content"]),
@@ -304,7 +275,7 @@ class ReportSummary(JsonView):
 
         async def transitions() -> Any:
             async with self.host.db.pool.acquire() as conn:
-                return await user_transitions(conn, user_id)
+                return await store.user_transitions(conn, user_id)
 
         report = build_report(user_id, start, end, await db_call(transitions))
         return self.json(report.model_dump(mode="json"))

@@ -207,7 +207,7 @@ async def test_a_user_silent_after_the_interval_still_gets_its_report(
     )
     try:
         async with pool.acquire() as conn:
-            await apply_migrations(conn, load_migrations("tasks", "streamapp.db.migrations.tasks"))
+            await apply_migrations(conn, load_migrations("tasks", "streamapp.stores.tasks.migrations"))
         settings = Settings(report_interval=interval, report_dir=tmp_path)
         app = SimpleNamespace(settings=settings, db=SimpleNamespace(pool=pool))
         service = ReportService(app)

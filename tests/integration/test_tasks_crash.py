@@ -16,9 +16,9 @@ from aiokafka import TopicPartition
 
 from simulator.tasks import TaskScript, deliveries
 from streamapp.envelope import Envelope
-from streamapp.models.tasks import TaskFact, TaskWebhook, Transition, fold
-from streamapp.rules.tasks import ReportContent, build_report, interval_of
-from streamapp.services.tasks import users_transitions
+from streamapp.models.tasks import TaskFact, TaskWebhook, Transition
+from streamapp.rules.tasks import ReportContent, build_report, fold, interval_of
+from streamapp.stores.tasks import users_transitions
 from tests.integration.conftest import REPORT_INTERVAL
 from tests.integration.stack import Worker, eventually
 

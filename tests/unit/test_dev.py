@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from streamapp.config.carts import CartsSettings
-from streamapp.dev import banner, mint_carts_token, prepare_credentials, simulator_options, with_carts_token
-from streamapp.rpc.carts.auth import TokenVerifier
+from streamapp.dev import banner, offers, prepare_credentials, simulator_options
+from streamapp.pipelines.carts import pipeline as carts
 from streamapp.settings import Settings
+
+# The core's dev runner with the one pipeline that adds to it (streamapp/rpc/carts/dev.py).
+PIPELINES = [carts]
 
 
 @pytest.fixture(autouse=True)
@@ -25,15 +27,15 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_dev_secrets_are_kept_private_and_stable(tmp_path: Path) -> None:
-    first = prepare_credentials(tmp_path, mint_admin=False)
+    first = prepare_credentials(tmp_path, PIPELINES, mint_admin=False)
     secret = os.environ["STREAMAPP_CARTS_JWT_SECRET"]
     assert first.admin_token is None
     assert stat.S_IMODE((tmp_path / "dev-secrets.json").stat().st_mode) == 0o600
     del os.environ["STREAMAPP_CARTS_JWT_SECRET"]
-    again = prepare_credentials(tmp_path, mint_admin=True)
+    again = prepare_credentials(tmp_path, PIPELINES, mint_admin=True)
     # A restart keeps the secret and the user (tokens printed before stay valid).
     assert os.environ["STREAMAPP_CARTS_JWT_SECRET"] == secret
-    assert again.carts_user == first.carts_user
+    assert again.kept["carts_user"] == first.kept["carts_user"]
     assert again.admin_token is not None
     assert os.environ["STREAMAPP_ADMIN_TOKEN"] == again.admin_token
 
@@ -41,29 +43,20 @@ def test_dev_secrets_are_kept_private_and_stable(tmp_path: Path) -> None:
 def test_a_secret_the_user_set_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMAPP_CARTS_JWT_SECRET", "x" * 40)
     monkeypatch.setenv("STREAMAPP_ADMIN_TOKEN", "mine")
-    credentials = prepare_credentials(tmp_path, mint_admin=True)
+    credentials = prepare_credentials(tmp_path, PIPELINES, mint_admin=True)
     assert os.environ["STREAMAPP_CARTS_JWT_SECRET"] == "x" * 40
     assert credentials.admin_token == "mine"
 
 
-def test_the_minted_carts_token_is_taken_by_the_server(tmp_path: Path) -> None:
-    credentials = prepare_credentials(tmp_path, mint_admin=False)
-    settings = CartsSettings(data_dir=tmp_path)
-    caller = TokenVerifier(settings).verify(mint_carts_token(settings, credentials.carts_user))
-    assert str(caller.user_uuid) == credentials.carts_user
-    assert caller.admin
-    # With an audience and issuer configured, the token names them.
-    strict = CartsSettings(data_dir=tmp_path, carts_jwt_audience="shop", carts_jwt_issuer="dev")
-    assert TokenVerifier(strict).verify(mint_carts_token(strict, credentials.carts_user)).admin
-
-
 def test_banner_names_every_address(tmp_path: Path) -> None:
-    credentials = prepare_credentials(tmp_path, mint_admin=False)
+    credentials = prepare_credentials(tmp_path, PIPELINES, mint_admin=False)
     settings = Settings(data_dir=tmp_path, web_port=7000, ingest_port=7001, carts_grpc_port=7002)
-    credentials = with_carts_token(settings, credentials)
+    offered = offers(settings, credentials, PIPELINES)
+    (carts_token,) = (offer.environment["STREAMAPP_DEV_CARTS_TOKEN"] for offer in offered)
     text = banner(
         settings,
         credentials,
+        offered,
         ingest=True,
         standins="http://127.0.0.1:7003",
         log_file=tmp_path / "streamapp.log",
@@ -74,7 +67,7 @@ def test_banner_names_every_address(tmp_path: Path) -> None:
         "http://127.0.0.1:7000/docs",
         "http://127.0.0.1:7001/salesforce/webhook",
         "127.0.0.1:7002",
-        credentials.carts_token,
+        carts_token,
         "http://127.0.0.1:7003/",
         str(tmp_path.resolve()),
         "Ctrl-C",

@@ -21,7 +21,7 @@ def test_unknown_pipeline_is_an_error() -> None:
 
 
 def test_migrations_load_in_order() -> None:
-    migrations = load_migrations("licenses", "streamapp.db.migrations.licenses")
+    migrations = load_migrations("licenses", "streamapp.stores.licenses.migrations")
     assert next(m.version for m in migrations) == "0001_licenses"
     assert all(m.scope == "licenses" and len(m.checksum) == 64 for m in migrations)
 

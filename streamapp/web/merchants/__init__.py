@@ -50,6 +50,7 @@ from streamapp.routes import (
     Reply,
     idempotency_key,
 )
+from streamapp.stores import merchants as merchants_store
 from streamapp.typing import Topic, aiohttp_request
 from streamapp.web.base import (
     JsonView,
@@ -127,11 +128,7 @@ class Clients:
             return str(cached["api_key_hash"])
         if client_id in self.unknown:
             return None
-        row = await db_call(
-            lambda: self.app.db.pool.fetchrow(
-                "SELECT client_id, api_key_hash, url FROM merchant_clients WHERE client_id = $1", client_id
-            )
-        )
+        row = await db_call(lambda: merchants_store.client(self.app.db.pool, client_id))
         if row is None:
             self.unknown.add(client_id)
             return None
@@ -205,34 +202,21 @@ class CreateWebhook(JsonView):
         client_id, url = registration.client_id, registration.url
         endpoint = f"merchants:{client_id}"
         async with self.host.db.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT api_key_hash FROM merchant_clients WHERE client_id = $1 FOR UPDATE", client_id
-            )
-            if row is not None:
+            known_hash = await merchants_store.lock_client_key_hash(conn, client_id)
+            if known_hash is not None:
                 key = bearer(raw)
-                if key is None or not same(hash_key(key), row["api_key_hash"]):
+                if key is None or not same(hash_key(key), known_hash):
                     raise Unauthorized("replacing a client's URL needs that client's API key")
-                await conn.execute(
-                    "UPDATE merchant_clients SET url = $2, updated_at = now() WHERE client_id = $1",
-                    client_id,
-                    url,
-                )
+                await merchants_store.set_client_url(conn, client_id, url)
                 secret = await store.webhook_secret(conn, endpoint) or signing.new_secret()
                 await store.upsert_endpoint(conn, endpoint, url, secret)
-                key_hash, api_key, status = row["api_key_hash"], None, 200
+                key_hash, api_key, status = known_hash, None, 200
             else:
                 if not admin:
                     raise Unauthorized("creating a client needs the admin token")
                 api_key = "sk_" + secrets.token_urlsafe(32)
                 key_hash, secret, status = hash_key(api_key), signing.new_secret(), 201
-                inserted = await conn.fetchval(
-                    "INSERT INTO merchant_clients (client_id, api_key_hash, url) VALUES ($1, $2, $3)"
-                    " ON CONFLICT DO NOTHING RETURNING client_id",
-                    client_id,
-                    key_hash,
-                    url,
-                )
-                if inserted is None:
+                if not await merchants_store.insert_client(conn, client_id, key_hash, url):
                     raise Conflict(f"client {client_id!r} was registered concurrently; retry")
                 await store.upsert_endpoint(conn, endpoint, url, secret)
         await self.clients.publish(ClientRecord(client_id=client_id, api_key_hash=key_hash, url=url))
@@ -281,19 +265,9 @@ class NormalizeMerchant(Webhook):
     ) -> bool:
         """Record the request; for a repeated key, tell whether it still needs publishing."""
         async with self.host.db.pool.acquire() as conn:
-            inserted = await conn.fetchval(
-                "INSERT INTO merchant_requests (request_id, client_id, idempotency_key, transaction)"
-                " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT DO NOTHING RETURNING request_id",
-                request_id,
-                client_id,
-                idempotency_key,
-                json.dumps(stored),
-            )
-            if inserted is not None:
+            if await merchants_store.insert_request(conn, request_id, client_id, idempotency_key, stored):
                 return True
-            row = await conn.fetchrow(
-                "SELECT transaction, status FROM merchant_requests WHERE request_id = $1", request_id
-            )
+            row = await merchants_store.request_transaction(conn, request_id)
         if row is None or json.loads(row["transaction"]) != stored:
             raise IdempotencyKeyReused("this Idempotency-Key was used for a different transaction")
         # Published before, unless the broker failed that time: then it is still pending.
@@ -313,14 +287,7 @@ class NormalizeResult(JsonView):
             rid = uuid.UUID(request_id)
         except ValueError as exc:
             raise NotFound(f"no request {request_id!r}") from exc
-        row = await db_call(
-            lambda: self.host.db.pool.fetchrow(
-                "SELECT status, merchant_name FROM merchant_requests"
-                " WHERE request_id = $1 AND client_id = $2",
-                rid,
-                client_id,
-            )
-        )
+        row = await db_call(lambda: merchants_store.request_status(self.host.db.pool, rid, client_id))
         if row is None:
             raise NotFound(f"no request {request_id!r}")
         merchant = {"name": row["merchant_name"]} if row["status"] == "done" else None

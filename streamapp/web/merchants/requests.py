@@ -12,6 +12,7 @@ from streamapp.auth import dev_open, is_admin
 from streamapp.config.merchants import MerchantsSettings
 from streamapp.errors import DependencyUnavailable, NotFound, Unauthorized
 from streamapp.routes import CLIENT_OR_ADMIN, Operation, Reply
+from streamapp.stores import merchants as merchants_store
 from streamapp.typing import aiohttp_request
 from streamapp.web.base import JsonView, bound, db_call, parse_query
 from streamapp.web.paging import PageQuery, decode_cursor, encode_cursor
@@ -76,25 +77,12 @@ class ClientRequests(JsonView):
         # Keyset, newest first: (received, id) of the last request shown.
         received, after_id = decode_cursor(query.after, 2) if query.after else (None, None)
         rows = await db_call(
-            lambda: self.host.db.pool.fetch(
-                "SELECT request_id, status, merchant_name, error, transaction, created_at, finished_at"
-                " FROM merchant_requests WHERE client_id = $1 AND ($2::text IS NULL OR status = $2)"
-                " AND ($3::text IS NULL"
-                "      OR (created_at, request_id) < ($3::text::timestamptz, $4::text::uuid))"
-                " ORDER BY created_at DESC, request_id DESC LIMIT $5",
-                client_id,
-                query.status,
-                received,
-                after_id,
-                query.limit + 1,
+            lambda: merchants_store.client_requests(
+                self.host.db.pool, client_id, query.status, received, after_id, query.limit + 1
             )
         )
         if not rows and query.after is None:
-            known = await db_call(
-                lambda: self.host.db.pool.fetchval(
-                    "SELECT 1 FROM merchant_clients WHERE client_id = $1", client_id
-                )
-            )
+            known = await db_call(lambda: merchants_store.client_exists(self.host.db.pool, client_id))
             if not known:
                 raise NotFound(f"no client {client_id!r}")
         shown = rows[: query.limit]

@@ -31,7 +31,7 @@ def request(channels: tuple[str, ...], request_id: uuid.UUID | None = None) -> A
 
 
 async def run(app: StreamApp, values: list[bytes]) -> None:
-    agent = app.agents["assistance.requests"]
+    agent = app.agents["assistance.notify"]
     async with agent.test_context() as tested:
         for value in values:
             await tested.put(value, key=b"k", wait=False)
