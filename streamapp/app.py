@@ -228,6 +228,7 @@ def faust_options(settings: Settings, role: Role = "worker") -> dict[str, Any]:
         # waits for them: Faust's default of 16 KiB cut a batch's changelog (~3 KB per
         # license state) into one produce request per 5 records and partition.
         "producer_max_batch_size": settings.producer_max_request_bytes // 4 if role == "worker" else 16384,
+        "stream_buffer_maxsize": settings.worker_stream_buffer if role == "worker" else 4096,
         "key_serializer": "raw",
         "value_serializer": "raw",
         # Faust binds to web_bind (its default: 0.0.0.0, every interface), not web_host.

@@ -26,7 +26,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("postgres", ("database_url", "db_", "migrate_on_start")),
     ("embedded", ("embedded_",)),
     ("web", ("web_", "max_body_bytes", "ingest_", "admin_token", "read_token", "worker_nice")),
-    ("processing", ("sink_", "dead_letter_", "max_future_skew", "retry_", "worker_gc_")),
+    ("processing", ("sink_", "dead_letter_", "max_future_skew", "retry_", "worker_gc_", "worker_stream_")),
     ("licenses", ("salesforce_",)),
     ("tasks", ("tasks_", "report_")),
     ("merchants", ("merchant_",)),

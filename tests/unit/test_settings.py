@@ -229,3 +229,18 @@ def test_worker_gc_thresholds_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert load_settings().worker_gc_thresholds == (700, 10, 10)
     with pytest.raises(ValidationError):
         Settings(worker_gc_thresholds=(-1, 10, 10))
+
+
+def test_worker_stream_buffer_becomes_faust_s_stream_buffer_for_workers_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streamapp.app import faust_options
+
+    assert Settings().worker_stream_buffer == 16_384
+    monkeypatch.setenv("STREAMAPP_WORKER_STREAM_BUFFER", "8192")
+    monkeypatch.setenv("STREAMAPP_BROKER_URL", "kafka://127.0.0.1:1")
+    settings = load_settings()
+    assert faust_options(settings)["stream_buffer_maxsize"] == 8192
+    assert faust_options(settings, role="ingest")["stream_buffer_maxsize"] == 4096  # Faust's default
+    with pytest.raises(ValidationError):
+        Settings(worker_stream_buffer=0)
