@@ -22,10 +22,10 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from bench.marker import mark_first
-from streamapp.agents.licenses import write_customers, write_license_updates
 from streamapp.envelope import Envelope
 from streamapp.models.licenses import CustomerRecord
 from streamapp.rules.licenses import CustomerSnapshot, LicenseState, LicenseUpdate, decide
+from streamapp.stores.licenses import write_customers, write_license_updates
 
 INBOUND = "licenses.inbound"
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from streamapp.db.arrays import columns
 from streamapp.db.pool import Executor
 from streamapp.models.tasks import TaskFact, TaskSnapshot, Transition, facts_to_table
 from streamapp.pipeline import Rows
@@ -92,10 +93,6 @@ WHERE (e.status, e.reason, e.late) IS DISTINCT FROM (excluded.status, excluded.r
 """
 
 
-def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    return [[row[i] for row in rows] for i in range(width)] if rows else [[] for _ in range(width)]
-
-
 async def write_snapshots(conn: asyncpg.Connection, snapshots: Sequence[TaskSnapshot]) -> None:
     """Set-based: four statements per batch whatever its size."""
     latest: dict[str, TaskSnapshot] = {}
@@ -116,7 +113,7 @@ async def write_snapshots(conn: asyncpg.Connection, snapshots: Sequence[TaskSnap
         )
         for s in latest.values()
     ]
-    changed = {row["task_id"] for row in await conn.fetch(UPSERT_TASKS, *_columns(task_rows, 9))}
+    changed = {row["task_id"] for row in await conn.fetch(UPSERT_TASKS, *columns(task_rows, 9))}
     if not changed:
         return
     await conn.execute("DELETE FROM task_transitions WHERE task_id = ANY($1::text[])", list(changed))
@@ -127,7 +124,7 @@ async def write_snapshots(conn: asyncpg.Connection, snapshots: Sequence[TaskSnap
         for seq, t in enumerate(s.transitions)
     ]
     if transitions:
-        await conn.execute(INSERT_TRANSITIONS, *_columns(transitions, 7))
+        await conn.execute(INSERT_TRANSITIONS, *columns(transitions, 7))
     events = [
         (o.event_id, s.task_id, o.event, o.ts, o.status, o.reason, o.late, s.received[str(o.event_id)])
         for s in latest.values()
@@ -135,7 +132,7 @@ async def write_snapshots(conn: asyncpg.Connection, snapshots: Sequence[TaskSnap
         for o in s.outcomes
     ]
     if events:
-        await conn.execute(UPSERT_EVENTS, *_columns(events, 8))
+        await conn.execute(UPSERT_EVENTS, *columns(events, 8))
 
 
 # --- reports

@@ -10,7 +10,6 @@ from typing import Any, cast
 import pytest
 from faust.types import TableT
 
-from streamapp.agents.licenses import rounds
 from streamapp.app import StreamApp
 from streamapp.envelope import Envelope
 from streamapp.models.licenses import CustomerRecord
@@ -147,17 +146,6 @@ async def test_records_dead_letter_a_record_postgres_refuses(app: StreamApp, rec
     table = cast("TableT[Any, Any]", app.tables["license-state"])
     assert b"c6" not in table.data
     assert set(table.data[b"c7"]["licensed"]) == {"SKU1"}
-
-
-def test_rounds_never_hold_a_key_twice_and_keep_each_keys_order() -> None:
-    """One INSERT ... ON CONFLICT may not update a row twice: grant then revoke goes in two rounds."""
-    items = [("c1", "SKU1", 1), ("c1", "SKU2", 2), ("c1", "SKU1", 3), ("c2", "SKU1", 4), ("c1", "SKU1", 5)]
-    assert rounds(items, lambda i: (i[0], i[1])) == [
-        [("c1", "SKU1", 1), ("c1", "SKU2", 2), ("c2", "SKU1", 4)],
-        [("c1", "SKU1", 3)],
-        [("c1", "SKU1", 5)],
-    ]
-    assert rounds([], lambda i: i) == []
 
 
 def test_decoded_states_trust_applied_states_until_a_rebalance(monkeypatch: pytest.MonkeyPatch) -> None:
