@@ -115,8 +115,14 @@ class DevStack:
         return code, time.monotonic() - began
 
     def left_behind(self) -> list[str]:
-        alive = [p for p in self.descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        found = [" ".join(p.cmdline()) for p in alive]
+        found = []
+        for proc in self.descendants:
+            # A child may exit (or turn zombie) between any two of these calls: that is "gone".
+            try:
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(" ".join(proc.cmdline()))
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue
         if (self.data_dir / "pgdata" / "postmaster.pid").exists():
             found.append("PostgreSQL (postmaster.pid still there)")
         return found
