@@ -27,6 +27,7 @@ from simulator.merchants import MerchantClient, Receiver
 from simulator.records import Population
 from simulator.sending import Tally, post
 from simulator.tasks import TaskScript, deliveries
+from streamapp.processes import ignore_further_stop_signals
 
 SYSTEMS = ("salesforce", "tasks", "merchants", "assistance", "carts")
 # Lively by default: three events a second per system. `--calm` is the old simulator's pace.
@@ -216,6 +217,7 @@ async def run(args: argparse.Namespace) -> int:
     asked = asyncio.ensure_future(stopping.wait())
     await asyncio.wait([work, asked], return_when=asyncio.FIRST_COMPLETED)
     asked.cancel()
+    ignore_further_stop_signals(loop)
     if not work.done():
         done, _ = await asyncio.wait([work], timeout=STOP_GRACE)
         if not done:

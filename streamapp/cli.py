@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from streamapp.errors import CannotStart, InvalidSettings
-from streamapp.processes import READY_LINE, run_worker, setup_logging
+from streamapp.processes import READY_LINE, ignore_further_stop_signals, run_worker, setup_logging
 from streamapp.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ async def _run_services(settings: Settings) -> None:
         print(READY_LINE, flush=True)
         await stop.wait()
     finally:
+        ignore_further_stop_signals(loop)
         # The broker first, PostgreSQL last (the order they were started in): a worker
         # still stopping may need the database after the broker is gone.
         for service in started:
@@ -104,6 +105,7 @@ async def _run_standins(settings: Settings) -> None:
         print(READY_LINE, flush=True)
         await stop.wait()
     finally:
+        ignore_further_stop_signals(loop)
         await standins.stop()
 
 

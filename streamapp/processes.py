@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
 import os
+import signal
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +19,25 @@ if TYPE_CHECKING:
 
 # `streamapp services` prints it once the broker and PostgreSQL answer.
 READY_LINE = "STREAMAPP_SERVICES_READY"
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def ignore_further_stop_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """Once a process is stopping, a second SIGINT/SIGTERM changes nothing: ignore it.
+
+    Ctrl-C reaches every process of `dev`'s group, and `dev` then sends SIGTERM as it
+    stops them, so a second signal often arrives while asyncio.run() closes the loop.
+    CPython 3.11's unix loop closes its self-pipe *before* removing its signal handlers,
+    and a signal in between prints "Exception ignored when trying to write to the signal
+    wakeup fd ... OSError: Bad file descriptor" with a traceback on the terminal. Removing
+    the handlers ourselves while the loop is open, then ignoring the signals, closes that
+    window (and a late Ctrl-C cannot raise KeyboardInterrupt during shutdown either).
+    """
+    for sig in STOP_SIGNALS:
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def setup_logging(settings: Settings) -> None:
