@@ -68,7 +68,7 @@ def state_value(i: int) -> bytes:
         licensed=frozenset({"SKU1"} | ({"SKU2"} if i % 2 == 0 else set())),
         effective_at=datetime(2026, 1, 1, tzinfo=UTC),
         last_event_id=uuid.UUID(int=i + 2),
-        recent_event_ids=(uuid.UUID(int=i + 2),),
+        recent_event_ids=(str(uuid.UUID(int=i + 2)),),
     )
     return json.dumps(dump_state(state)).encode()
 

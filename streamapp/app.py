@@ -18,6 +18,7 @@ from streamapp.compat import (
     use_durable_store,
     use_fetched_end_offsets,
     use_keep_local_state_recovery,
+    use_waking_fetch,
 )
 from streamapp.db.migrate import Migration, pipeline_migrations
 from streamapp.db.pool import Database
@@ -274,4 +275,5 @@ def create_app(
         use_fetched_end_offsets()
     use_durable_store()
     use_batched_drain()
+    use_waking_fetch()
     return StreamApp(settings, pipelines, role=role)

@@ -11,7 +11,7 @@ from faust.types import TableT
 
 from streamapp.envelope import Envelope
 from streamapp.errors import describe
-from streamapp.models.licenses import CustomerRecord
+from streamapp.models.licenses import CustomerEnvelope
 from streamapp.rules.licenses import CustomerSnapshot, LicenseState, LicenseUpdate, decide
 from streamapp.runtime.effects import Effects, Invalid, Output, StateWrite
 from streamapp.runtime.runner import BatchRuntime
@@ -87,11 +87,11 @@ class RecordProcessor:
         """`plan`, with the states of `pending` (written by a plan not applied yet) taken as the table's."""
         effects: Effects[LicenseRow] = Effects()
         states: dict[bytes, tuple[Event, LicenseState]] = {}
+        decode = CustomerEnvelope.model_validate_json
         for event in events:
-            envelope: Envelope | None = None
             try:
-                envelope = Envelope.decode(event.value)
-                record = CustomerRecord.model_validate(envelope.payload)
+                envelope = decode(event.value)
+                record = envelope.payload
                 key = record.id.encode()
                 if key in states:
                     current: LicenseState | None = states[key][1]
@@ -101,22 +101,35 @@ class RecordProcessor:
                     current = self.decoded.get(key)
                 decision = decide(current, envelope, record)
             except Exception as exc:
-                event_id = str(envelope.event_id) if envelope else None
-                effects.invalid.append(Invalid(event, describe(exc), event_id))
+                effects.invalid.append(Invalid(event, describe(exc), _event_id(event.value)))
                 continue
             if decision.state is not None:
                 states[key] = (event, decision.state)
             for update in decision.updates:
                 effects.rows.append(update)
-                effects.outputs.append(Output(self.updates_topic, key, update.model_dump_json().encode()))
+                effects.outputs.append(Output(self.updates_topic, key, dump_update(update)))
             if decision.customer is not None:
                 effects.rows.append(decision.customer)
-                value = decision.customer.model_dump_json().encode()
-                effects.outputs.append(Output(self.customers_topic, key, value))
+                effects.outputs.append(Output(self.customers_topic, key, dump_customer(decision.customer)))
         effects.state = [
             StateWrite(key, state, event.message.partition) for key, (event, state) in states.items()
         ]
         return effects
+
+
+# The JSON of a model straight from its pydantic-core serializer: what
+# `model_dump_json().encode()` gives, without that wrapper's argument handling and the
+# str round trip (~0.5 us per message; ~1.5 messages per record).
+dump_update = LicenseUpdate.__pydantic_serializer__.to_json
+dump_customer = CustomerSnapshot.__pydantic_serializer__.to_json
+
+
+def _event_id(raw: bytes) -> str | None:
+    """The event id of a record the plan refused, if its envelope is readable, for the dead letter."""
+    try:
+        return str(Envelope.decode(raw).event_id)
+    except ValueError:
+        return None
 
 
 # --- sinks ------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from streamapp.publishing import Output
 from streamapp.typing import Event
@@ -17,9 +17,10 @@ INVALID = "invalid"  # the plan refused the event: it does not decode, validate 
 REJECTED = "rejected"  # applying the event's effects failed for good (PostgreSQL data, message size ...)
 
 
-@dataclass(frozen=True, slots=True)
-class StateWrite:
+class StateWrite(NamedTuple):
     """`table[key] = value`, with the changelog on `partition` (the source event's, for co-partitioning).
+
+    A named tuple, as `Output` is: cheap to make, and immutable.
 
     With a runtime given `encode_state`, `value` is the processor's own object and
     `encode_state(value)` the changelog value (see `BatchRuntime`).

@@ -90,4 +90,8 @@ class DecodedStates:
 
 def encode_state(state: LicenseState) -> bytes:
     """`state` as its changelog record's value: JSON, what `dump_state` gives after a JSON round trip."""
-    return state.model_dump_json().encode()
+    return _dump_state(state)
+
+
+# pydantic-core's serializer itself: `model_dump_json().encode()` without the wrapper.
+_dump_state = LicenseState.__pydantic_serializer__.to_json

@@ -178,6 +178,87 @@ def test_the_drain_loop_replaced_is_the_one_copied() -> None:
     assert params(mode.Service.wait_first) == ["self", "coros", "timeout"]
 
 
+# --- the fetch loop's wait (compat.waking_wait_next_records) ------------------------------
+
+# sha256 of `inspect.getsource(faust.transport.consumer.Consumer._wait_next_records)` in
+# faust-streaming 0.15.3, the method `compat.waking_wait_next_records` copies.
+UPSTREAM_WAIT_NEXT_RECORDS_SHA256 = "6218e1969a636b3ff504ad1b8e7ad58a113572e43d746cc96d684ed5153032c6"
+
+
+def test_the_fetch_wait_replaced_is_the_one_copied() -> None:
+    import hashlib
+
+    from streamapp import compat
+
+    consumer = faust.transport.consumer.Consumer
+    compat.use_waking_fetch()
+    compat.use_waking_fetch()  # idempotent
+    upstream = consumer._streamapp_upstream_wait_next_records  # type: ignore[attr-defined]
+    assert consumer._wait_next_records is compat.waking_wait_next_records
+    assert consumer.on_buffer_drop is compat.waking_on_buffer_drop
+    source = inspect.getsource(upstream)
+    assert hashlib.sha256(source.encode()).hexdigest() == UPSTREAM_WAIT_NEXT_RECORDS_SHA256
+    assert "await self.sleep(1)" in source  # the one line replaced
+    for name in ("not_waiting_next_records", "can_resume_flow", "flow_active", "_get_active_partitions"):
+        assert name in inspect.getsource(consumer), name
+    assert params(consumer._getmany) == ["self", "active_partitions", "timeout"]
+    # The conductor takes the consumer's bound `on_buffer_drop` when it builds a handler.
+    assert "app.consumer.on_buffer_drop" in inspect.getsource(faust.transport.conductor)
+
+
+class Fetching(mode.Service):
+    """What `compat.waking_wait_next_records` uses of a consumer: every partition paused (buffers full)."""
+
+    flow_active = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.app = type("App", (), {"client_only": False})()
+        self.not_waiting_next_records = asyncio.Event()
+        self.can_resume_flow = asyncio.Event()
+        self.active: set[TP] = set()
+        self.fetched: list[set[TP]] = []
+
+    def _get_active_partitions(self) -> set[TP]:
+        return self.active
+
+    async def _getmany(self, active_partitions: set[TP], timeout: float) -> dict[TP, list[Any]]:
+        self.fetched.append(set(active_partitions))
+        return {}
+
+    def _streamapp_upstream_on_buffer_drop(self, tp: TP) -> None:
+        self.active.add(tp)
+
+
+async def test_a_buffer_drop_wakes_the_fetch_loop_at_once() -> None:
+    # Found: with every partition paused, Faust's fetch loop slept a whole second
+    # however soon the buffer drained; the agent then ran dry (a third idle).
+    from streamapp.compat import waking_on_buffer_drop, waking_wait_next_records
+
+    consumer = Fetching()
+    waiting = asyncio.ensure_future(waking_wait_next_records(consumer, 1.0))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # paused: nothing fetched, waiting
+    tp = TP("licenses.inbound", 0)
+    waking_on_buffer_drop(consumer, tp)
+    # Woken long before Faust's second (a generous bound for a loaded machine).
+    records, _ = await asyncio.wait_for(waiting, 0.5)
+    assert records == {}
+    assert consumer.fetched == []
+    # The next round fetches the partition that drained.
+    await waking_wait_next_records(consumer, 1.0)
+    assert consumer.fetched == [{tp}]
+
+
+async def test_without_a_drop_the_wait_still_ends_within_the_second() -> None:
+    from streamapp.compat import waking_wait_next_records
+
+    consumer = Fetching()
+    started = asyncio.get_running_loop().time()
+    assert await waking_wait_next_records(consumer, 1.0) == ({}, set())
+    assert 0.9 <= asyncio.get_running_loop().time() - started < 5
+
+
 class Draining(mode.Service):
     """What `compat.deliver` uses of a consumer: `wait_first` and `suspend_flow`."""
 

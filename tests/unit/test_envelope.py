@@ -21,3 +21,10 @@ def test_derived_ids_are_stable_and_distinct() -> None:
     assert derived_id("a", "b") == derived_id("a", "b")
     assert derived_id("a", "b") != derived_id("ab")
     assert derived_id("a", "b").version == 5
+
+
+def test_derived_ids_are_uuid5_in_the_event_namespace() -> None:
+    from streamapp.envelope import EVENT_NAMESPACE
+
+    for parts in [("a",), ("salesforce.json", "key"), ("é", "", "x" * 300), ()]:
+        assert derived_id(*parts) == uuid.uuid5(EVENT_NAMESPACE, "\x1f".join(parts))

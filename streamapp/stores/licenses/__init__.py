@@ -5,6 +5,7 @@ set-based upserts of licenses, their history and customers."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -38,7 +39,7 @@ async def license_states(conn: asyncpg.Connection) -> Rows:
         skus: dict[str, bool] = json.loads(row["skus"])
         # The event ids PostgreSQL remembers, oldest first, each once: redeliveries of
         # them stay duplicates after the rebuild.
-        recent = list(dict.fromkeys([*(row["recent"] or []), row["source_event_id"]]))
+        recent = list(dict.fromkeys(map(str, [*(row["recent"] or []), row["source_event_id"]])))
         effective = max(filter(None, (row["effective_at"], row["licenses_at"])))
         state = LicenseState(
             customer=CustomerRecord(
@@ -51,7 +52,7 @@ async def license_states(conn: asyncpg.Connection) -> Rows:
             ),
             licensed=frozenset(sku for sku, active in skus.items() if active),
             effective_at=effective,
-            last_event_id=recent[-1],
+            last_event_id=uuid.UUID(recent[-1]),
             recent_event_ids=tuple(recent[-RECENT_EVENTS:]),
         )
         rows.append((row["id"].encode(), dump_state(state)))

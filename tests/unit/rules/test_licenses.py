@@ -107,7 +107,7 @@ def test_out_of_order_older_record_is_stale() -> None:
     assert older.updates == []
     assert older.state is not None
     assert older.state.licensed == {"SKU2"}
-    assert e.event_id in older.state.recent_event_ids
+    assert str(e.event_id) in older.state.recent_event_ids
 
 
 def test_update_ids_are_stable_for_the_same_event() -> None:
