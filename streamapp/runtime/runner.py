@@ -201,21 +201,12 @@ class BatchRuntime(Generic[R]):
         previous = await self._planned_for(current)
         if previous is None:
             return
-        pending: dict[Any, StateWrite] = {write.key: write for write in previous.state}
-        merged: Effects[R] = Effects()
-        states: dict[Any, StateWrite] = {}
-        events = list(following)
-        for start in range(0, len(events), PLAN_AHEAD_SLICE):
-            part = processor.plan_after(events[start : start + PLAN_AHEAD_SLICE], pending)
-            merged.invalid += part.invalid
-            merged.rows += part.rows
-            merged.outputs += part.outputs
-            for write in part.state:
-                states[write.key] = pending[write.key] = write
-            # Let the current batch's PostgreSQL and broker replies be read between slices.
-            await asyncio.sleep(0)
-        merged.state = list(states.values())
-        self._ahead = PlannedAhead(following, merged, generation, current)
+        pending = {write.key: write for write in previous.state}
+        # In one go. Planned in slices with the event loop let in between (so the current
+        # batch's replies were read sooner), it cost ~6 us more CPU per record and was
+        # no faster (bench/peers.py, A/B in the closing note of issue 10).
+        effects = processor.plan_after(following, pending)
+        self._ahead = PlannedAhead(following, effects, generation, current)
 
     async def _narrow(self, events: list[Event], lettered: set[int], exc: Exception) -> None:
         if len(events) == 1:
@@ -305,11 +296,6 @@ class BatchRuntime(Generic[R]):
             event_id=refused.event_id,
         )
         lettered.add(id(event))
-
-
-# Events planned at a time when planning ahead; between slices the event loop reads
-# the current batch's replies (a slice of the licenses plan takes ~10 ms).
-PLAN_AHEAD_SLICE = 250
 
 
 @runtime_checkable
