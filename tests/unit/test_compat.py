@@ -153,18 +153,23 @@ def test_the_consumer_thread_still_asks_highwaters_this_way() -> None:
 UPSTREAM_DRAIN_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
 
 
-def test_the_drain_loop_replaced_is_the_one_copied() -> None:
+def upstream_source(install: Any, kept: str, sha256: str) -> str:
+    """Install a patch twice (idempotent), then the source of the upstream method it kept, checked."""
     import hashlib
 
+    install()
+    install()
+    source = inspect.getsource(getattr(faust.transport.consumer.Consumer, kept))
+    assert hashlib.sha256(source.encode()).hexdigest() == sha256
+    return source
+
+
+def test_the_drain_loop_replaced_is_the_one_copied() -> None:
     from streamapp import compat
 
     consumer = faust.transport.consumer.Consumer
-    compat.use_batched_drain()
-    compat.use_batched_drain()  # idempotent
-    upstream = consumer._streamapp_upstream_drain  # type: ignore[attr-defined]
+    source = upstream_source(compat.use_batched_drain, "_streamapp_upstream_drain", UPSTREAM_DRAIN_SHA256)
     assert consumer._drain_messages is compat.batched_drain_messages
-    source = inspect.getsource(upstream)
-    assert hashlib.sha256(source.encode()).hexdigest() == UPSTREAM_DRAIN_SHA256
     # The one call replaced, and the names the copy reads.
     assert (
         "await self.wait_first(\n                                callback(message), self.suspend_flow.wait()"
@@ -186,18 +191,14 @@ UPSTREAM_WAIT_NEXT_RECORDS_SHA256 = "6218e1969a636b3ff504ad1b8e7ad58a113572e43d7
 
 
 def test_the_fetch_wait_replaced_is_the_one_copied() -> None:
-    import hashlib
-
     from streamapp import compat
 
     consumer = faust.transport.consumer.Consumer
-    compat.use_waking_fetch()
-    compat.use_waking_fetch()  # idempotent
-    upstream = consumer._streamapp_upstream_wait_next_records  # type: ignore[attr-defined]
+    source = upstream_source(
+        compat.use_waking_fetch, "_streamapp_upstream_wait_next_records", UPSTREAM_WAIT_NEXT_RECORDS_SHA256
+    )
     assert consumer._wait_next_records is compat.waking_wait_next_records
     assert consumer.on_buffer_drop is compat.waking_on_buffer_drop
-    source = inspect.getsource(upstream)
-    assert hashlib.sha256(source.encode()).hexdigest() == UPSTREAM_WAIT_NEXT_RECORDS_SHA256
     assert "await self.sleep(1)" in source  # the one line replaced
     for name in ("not_waiting_next_records", "can_resume_flow", "flow_active", "_get_active_partitions"):
         assert name in inspect.getsource(consumer), name
