@@ -639,6 +639,66 @@ def use_waking_fetch() -> None:
     consumer_cls._streamapp_waking_fetch = True
 
 
+# --- Faust's acks: a batch's in one critical section (issue 10, speed) -----------------
+#
+# `Message.ack` -> `ConsumerMessage.on_final_ack` -> `Consumer.ack` (faust-streaming
+# 0.15.3) takes the re-entrant `ack_lock` three times per message and looks the topic's
+# acking up each time: ~1.3 us an event. `ack_messages` does the same bookkeeping for a
+# batch under one acquisition: the refcount, `acked`, and for the final ack of a
+# message of an acking topic at or past the committed offset, `_unacked_messages`,
+# `_acked_index`, `_acked` and `_n_acked`; then it wakes `_waiting_for_ack` once. The
+# contract test acks the same messages both ways on the installed Faust and compares
+# the consumer's bookkeeping; a message or consumer class with its own ack goes
+# through it, one by one.
+
+
+def ack_messages(consumer: _Any, messages: Iterable[_Any]) -> None:
+    """`message.ack(consumer)` for each of `messages`, in order, under one `ack_lock`."""
+    from faust.transport.consumer import Consumer
+    from faust.types.tuples import ConsumerMessage, Message, ack_lock
+    from mode.utils.futures import notify
+
+    if type(consumer).ack is not Consumer.ack:
+        for message in messages:
+            message.ack(consumer)
+        return
+    acks_enabled_for = consumer.app.topics.acks_enabled_for
+    committed_offset = consumer._committed_offset
+    acked_index = consumer._acked_index
+    acked = consumer._acked
+    unacked = consumer._unacked_messages
+    newly = 0
+    with ack_lock:
+        try:
+            for message in messages:
+                kind = type(message)
+                if kind.ack is not Message.ack or kind.on_final_ack is not ConsumerMessage.on_final_ack:
+                    message.ack(consumer)
+                    continue
+                # Message.ack
+                if message.acked:
+                    continue
+                refcount = message.refcount = max(message.refcount - 1, 0)
+                if refcount:
+                    continue
+                # Consumer.ack
+                message.acked = True
+                if not acks_enabled_for(message.topic):
+                    continue
+                tp, offset = message.tp, message.offset
+                committed = committed_offset[tp]
+                if committed is None or offset >= committed:
+                    index = acked_index[tp]
+                    if offset not in index:
+                        unacked.discard(message)
+                        index.add(offset)
+                        acked[tp].append(offset)
+                        newly += 1
+        finally:
+            consumer._n_acked += newly
+            notify(consumer._waiting_for_ack)
+
+
 # --- Faust's producer: the aiokafka producer under it (issue 10, speed) ----------------
 
 

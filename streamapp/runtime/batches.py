@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
-from streamapp.compat import ConsumerInternals, decode_raw_events
+from streamapp.compat import ConsumerInternals, RawEvent, ack_messages, decode_raw_events
 from streamapp.logs import position
 from streamapp.retry import backoff_delays
 from streamapp.typing import Event, Stream
@@ -89,14 +89,12 @@ async def for_each_batch(
             with contextlib.suppress(BaseException):
                 await handling
             if not handling.cancelled() and handling.exception() is None:
-                for event in batch:
-                    event.ack()
+                taker.ack(batch)
             # A batch taken ahead is never handled now: no longer held by this agent
             # (a stop or rebalance must not wait for it; its next owner reads it again).
             taker.release(following)
             raise
-        for event in batch:
-            event.ack()
+        taker.ack(batch)
         if taking is not None:
             # An error thrown into the channel is raised here, after this batch's ack.
             following = await taking
@@ -216,6 +214,14 @@ class BatchTaker:
             self.dropped = 0
         await self._seek_back()
         return batch
+
+    def ack(self, events: Sequence[Event]) -> None:
+        """Ack `events` through Faust (`Event.ack`); a batch of `RawEvent`s in one critical section."""
+        if all(isinstance(event, RawEvent) for event in events):
+            ack_messages(self.app.consumer, [event.message for event in events])
+        else:
+            for event in events:
+                event.ack()
 
     def release(self, events: Sequence[Event]) -> None:
         """Stop tracking taken `events` that will not be handled (unacked, so read again later)."""

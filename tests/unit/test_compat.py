@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any
+from typing import Any, cast
 
 import aiokafka
 import aiokafka.client
@@ -258,6 +258,78 @@ async def test_without_a_drop_the_wait_still_ends_within_the_second() -> None:
     started = asyncio.get_running_loop().time()
     assert await waking_wait_next_records(consumer, 1.0) == ({}, set())
     assert 0.9 <= asyncio.get_running_loop().time() - started < 5
+
+
+# --- acks in one critical section (compat.ack_messages) ---------------------------------
+
+
+def ack_scenario(consumer: Any, inbound: str) -> list[Any]:
+    """Messages covering every branch of Faust's ack, the consumer's bookkeeping reset."""
+    from collections import defaultdict
+    from weakref import WeakSet
+
+    from faust.types.tuples import ConsumerMessage
+
+    consumer._acked = defaultdict(list)
+    consumer._acked_index = defaultdict(set)
+    consumer._committed_offset = defaultdict(lambda: None)
+    consumer._unacked_messages = WeakSet()
+    consumer._n_acked = 0
+    consumer._committed_offset[TP(inbound, 0)] = 4
+
+    def message(topic: str, partition: int, offset: int, refcount: int = 1, acked: bool = False) -> Any:
+        tp = TP(topic, partition)
+        m = ConsumerMessage(topic, partition, offset, 0.0, 0, [], b"k", b"v", None, 1, 1, tp)
+        m.refcount, m.acked = refcount, acked
+        consumer._unacked_messages.add(m)
+        return m
+
+    twice = message(inbound, 0, 6, refcount=2)
+    return [
+        message(inbound, 0, 5),
+        twice,  # two references: the first ack is not the final one
+        message(inbound, 0, 3),  # below the committed offset
+        message("not-consumed-by-an-agent", 0, 1),  # a topic without acks
+        message(inbound, 0, 7, acked=True),
+        message(inbound, 0, 5),  # the same offset again
+        message(inbound, 0, 8, refcount=0),
+        message(inbound, 1, 0),  # nothing committed yet
+        twice,  # its second ack, in the same batch
+    ]
+
+
+def bookkeeping(consumer: Any, messages: list[Any]) -> Any:
+    unacked = {id(m) for m in consumer._unacked_messages}
+    return (
+        {tp: list(offsets) for tp, offsets in consumer._acked.items()},
+        {tp: set(offsets) for tp, offsets in consumer._acked_index.items()},
+        consumer._n_acked,
+        [(m.acked, m.refcount, id(m) in unacked) for m in messages],
+    )
+
+
+async def test_acking_a_batch_at_once_is_acking_each_message(app: StreamApp) -> None:
+    from streamapp.compat import ack_messages
+
+    consumer: Any = app.consumer
+    inbound = "licenses.inbound"
+    cast(Any, app.topics)._acking_topics.add(inbound)  # as the conductor does for a topic an agent consumes
+    assert app.topics.acks_enabled_for(inbound)
+    assert not app.topics.acks_enabled_for("not-consumed-by-an-agent")
+
+    one_by_one = ack_scenario(consumer, inbound)
+    for m in one_by_one:
+        m.ack(consumer)
+    expected = bookkeeping(consumer, one_by_one)
+
+    at_once = ack_scenario(consumer, inbound)
+    waiting = consumer._waiting_for_ack = asyncio.get_running_loop().create_future()
+    ack_messages(consumer, at_once)
+    assert bookkeeping(consumer, at_once) == expected
+    assert waiting.done()  # `Consumer.wait_empty` is woken, as by `Consumer.ack`
+    # Sanity: the scenario does reach both outcomes.
+    assert expected[2] == 4
+    assert expected[0] == {TP(inbound, 0): [5, 8, 6], TP(inbound, 1): [0]}
 
 
 class Draining(mode.Service):
