@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from playwright.async_api import async_playwright
 
 CHROMIUM = os.environ.get("STREAMAPP_CHROMIUM", "/usr/bin/chromium")
 # Headless and quiet: no first-run UI, no update or sync traffic, no QUIC probing.
@@ -31,6 +35,7 @@ ARTIFACTS = Path(os.environ.get("STREAMAPP_TEST_ARTIFACTS", Path(__file__).paren
 
 def chromium_or_skip() -> str:
     if Path(CHROMIUM).is_file() or shutil.which(CHROMIUM):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)  # for the screenshots a browser test takes
         return CHROMIUM
     message = (
         f"BROWSER TEST NOT RUN: no chromium at {CHROMIUM} "
@@ -39,3 +44,19 @@ def chromium_or_skip() -> str:
     if os.environ.get("STREAMAPP_REQUIRE_BROWSER"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+@asynccontextmanager
+async def chromium_page(width: int, height: int) -> AsyncIterator[tuple[Any, list[str]]]:
+    """A page of a headless Chromium (skipped or failed as `chromium_or_skip` says), and the
+    page errors it raises; the browser is closed afterwards, whatever happened."""
+    browser_path = chromium_or_skip()
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=browser_path, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": width, "height": height})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            yield page, errors
+        finally:
+            await browser.close()

@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from playwright.async_api import async_playwright
 
 from streamapp.deadletters import DEAD_LETTER_TOPIC, DeadLetter
 from streamapp.envelope import Envelope
 from streamapp.kafka_security import bootstrap
 from streamapp.models.licenses import CustomerRecord
-from tests.integration.browser import ARTIFACTS, CHROMIUM_ARGS, chromium_or_skip
+from tests.integration.browser import ARTIFACTS, chromium_or_skip, chromium_page
 from tests.integration.conftest import ADMIN, Client
 from tests.integration.receiver import Receiver
 from tests.integration.stack import Services, Worker, customer_record, eventually
@@ -94,7 +93,7 @@ async def keep_posting(client: Client, stop: asyncio.Event) -> int:
 async def test_the_dashboard_live_in_chromium(
     worker: Worker, client: Client, producer: AIOKafkaProducer, receiver: Receiver
 ) -> None:
-    browser_path = chromium_or_skip()
+    chromium_or_skip()  # before the data is set up
     # Older letters than the one replayed below: more than a page (10 rows) in all.
     for n in range(PAGE_ROWS):
         await producer.send_and_wait(DEAD_LETTER_TOPIC, value=filler_letter(n).encode())
@@ -107,68 +106,58 @@ async def test_the_dashboard_live_in_chromium(
 
     stop = asyncio.Event()
     posting = asyncio.create_task(keep_posting(client, stop))
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"
     shot.unlink(missing_ok=True)
     try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=browser_path, args=CHROMIUM_ARGS)
-            try:
-                page = await browser.new_page(viewport={"width": 1440, "height": 1000})
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                await page.goto(worker.url + "/")
-                # Outside dev the page asks for the admin token once.
-                await page.fill("#token", "wrong")
-                await page.click("button[type=submit]")
-                await page.wait_for_selector("text=not the admin token")
-                await page.fill("#token", ADMIN)
-                await page.click("button[type=submit]")
-                await page.wait_for_selector("#live.on", timeout=30_000)
+        async with chromium_page(1440, 1000) as (page, errors):
+            await page.goto(worker.url + "/")
+            # Outside dev the page asks for the admin token once.
+            await page.fill("#token", "wrong")
+            await page.click("button[type=submit]")
+            await page.wait_for_selector("text=not the admin token")
+            await page.fill("#token", ADMIN)
+            await page.click("button[type=submit]")
+            await page.wait_for_selector("#live.on", timeout=30_000)
 
-                # The counters move while the records flow: events in/s of licenses above zero.
-                in_rate = '[data-pipeline="licenses"] [data-stat="in"] .value'
-                # (Polled from here: the page's CSP forbids the eval that `wait_for_function` uses.)
-                rate = await eventually(
-                    lambda: page.locator(in_rate).text_content(), lambda text: number(text) > 0
-                )
-                assert number(rate) > 0
-                # The live feed shows events the agents applied (no page reload: one EventSource).
-                await page.wait_for_selector("#events li", timeout=30_000)
-                assert await page.locator("#events li").count() > 0
+            # The counters move while the records flow: events in/s of licenses above zero.
+            in_rate = '[data-pipeline="licenses"] [data-stat="in"] .value'
+            # (Polled from here: the page's CSP forbids the eval that `wait_for_function` uses.)
+            rate = await eventually(
+                lambda: page.locator(in_rate).text_content(), lambda text: number(text) > 0
+            )
+            assert number(rate) > 0
+            # The live feed shows events the agents applied (no page reload: one EventSource).
+            await page.wait_for_selector("#events li", timeout=30_000)
+            assert await page.locator("#events li").count() > 0
 
-                # Both letters are listed; the invalid one under its reason.
-                row = page.locator(f'tr[data-id="{letter.dead_letter_id}"]')
-                await row.wait_for(timeout=60_000)
-                await page.wait_for_selector(
-                    "#dl-reasons .chip:has-text('licenses · invalid')", timeout=60_000
-                )
-                await page.wait_for_selector("#deliveries td:has-text('succeeded')", timeout=60_000)
-                await page.wait_for_selector("#deliveries .attempt.ok:has-text('200')")
+            # Both letters are listed; the invalid one under its reason.
+            row = page.locator(f'tr[data-id="{letter.dead_letter_id}"]')
+            await row.wait_for(timeout=60_000)
+            await page.wait_for_selector("#dl-reasons .chip:has-text('licenses · invalid')", timeout=60_000)
+            await page.wait_for_selector("#deliveries td:has-text('succeeded')", timeout=60_000)
+            await page.wait_for_selector("#deliveries .attempt.ok:has-text('200')")
 
-                # Paging by cursor: the older page starts after the first ten and back again.
-                await page.wait_for_selector("#dl-count:has-text('1\u201310 of')")
-                await page.click("#dl-next")
-                await page.wait_for_selector("#dl-count:has-text('11\u2013')")
-                assert await row.count() == 0
-                assert await page.locator("#dl-table tbody tr:has-text('filler')").count() > 0
-                await page.click("#dl-prev")
-                await row.wait_for()
-                await row.locator("button.replay").click()
-                await page.wait_for_selector("#toast:has-text('Replayed to licenses.inbound')")
-                await page.locator(f'tr[data-id="{letter.dead_letter_id}"] .replayed').wait_for()
+            # Paging by cursor: the older page starts after the first ten and back again.
+            await page.wait_for_selector("#dl-count:has-text('1\u201310 of')")
+            await page.click("#dl-next")
+            await page.wait_for_selector("#dl-count:has-text('11\u2013')")
+            assert await row.count() == 0
+            assert await page.locator("#dl-table tbody tr:has-text('filler')").count() > 0
+            await page.click("#dl-prev")
+            await row.wait_for()
+            await row.locator("button.replay").click()
+            await page.wait_for_selector("#toast:has-text('Replayed to licenses.inbound')")
+            await page.locator(f'tr[data-id="{letter.dead_letter_id}"] .replayed').wait_for()
 
-                # It took effect: the replayed record granted its license.
-                status, body = await eventually(
-                    lambda: client.get(f"/licenses/{customer_id}"),
-                    lambda r: r[0] == 200 and bool(r[1]["licenses"]),
-                )
-                assert status == 200
-                assert [(lic["sku"], lic["active"]) for lic in body["licenses"]] == [("SKU1", True)]
-                await page.screenshot(path=str(shot), full_page=True)
-                assert errors == []
-            finally:
-                await browser.close()
+            # It took effect: the replayed record granted its license.
+            status, body = await eventually(
+                lambda: client.get(f"/licenses/{customer_id}"),
+                lambda r: r[0] == 200 and bool(r[1]["licenses"]),
+            )
+            assert status == 200
+            assert [(lic["sku"], lic["active"]) for lic in body["licenses"]] == [("SKU1", True)]
+            await page.screenshot(path=str(shot), full_page=True)
+            assert errors == []
     finally:
         stop.set()
         sent = await posting
