@@ -639,7 +639,7 @@ def use_waking_fetch() -> None:
     consumer_cls._streamapp_waking_fetch = True
 
 
-# --- Faust's acks: a batch's in one critical section (issue 10, speed) -----------------
+# --- Faust's acks: a batch's acks in one critical section (issue 10, speed) ------------
 #
 # `Message.ack` -> `ConsumerMessage.on_final_ack` -> `Consumer.ack` (faust-streaming
 # 0.15.3) takes the re-entrant `ack_lock` three times per message and looks the topic's
